@@ -1,0 +1,286 @@
+//! Every raw system call of the supervisor, each `unsafe` block with its `// SAFETY:`.
+//!
+//! Nothing outside this module uses `unsafe`. The functions here are thin: they
+//! translate return codes into [`std::io::Error`] and leave policy to callers.
+//!
+//! ```
+//! # #[cfg(unix)] {
+//! // Liveness of a pid is a plain query (signal 0):
+//! assert!(coreml_supervisor::process_alive(std::process::id()));
+//! # }
+//! ```
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::Command;
+use std::ptr::NonNull;
+
+/// Converts a `-1` return into the thread's `errno`.
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Whether a process with this pid exists (a zombie counts as existing).
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks permission and existence; no memory is passed.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Sends `signal` to every process of the group `pgid`.
+pub(crate) fn kill_group(pgid: u32, signal: libc::c_int) -> io::Result<()> {
+    let pgid =
+        libc::pid_t::try_from(pgid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: killpg takes plain integers; the caller guarantees `pgid` is a group it owns
+    // (the leader is its unreaped child, so the id cannot have been recycled).
+    check(unsafe { libc::killpg(pgid, signal) }).map(drop)
+}
+
+/// Blocks until the child `pid` has exited, without reaping it (`WNOWAIT`), so that
+/// its pid and process-group id stay reserved until [`reap`].
+pub(crate) fn wait_exited_nowait(pid: u32) -> io::Result<()> {
+    let id = libc::id_t::from(pid);
+    loop {
+        // SAFETY: siginfo_t is plain old data, so an all-zero value is valid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid, exclusively borrowed siginfo_t for the duration of the call.
+        let rc = unsafe { libc::waitid(libc::P_PID, id, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        match check(rc) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reaps the child `pid` and returns its raw wait status.
+pub(crate) fn reap(pid: u32) -> io::Result<libc::c_int> {
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: `status` is a valid out-pointer for the duration of the call.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        match check(rc) {
+            Ok(_) => return Ok(status),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Duplicates `fd` to a number `>= min` with close-on-exec set.
+pub(crate) fn dup_above(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor and touches no memory.
+    let new = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) })?;
+    // SAFETY: `new` was just returned by fcntl, is open, and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// What the child does between fork and exec. Built in the parent: the closure
+/// below only makes async-signal-safe system calls and never allocates.
+pub(crate) struct ChildSetup {
+    /// Socket end that becomes fd 3 in the helper (must not be 3 itself).
+    pub ipc_fd: RawFd,
+    /// `RLIMIT_NOFILE` for the helper.
+    pub nofile: Option<u64>,
+    /// Set `RLIMIT_CORE` to 0.
+    pub no_core: bool,
+    /// Set `PR_SET_NO_NEW_PRIVS`.
+    pub no_new_privs: bool,
+    /// A Landlock ruleset fd to enforce with `landlock_restrict_self`.
+    pub landlock_fd: Option<RawFd>,
+    /// A compiled seccomp filter to install last.
+    #[cfg(target_os = "linux")]
+    pub seccomp: Option<seccompiler::BpfProgram>,
+}
+
+/// Installs `setup` as the pre-exec hook of `cmd`.
+pub(crate) fn install_child_setup(cmd: &mut Command, setup: ChildSetup) {
+    use std::os::unix::process::CommandExt;
+    let hook = move || -> io::Result<()> {
+        // SAFETY: dup2 onto 3 replaces whatever fd 3 was in this (forked, single-threaded)
+        // child; the result has close-on-exec cleared, so the helper inherits it.
+        check(unsafe { libc::dup2(setup.ipc_fd, 3) })?;
+        if setup.no_core {
+            let zero = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: `zero` is a valid rlimit that lives across the call.
+            check(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) })?;
+        }
+        if let Some(n) = setup.nofile {
+            let lim = libc::rlimit {
+                rlim_cur: n as libc::rlim_t,
+                rlim_max: n as libc::rlim_t,
+            };
+            // SAFETY: `lim` is a valid rlimit that lives across the call.
+            check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            if setup.no_new_privs {
+                // SAFETY: prctl with integer arguments only.
+                check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
+            }
+            if let Some(fd) = setup.landlock_fd {
+                // SAFETY: landlock_restrict_self takes a ruleset fd opened by the parent
+                // (inherited across fork) and flags 0; no memory is passed.
+                let rc = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32) };
+                if rc != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if let Some(prog) = setup.seccomp.as_ref() {
+                seccompiler::apply_filter(prog).map_err(|_| io::Error::last_os_error())?;
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the forked child before exec. It only calls dup2,
+    // setrlimit, prctl, landlock_restrict_self and seccomp (async-signal-safe system
+    // calls), reads data captured before the fork, and does not allocate on success.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+}
+
+/// Probes the Landlock ABI version of the running kernel (0 = unsupported).
+#[cfg(target_os = "linux")]
+pub(crate) fn landlock_abi() -> i64 {
+    const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+    // SAFETY: with a null attr, size 0 and the VERSION flag the call only returns the ABI
+    // number; no memory is read or written.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    rc.max(0)
+}
+
+/// Creates a new POSIX shared-memory object of exactly `len` bytes (one `ftruncate`,
+/// the macOS rule) and returns its descriptor.
+pub(crate) fn shm_create(name: &CStr, len: usize) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    let fd = check(unsafe {
+        libc::shm_open(
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
+            0o600 as libc::mode_t,
+        )
+    })?;
+    // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len_off =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: ftruncate on an fd we own, integer arguments only.
+    if let Err(e) = check(unsafe { libc::ftruncate(fd.as_raw_fd(), len_off) }) {
+        let _ = shm_unlink(name);
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+/// Removes a shared-memory name.
+pub(crate) fn shm_unlink(name: &CStr) -> io::Result<()> {
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    check(unsafe { libc::shm_unlink(name.as_ptr()) }).map(drop)
+}
+
+/// A read-write `MAP_SHARED` mapping, unmapped on drop.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; all access goes through
+// bounds-checked copies (`write_at`, `read_at`) or shared byte views, so moving or
+// sharing the handle between threads is sound.
+unsafe impl Send for Mapping {}
+// SAFETY: see the Send impl; `&Mapping` only permits copies through raw pointers.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` read-write and shared.
+    pub(crate) fn new(fd: &OwnedFd, len: usize) -> io::Result<Self> {
+        // SAFETY: a fresh mapping chosen by the kernel (null hint) of an fd we own;
+        // the result is checked against MAP_FAILED before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr =
+            NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
+        Ok(Self { ptr, len })
+    }
+
+    /// Length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Copies `src` to `offset`. Panics if the range is outside the mapping.
+    pub(crate) fn write_at(&self, offset: usize, src: &[u8]) {
+        let end = offset.checked_add(src.len()).expect("range overflow");
+        assert!(end <= self.len, "write outside mapping");
+        // SAFETY: the destination range was bounds-checked above and lies inside our
+        // mapping; `src` is a distinct Rust slice, so the ranges do not overlap. The
+        // slot allocator hands each range to one owner at a time.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len())
+        }
+    }
+
+    /// Fills `len` bytes at `offset` with `byte`.
+    pub(crate) fn fill(&self, offset: usize, len: usize, byte: u8) {
+        let end = offset.checked_add(len).expect("range overflow");
+        assert!(end <= self.len, "fill outside mapping");
+        // SAFETY: the range was bounds-checked above and lies inside our mapping.
+        unsafe { std::ptr::write_bytes(self.ptr.as_ptr().add(offset), byte, len) }
+    }
+
+    /// A shared view of `len` bytes at `offset`. Panics if out of range.
+    pub(crate) fn view(&self, offset: usize, len: usize) -> &[u8] {
+        let end = offset.checked_add(len).expect("range overflow");
+        assert!(end <= self.len, "view outside mapping");
+        // SAFETY: the range is inside the live mapping, which outlives the returned borrow.
+        // Bytes have no invalid values, so even a misbehaving helper that writes into the
+        // range later can change values but cannot cause an invalid read.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(offset), len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what mmap returned; no borrows outlive `self`.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
