@@ -1,0 +1,362 @@
+// Every libc call the helper makes, as thin wrappers. Nothing else in the package calls libc.
+//
+// Example:
+//   let fd = try Sys.socketUnixStream()
+//   try Sys.connectUnix(fd, path: "/tmp/helper.sock")
+//   let n = try Sys.send(fd, UnsafeRawBufferPointer(start: p, count: len))
+//
+// Each wrapper throws `SysError(call, errno)` on failure and does nothing clever: EINTR is
+// returned to the caller (the framing layer retries). In builds with DEBUG or
+// COREML_DIAG_FAULTS, `SysFaults.inject` makes a named call fail with a chosen errno so tests
+// can exercise every error path.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The wrapped calls, named for error messages and fault injection.
+public enum SysCall: String, CaseIterable, Sendable {
+    case socket, connect, recv, send, close, shmOpen, shmUnlink, mmap, munmap, ftruncate, fstat
+    case kill, getrusage, open, read, write, fork, sysctl, mutex, nanosleep
+}
+
+#if canImport(Darwin)
+// shm_open is variadic in Darwin's headers, so Swift cannot import it. The helper only opens
+// existing objects (no O_CREAT), so the variadic mode argument is never needed; fixed
+// arguments are passed identically for variadic and non-variadic callees.
+@_silgen_name("shm_open") private func darwin_shm_open(_ name: UnsafePointer<CChar>, _ oflag: Int32) -> Int32
+#endif
+
+public enum Sys {
+    @inline(__always)
+    private static func fail(_ call: SysCall) -> SysError { SysError(call, Errno.current) }
+
+    @inline(__always)
+    private static func injected(_ call: SysCall) throws {
+        #if DEBUG || COREML_DIAG_FAULTS
+        if let e = SysFaults.take(call) { throw SysError(call, e) }
+        #endif
+    }
+
+    // MARK: sockets
+
+    public static func socketUnixStream() throws -> Int32 {
+        try injected(.socket)
+        #if canImport(Glibc)
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        #else
+        let fd = socket(AF_UNIX, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { throw fail(.socket) }
+        #if canImport(Darwin)
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        #endif
+        return fd
+    }
+
+    /// A connected pair of Unix stream sockets (tests, and a loopback transport).
+    public static func socketPair() throws -> (Int32, Int32) {
+        try injected(.socket)
+        var fds: [Int32] = [-1, -1]
+        #if canImport(Glibc)
+        let rc = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds)
+        #else
+        let rc = socketpair(AF_UNIX, SOCK_STREAM, 0, &fds)
+        #endif
+        guard rc == 0 else { throw fail(.socket) }
+        return (fds[0], fds[1])
+    }
+
+    /// Longest usable `sun_path` (103 on macOS, 107 on Linux).
+    public static var maxSocketPathBytes: Int { MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1 }
+
+    public static func connectUnix(_ fd: Int32, path: String) throws {
+        try injected(.connect)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count <= maxSocketPathBytes else { throw SysError(.connect, .nameTooLong) }
+        withUnsafeMutableBytes(of: &addr.sun_path) { dst in
+            dst.copyBytes(from: bytes)
+            dst[bytes.count] = 0
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard rc == 0 else { throw fail(.connect) }
+    }
+
+    /// Returns the byte count; 0 means the peer closed the connection.
+    public static func receive(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try injected(.recv)
+        let n = recv(fd, buffer.baseAddress, buffer.count, 0)
+        guard n >= 0 else { throw fail(.recv) }
+        return n
+    }
+
+    public static func sendSome(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) throws -> Int {
+        try injected(.send)
+        #if canImport(Glibc)
+        let flags = Int32(MSG_NOSIGNAL)
+        #else
+        let flags: Int32 = 0
+        #endif
+        let n = send(fd, buffer.baseAddress, buffer.count, flags)
+        guard n >= 0 else { throw fail(.send) }
+        return n
+    }
+
+    /// Shuts down both directions (used by the `close-socket` fault and at shutdown).
+    public static func shutdownSocket(_ fd: Int32) {
+        _ = shutdown(fd, Int32(SHUT_RDWR))
+    }
+
+    public static func closeFD(_ fd: Int32) throws {
+        try injected(.close)
+        guard close(fd) == 0 else { throw fail(.close) }
+    }
+
+    /// True when `fd` is an open socket (checks an inherited `--ipc-fd`).
+    public static func isSocket(_ fd: Int32) -> Bool {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return false }
+        return (st.st_mode & S_IFMT) == S_IFSOCK
+    }
+
+    /// Ignores SIGPIPE process-wide, so a closed peer is an EPIPE error, not a death.
+    public static func ignoreSIGPIPE() {
+        _ = signal(SIGPIPE, SIG_IGN)
+    }
+
+    // MARK: shared memory
+
+    /// `shm_open`. On macOS `create` is unsupported (see above) and throws EINVAL.
+    public static func shmOpen(_ name: String, readWrite: Bool, create: Bool = false, mode: UInt32 = 0o600) throws -> Int32 {
+        try injected(.shmOpen)
+        var flags = readWrite ? O_RDWR : O_RDONLY
+        if create { flags |= O_CREAT | O_EXCL }
+        #if canImport(Darwin)
+        if create { throw SysError(.shmOpen, .invalid) }
+        let fd = darwin_shm_open(name, flags | O_CLOEXEC)
+        #else
+        let fd = shm_open(name, flags | O_CLOEXEC, mode_t(mode))
+        #endif
+        guard fd >= 0 else { throw fail(.shmOpen) }
+        return fd
+    }
+
+    public static func shmUnlink(_ name: String) throws {
+        try injected(.shmUnlink)
+        guard shm_unlink(name) == 0 else { throw fail(.shmUnlink) }
+    }
+
+    public static func setSize(_ fd: Int32, _ length: Int) throws {
+        try injected(.ftruncate)
+        guard ftruncate(fd, off_t(length)) == 0 else { throw fail(.ftruncate) }
+    }
+
+    /// The size of the object behind `fd` (`fstat().st_size`).
+    public static func fileSize(_ fd: Int32) throws -> Int {
+        try injected(.fstat)
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw fail(.fstat) }
+        return Int(st.st_size)
+    }
+
+    /// `mmap(NULL, length, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0)` (read-only if asked).
+    public static func mmapShared(_ fd: Int32, length: Int, writable: Bool) throws -> UnsafeMutableRawPointer {
+        try injected(.mmap)
+        let prot = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
+        let p = mmap(nil, length, prot, MAP_SHARED, fd, 0)
+        guard let p, p != MAP_FAILED else { throw fail(.mmap) }
+        return p
+    }
+
+    public static func unmap(_ p: UnsafeMutableRawPointer, _ length: Int) throws {
+        try injected(.munmap)
+        guard munmap(p, length) == 0 else { throw fail(.munmap) }
+    }
+
+    public static var pageSize: Int { Int(sysconf(Int32(_SC_PAGESIZE))) }
+
+    // MARK: files (the `once` marker of docs/diagnostics.md, /proc/self/statm)
+
+    public static func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// Creates (or truncates) an empty file.
+    public static func createEmptyFile(_ path: String) throws {
+        try injected(.open)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(0o644))
+        guard fd >= 0 else { throw fail(.open) }
+        _ = close(fd)
+    }
+
+    /// Reads a whole small file (at most `limit` bytes).
+    public static func readSmallFile(_ path: String, limit: Int = 1 << 16) throws -> [UInt8] {
+        try injected(.open)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw fail(.open) }
+        defer { _ = close(fd) }
+        var out = [UInt8](repeating: 0, count: limit)
+        var used = 0
+        while used < limit {
+            try injected(.read)
+            let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + used, limit - used) }
+            if n < 0 {
+                if Errno.current == .interrupted { continue }
+                throw fail(.read)
+            }
+            if n == 0 { break }
+            used += n
+        }
+        return Array(out[0..<used])
+    }
+
+    // MARK: process
+
+    public static func pid() -> Int32 { Int32(getpid()) }
+
+    public static func sendSignal(_ pid: Int32, _ signal: Int32) throws {
+        try injected(.kill)
+        guard kill(pid_t(pid), signal) == 0 else { throw fail(.kill) }
+    }
+
+    public static func raiseSignal(_ signal: Int32) { _ = raise(signal) }
+
+    public static func abortProcess() -> Never { abort() }
+
+    /// `_exit`: no atexit handlers, no stdio flush; the fault switches' "exit without replying".
+    public static func exitImmediately(_ status: Int32) -> Never { _exit(status) }
+
+    public static func forkProcess() throws -> Int32 {
+        try injected(.fork)
+        let pid = fork()
+        guard pid >= 0 else { throw fail(.fork) }
+        return Int32(pid)
+    }
+
+    public static func env(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        return String(cString: v)
+    }
+
+    public static func sleepNanos(_ nanoseconds: UInt64) {
+        var req = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+        var rem = timespec()
+        while nanosleep(&req, &rem) != 0 && Errno.current == .interrupted { req = rem }
+    }
+
+    public static func sleepForever() -> Never {
+        while true { _ = pause() }
+    }
+
+    /// CLOCK_MONOTONIC in nanoseconds.
+    public static func monotonicNanos() -> UInt64 {
+        var ts = timespec()
+        _ = clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
+    /// Peak resident set size in bytes (`getrusage`; KiB on Linux, bytes on macOS).
+    public static func peakRSSBytes() throws -> UInt64 {
+        try injected(.getrusage)
+        var ru = rusage()
+        #if canImport(Glibc)
+        let who = __rusage_who_t(RUSAGE_SELF.rawValue)
+        #else
+        let who = RUSAGE_SELF
+        #endif
+        guard getrusage(who, &ru) == 0 else { throw fail(.getrusage) }
+        #if canImport(Darwin)
+        return UInt64(ru.ru_maxrss)
+        #else
+        return UInt64(ru.ru_maxrss) * 1024
+        #endif
+    }
+
+    /// Current resident set size in bytes (/proc/self/statm on Linux, task_info on macOS).
+    public static func currentRSSBytes() throws -> UInt64 {
+        #if canImport(Darwin)
+        var info = mach_task_basic_info()
+        var count = mach_msg_type_number_t(MemoryLayout<mach_task_basic_info>.size / MemoryLayout<natural_t>.size)
+        let kr = withUnsafeMutablePointer(to: &info) {
+            $0.withMemoryRebound(to: integer_t.self, capacity: Int(count)) {
+                task_info(mach_task_self_, task_flavor_t(MACH_TASK_BASIC_INFO), $0, &count)
+            }
+        }
+        guard kr == KERN_SUCCESS else { throw SysError(.getrusage, .invalid) }
+        return UInt64(info.resident_size)
+        #else
+        let text = String(decoding: try readSmallFile("/proc/self/statm", limit: 256), as: UTF8.self)
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = UInt64(fields[1]) else { throw SysError(.read, .invalid) }
+        return pages * UInt64(pageSize)
+        #endif
+    }
+
+    // MARK: system description (Hello)
+
+    /// `uname`: (sysname, release, version, machine).
+    public static func systemInfo() -> (sysname: String, release: String, version: String, machine: String) {
+        var u = utsname()
+        _ = uname(&u)
+        func field<T>(_ v: T) -> String {
+            withUnsafeBytes(of: v) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+        }
+        return (field(u.sysname), field(u.release), field(u.version), field(u.machine))
+    }
+
+    #if canImport(Darwin)
+    /// `sysctlbyname` for string values (kern.osproductversion, kern.osversion, machdep.cpu.brand_string).
+    public static func sysctlString(_ name: String) -> String? {
+        var size = 0
+        guard sysctlbyname(name, nil, &size, nil, 0) == 0, size > 0 else { return nil }
+        var buf = [CChar](repeating: 0, count: size)
+        guard sysctlbyname(name, &buf, &size, nil, 0) == 0 else { return nil }
+        return String(cString: buf)
+    }
+    #endif
+
+    // MARK: mutex
+
+    /// A heap-allocated pthread mutex; owned by `Lock`.
+    public static func mutexCreate() -> UnsafeMutablePointer<pthread_mutex_t> {
+        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        m.initialize(to: pthread_mutex_t())
+        let rc = pthread_mutex_init(m, nil)
+        precondition(rc == 0, "pthread_mutex_init failed: \(rc)")
+        return m
+    }
+
+    public static func mutexLock(_ m: UnsafeMutablePointer<pthread_mutex_t>) {
+        let rc = pthread_mutex_lock(m)
+        precondition(rc == 0, "pthread_mutex_lock failed: \(rc)")
+    }
+
+    public static func mutexUnlock(_ m: UnsafeMutablePointer<pthread_mutex_t>) {
+        let rc = pthread_mutex_unlock(m)
+        precondition(rc == 0, "pthread_mutex_unlock failed: \(rc)")
+    }
+
+    public static func mutexDestroy(_ m: UnsafeMutablePointer<pthread_mutex_t>) {
+        _ = pthread_mutex_destroy(m)
+        m.deinitialize(count: 1)
+        m.deallocate()
+    }
+
+    // MARK: randomness for the `garbage` fault
+
+    public static func randomBytes(_ count: Int) -> [UInt8] {
+        var g = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &g) }
+    }
+}
