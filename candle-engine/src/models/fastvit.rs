@@ -1,0 +1,1 @@
+//! FastViT-T8 (placeholder)

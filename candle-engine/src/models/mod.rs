@@ -1,0 +1,3 @@
+//! Model implementations (part B: vision models on the custom ops).
+pub mod fastvit;
+pub mod resnet;

@@ -1,0 +1,251 @@
+//! Dense conv2d as im2col + `gemm`, with bias (and optionally a residual) written into the
+//! output before the product is accumulated, and the activation applied in place.
+//!
+//! candle 0.11.1 wraps a 1×1 conv in scalar copies around its gemm and runs other kernels
+//! through a tiled im2col (≈14 GMAC/s on ResNet-50's 3×3 convs). Here a 1×1/stride-1
+//! conv hands the input plane to gemm as is; other shapes build one im2col matrix
+//! (in parallel, one row per input channel and tap) and make one gemm call per image.
+//!
+//! ```
+//! use candle_core::{Device, DType, Tensor};
+//! use coreml_candle::ops::{activation::Activation, conv_gemm::DenseConv2d};
+//! let dev = Device::Cpu;
+//! let w = Tensor::ones((2, 3, 3, 3), DType::F32, &dev)?;
+//! let b = Tensor::new(&[1.0f32, -100.0], &dev)?;
+//! let conv = DenseConv2d::new(&w, Some(&b), 1, 1, Activation::Relu)?;
+//! let y = conv.forward(&Tensor::ones((1, 3, 4, 4), DType::F32, &dev)?)?;
+//! assert_eq!(y.dims(), &[1, 2, 4, 4]);
+//! let v: Vec<f32> = y.flatten_all()?.to_vec1()?;
+//! assert_eq!(v[5], 28.0); // interior: 27 taps + bias 1
+//! assert_eq!(v[16], 0.0); // second channel: ReLU(27 - 100)
+//! # Ok::<(), candle_core::Error>(())
+//! ```
+
+use super::activation::Activation;
+use super::{contiguous_f32, conv_out_len, runtime, sys};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// A dense (groups = 1) convolution with weights prepared at load time.
+#[derive(Debug, Clone)]
+pub struct DenseConv2d {
+    c_in: usize,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    padding: usize,
+    /// `[c_out, c_in·kh·kw]` row-major: the left operand of the gemm.
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    act: Activation,
+}
+
+struct Geometry {
+    b: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl DenseConv2d {
+    /// From a PyTorch-layout weight `(c_out, c_in, kh, kw)` and optional bias `(c_out)`.
+    pub fn new(
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        stride: usize,
+        padding: usize,
+        act: Activation,
+    ) -> Result<Self> {
+        let (c_out, c_in, kh, kw) = weight.dims4()?;
+        let w = super::bn_fold::tensor_vec(weight)?;
+        let b = match bias {
+            Some(b) => super::bn_fold::tensor_vec(b)?,
+            None => vec![0.0; c_out],
+        };
+        Self::from_parts(c_in, c_out, kh, kw, stride, padding, w, b, act)
+    }
+
+    /// From raw parts: `weight` `[c_out, c_in·kh·kw]`, `bias` `[c_out]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_parts(
+        c_in: usize,
+        c_out: usize,
+        kh: usize,
+        kw: usize,
+        stride: usize,
+        padding: usize,
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        act: Activation,
+    ) -> Result<Self> {
+        if c_in == 0 || c_out == 0 || kh == 0 || kw == 0 || stride == 0 {
+            bail!("dense conv: empty shape or zero stride");
+        }
+        if weight.len() != c_out * c_in * kh * kw || bias.len() != c_out {
+            bail!(
+                "dense conv: weight {} / bias {} elements for {c_out}×{c_in}×{kh}×{kw}",
+                weight.len(),
+                bias.len()
+            );
+        }
+        Ok(Self {
+            c_in,
+            c_out,
+            kh,
+            kw,
+            stride,
+            padding,
+            weight,
+            bias,
+            act,
+        })
+    }
+
+    /// `act(conv(x) + bias)` for an NCHW f32 tensor.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.contiguous()?.apply_op1_no_bwd(self)
+    }
+
+    /// `act(conv(x) + bias + residual)`; `residual` has the output's shape.
+    pub fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        x.contiguous()?
+            .apply_op2_no_bwd(&residual.contiguous()?, &ResidualConv(self))
+    }
+
+    fn geometry(&self, shape: &Shape) -> Result<Geometry> {
+        let (b, c, h, w) = shape.dims4()?;
+        if c != self.c_in {
+            bail!("dense conv: {c} input channels, expected {}", self.c_in);
+        }
+        Ok(Geometry {
+            b,
+            h,
+            w,
+            oh: conv_out_len(h, self.kh, self.stride, self.padding)?,
+            ow: conv_out_len(w, self.kw, self.stride, self.padding)?,
+        })
+    }
+
+    /// Shared body: `init` fills one image's output before the gemm accumulates into it.
+    fn run(
+        &self,
+        src: &[f32],
+        g: &Geometry,
+        init: impl Fn(usize, &mut Vec<f32>),
+    ) -> (CpuStorage, Shape) {
+        let n = g.oh * g.ow;
+        let k = self.c_in * self.kh * self.kw;
+        let threads = runtime::cpu_threads();
+        let direct = self.kh == 1 && self.kw == 1 && self.stride == 1 && self.padding == 0;
+        let mut cols = if direct { Vec::new() } else { vec![0f32; k * n] };
+        let mut out: Vec<f32> = Vec::with_capacity(g.b * self.c_out * n);
+        for img in 0..g.b {
+            let x = &src[img * self.c_in * g.h * g.w..(img + 1) * self.c_in * g.h * g.w];
+            let start = out.len();
+            init(img, &mut out);
+            debug_assert_eq!(out.len() - start, self.c_out * n);
+            let rhs: &[f32] = if direct {
+                x
+            } else {
+                self.im2col(x, g, &mut cols);
+                &cols
+            };
+            let dst = &mut out[start..];
+            sys::sgemm(self.c_out, n, k, dst, &self.weight, rhs, true, threads);
+            self.act.apply_par(dst);
+        }
+        let shape = Shape::from((g.b, self.c_out, g.oh, g.ow));
+        (CpuStorage::F32(out), shape)
+    }
+
+    /// Rows `(c, ky, kx)`, columns output pixels; zero where the tap falls in the padding.
+    fn im2col(&self, x: &[f32], g: &Geometry, cols: &mut [f32]) {
+        let (s, p, kh, kw) = (self.stride, self.padding, self.kh, self.kw);
+        let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
+        cols.par_chunks_mut(oh * ow)
+            .enumerate()
+            .for_each(|(row, dst)| {
+                let (c, tap) = (row / (kh * kw), row % (kh * kw));
+                let (ky, kx) = (tap / kw, tap % kw);
+                let plane = &x[c * h * w..(c + 1) * h * w];
+                // Output columns whose input column ix = ox·s + kx − p lies in [0, w).
+                let lo = p.saturating_sub(kx).div_ceil(s).min(ow);
+                let hi = if w + p > kx {
+                    ((w + p - kx - 1) / s + 1).min(ow)
+                } else {
+                    0
+                };
+                for (oy, drow) in dst.chunks_exact_mut(ow).enumerate() {
+                    let iy = (oy * s + ky) as isize - p as isize;
+                    if iy < 0 || iy >= h as isize || lo >= hi {
+                        drow.fill(0.0);
+                        continue;
+                    }
+                    let srow = &plane[iy as usize * w..(iy as usize + 1) * w];
+                    drow[..lo].fill(0.0);
+                    drow[hi..].fill(0.0);
+                    let ix0 = lo * s + kx - p;
+                    if s == 1 {
+                        drow[lo..hi].copy_from_slice(&srow[ix0..ix0 + hi - lo]);
+                    } else {
+                        for (d, v) in drow[lo..hi].iter_mut().zip(srow[ix0..].iter().step_by(s)) {
+                            *d = *v;
+                        }
+                    }
+                }
+            });
+    }
+}
+
+impl CustomOp1 for DenseConv2d {
+    fn name(&self) -> &'static str {
+        "coreml-dense-conv2d"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let src = contiguous_f32(storage, layout, self.name())?;
+        let g = self.geometry(layout.shape())?;
+        let n = g.oh * g.ow;
+        Ok(self.run(src, &g, |_, out| {
+            for &b in &self.bias {
+                out.extend(std::iter::repeat_n(b, n));
+            }
+        }))
+    }
+}
+
+/// [`DenseConv2d::forward_add`]: the residual plus bias is the gemm's starting value.
+struct ResidualConv<'a>(&'a DenseConv2d);
+
+impl CustomOp2 for ResidualConv<'_> {
+    fn name(&self) -> &'static str {
+        "coreml-dense-conv2d-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let conv = self.0;
+        let src = contiguous_f32(s1, l1, self.name())?;
+        let res = contiguous_f32(s2, l2, self.name())?;
+        let g = conv.geometry(l1.shape())?;
+        let expect = [g.b, conv.c_out, g.oh, g.ow];
+        if l2.shape().dims() != expect {
+            bail!("dense conv: residual {:?}, output {:?}", l2.shape(), expect);
+        }
+        let n = g.oh * g.ow;
+        Ok(conv.run(src, &g, |img, out| {
+            let res = &res[img * conv.c_out * n..(img + 1) * conv.c_out * n];
+            for (c, r) in res.chunks_exact(n).enumerate() {
+                let b = conv.bias[c];
+                out.extend(r.iter().map(|v| v + b));
+            }
+        }))
+    }
+}

@@ -1,0 +1,102 @@
+//! The only `unsafe` code of the CPU kernels: the raw `gemm` call and glibc's `mallopt`.
+//!
+//! Everything here is wrapped in a safe function that checks the slice lengths the
+//! unsafe call relies on, so callers elsewhere in `ops` stay safe Rust.
+//!
+//! ```
+//! use coreml_candle::ops::sys::sgemm;
+//! // [2x3] * [3x1] into [2x1], dst starts at the bias (1.0) and is accumulated into.
+//! let a = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+//! let b = [1.0f32, 1.0, 1.0];
+//! let mut c = [1.0f32, 1.0];
+//! sgemm(2, 1, 3, &mut c, &a, &b, true, 1);
+//! assert_eq!(c, [7.0, 16.0]);
+//! ```
+
+/// `dst[m×n] (+)= lhs[m×k] · rhs[k×n]`, all row-major and dense.
+///
+/// With `accumulate`, the product is added to what `dst` holds (used to write the bias, or
+/// bias + residual, into the output before the product lands). `threads > 1` runs gemm on
+/// the rayon global pool.
+///
+/// # Panics
+/// If a slice is shorter than its matrix.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    lhs: &[f32],
+    rhs: &[f32],
+    accumulate: bool,
+    threads: usize,
+) {
+    assert!(dst.len() >= m * n, "sgemm: dst too short");
+    assert!(lhs.len() >= m * k, "sgemm: lhs too short");
+    assert!(rhs.len() >= k * n, "sgemm: rhs too short");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above guarantee that every element the strides below address
+    // (row r, column c at r*cols + c, r < rows, c < cols) lies inside the slice; `dst` is a
+    // unique borrow, so it cannot alias `lhs` or `rhs`; the element type is f32, which
+    // gemm supports (it panics, never misbehaves, on other types).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            1,
+            k as isize,
+            rhs.as_ptr(),
+            1,
+            n as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Raise glibc's mmap and trim thresholds so that the large, short-lived activation
+/// buffers of a forward pass are recycled from the heap instead of being a fresh `mmap`
+/// each time (whose page faults cost 15-27 % of a BERT forward, see
+/// docs/benchmarks.md). Returns whether glibc accepted both settings.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn tune_malloc() -> bool {
+    // glibc refuses an mmap threshold above HEAP_MAX_SIZE/2 (32 MiB on 64-bit): use that.
+    const MMAP_THRESHOLD: libc::c_int = 32 * 1024 * 1024;
+    const TRIM_THRESHOLD: libc::c_int = 1 << 30;
+    // SAFETY: mallopt only changes allocator parameters; it is thread-safe in glibc (it
+    // takes the arena locks) and takes plain integers, so no memory is touched by us.
+    let a = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) };
+    // SAFETY: as above.
+    let b = unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) };
+    a == 1 && b == 1
+}
+
+/// Other platforms keep their allocator's defaults.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn tune_malloc() -> bool {
+    false
+}
