@@ -147,10 +147,18 @@ sync_source() {
     mkdir -p "$dest"
     find "$dest" -mindepth 1 -maxdepth 1 ! -name '.build*' -exec rm -rf {} +
     tar -C "$src" --exclude='./.build*' -cf - . | tar -C "$dest" -xf -
+    # The Swift tests read ipc-schema's golden vectors (COREML_GOLDEN_DIR inside the root).
+    local golden="$src/../ipc-schema/golden"
+    rm -rf "$dest.golden"
+    if [[ -d "$golden" ]]; then
+        mkdir -p "$dest.golden"
+        cp -a "$golden/." "$dest.golden/"
+    fi
 }
 
 in_root() {
     chroot "$ROOT" env HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
+        COREML_GOLDEN_DIR="$DEST_REL.golden" \
         bash -c "cd '$DEST_REL' && $1"
 }
 

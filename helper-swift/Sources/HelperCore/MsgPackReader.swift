@@ -64,6 +64,18 @@ public struct MsgPackReader {
 
     public mutating func readValue() throws -> MsgPackValue { try readValue(depth: 0) }
 
+    /// Reads an array header only (the envelope reads its elements one by one).
+    public mutating func readArrayHeader() throws -> Int {
+        let start = offset
+        let m = try byte()
+        switch m {
+        case 0x90...0x9f: return Int(m & 0x0f)
+        case 0xdc: return try checkCount(try be(2), perElement: 1, at: start)
+        case 0xdd: return try checkCount(try be(4), perElement: 1, at: start)
+        default: throw MsgPackError.invalidMarker(m, offset: start)
+        }
+    }
+
     private mutating func readValue(depth: Int) throws -> MsgPackValue {
         guard depth <= maxDepth else { throw MsgPackError.tooDeep(limit: maxDepth) }
         let start = offset
