@@ -72,6 +72,17 @@ impl Mapping {
     }
 }
 
+impl Mapping {
+    /// Copies `len` bytes from `src_off` of `self` to `dst_off` of `dst` (memmove).
+    pub fn copy_to(&self, src_off: usize, dst: &Mapping, dst_off: usize, len: usize) {
+        assert!(src_off.checked_add(len).is_some_and(|e| e <= self.len), "read outside region");
+        assert!(dst_off.checked_add(len).is_some_and(|e| e <= dst.len), "write outside region");
+        // SAFETY: both ranges are inside live mappings (checked); `copy` tolerates overlap
+        // when source and destination are the same region.
+        unsafe { std::ptr::copy(self.ptr.as_ptr().add(src_off), dst.ptr.as_ptr().add(dst_off), len) }
+    }
+}
+
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: exactly the pointer and length mmap returned.

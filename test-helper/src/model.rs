@@ -1,0 +1,223 @@
+//! Diagnostic models addressed by `diag:<model>?k=v&...` URIs (docs/diagnostics.md).
+//!
+//! ```text
+//! let m = DiagModel::parse("diag:add?c=2&shape=2x3&fault=segv&after=5")?;
+//! assert_eq!(m.kind, Kind::Add);
+//! ```
+
+use coreml_ipc_schema::{DType, TensorRef, TensorSpec};
+
+use crate::sys::Mapping;
+
+/// Which diagnostic model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `y = x`.
+    Echo,
+    /// `y = x + c` (f32).
+    Add,
+    /// Sleep `ms`, then `y = x`.
+    Sleep,
+}
+
+/// Every fault kind of docs/diagnostics.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Segv,
+    Abort,
+    Exit,
+    Hang,
+    Sigstop,
+    Alloc,
+    Garbage,
+    Oversize,
+    WrongId,
+    BadRef,
+    CloseSocket,
+    ForkChild,
+}
+
+impl Fault {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "segv" => Fault::Segv,
+            "abort" => Fault::Abort,
+            "exit" => Fault::Exit,
+            "hang" => Fault::Hang,
+            "sigstop" => Fault::Sigstop,
+            "alloc" => Fault::Alloc,
+            "garbage" => Fault::Garbage,
+            "oversize" => Fault::Oversize,
+            "wrong-id" => Fault::WrongId,
+            "bad-ref" => Fault::BadRef,
+            "close-socket" => Fault::CloseSocket,
+            "fork-child" => Fault::ForkChild,
+            _ => return None,
+        })
+    }
+}
+
+/// When a fault fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// While answering `Load`.
+    Load,
+    /// While answering `Predict`.
+    Predict,
+}
+
+/// A parsed diagnostic model.
+#[derive(Debug, Clone)]
+pub struct DiagModel {
+    pub kind: Kind,
+    pub dtype: DType,
+    pub shape: Vec<u64>,
+    pub c: f32,
+    pub ms: u64,
+    pub fault: Option<Fault>,
+    pub at: At,
+    pub after: u64,
+    pub once: Option<String>,
+    /// Successful predictions so far.
+    pub successes: u64,
+}
+
+impl DiagModel {
+    /// Parses a `diag:` URI; `Err` is a `BAD_REQUEST` message.
+    pub fn parse(uri: &str) -> Result<Self, String> {
+        let rest = uri.strip_prefix("diag:").ok_or_else(|| format!("not a diag: URI: {uri}"))?;
+        let (name, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let kind = match name {
+            "echo" => Kind::Echo,
+            "add" => Kind::Add,
+            "sleep" => Kind::Sleep,
+            other => return Err(format!("unknown diagnostic model {other:?}")),
+        };
+        let mut m = DiagModel {
+            kind,
+            dtype: DType::F32,
+            shape: vec![4],
+            c: 1.0,
+            ms: 100,
+            fault: None,
+            at: At::Predict,
+            after: 0,
+            once: None,
+            successes: 0,
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let bad = || format!("bad value {v:?} for {k}");
+            match k {
+                "dtype" => m.dtype = DType::from_name(v).ok_or_else(bad)?,
+                "shape" if v.is_empty() => m.shape = vec![],
+                "shape" => m.shape = v.split('x').map(|d| d.parse().map_err(|_| bad())).collect::<Result<_, _>>()?,
+                "c" => m.c = v.parse().map_err(|_| bad())?,
+                "ms" => m.ms = v.parse().map_err(|_| bad())?,
+                "fault" => m.fault = Some(Fault::parse(v).ok_or_else(bad)?),
+                "at" => {
+                    m.at = match v {
+                        "load" => At::Load,
+                        "predict" => At::Predict,
+                        _ => return Err(bad()),
+                    }
+                }
+                "after" => m.after = v.parse().map_err(|_| bad())?,
+                "once" => m.once = Some(v.to_string()),
+                other => return Err(format!("unknown key {other:?}")),
+            }
+        }
+        if m.kind == Kind::Add && m.dtype != DType::F32 {
+            return Err("the add model takes f32 only".into());
+        }
+        Ok(m)
+    }
+
+    /// The schema entry of `x` or `y`.
+    pub fn spec(&self, name: &str) -> TensorSpec {
+        TensorSpec {
+            name: name.into(),
+            dtype: self.dtype,
+            shape: self.shape.clone(),
+            enumerated_shapes: vec![],
+            shape_ranges: vec![],
+            optional: false,
+        }
+    }
+
+    /// Whether the fault fires now at `at` (consumes the `once` marker).
+    pub fn fault_fires(&self, at: At) -> Option<Fault> {
+        let fault = self.fault?;
+        if self.at != at || (at == At::Predict && self.successes < self.after) {
+            return None;
+        }
+        if let Some(path) = &self.once {
+            if std::path::Path::new(path).exists() {
+                return None;
+            }
+            let _ = std::fs::File::create(path);
+        }
+        Some(fault)
+    }
+
+    /// Checks a ref against the schema (dtype, shape) and its region.
+    pub fn check_ref(&self, t: &TensorRef, region: &Mapping) -> Result<(), String> {
+        if t.dtype != self.dtype || t.shape != self.shape {
+            return Err(format!(
+                "tensor is {}{:?}, the model wants {}{:?}",
+                t.dtype.name(),
+                t.shape,
+                self.dtype.name(),
+                self.shape
+            ));
+        }
+        t.validate(region.len() as u64).map_err(|e| e.to_string())
+    }
+
+    /// Runs the model: reads `x` from `xin`, writes `y` to `yout` (strides honoured).
+    pub fn run(&self, x: &TensorRef, xin: &Mapping, y: &TensorRef, yout: &Mapping) {
+        let esz = self.dtype.size() as usize;
+        let count = x.element_count().unwrap_or(0) as usize;
+        if x.is_contiguous() && y.is_contiguous() {
+            let n = count * esz;
+            if self.kind != Kind::Add {
+                xin.copy_to(x.offset as usize, yout, y.offset as usize, n);
+                return;
+            }
+            let mut buf = vec![0u8; n.min(1 << 16)];
+            let mut done = 0;
+            while done < n {
+                let chunk = &mut buf[..(n - done).min(1 << 16)];
+                xin.read(x.offset as usize + done, chunk);
+                for w in chunk.chunks_exact_mut(4) {
+                    let v = f32::from_le_bytes([w[0], w[1], w[2], w[3]]) + self.c;
+                    w.copy_from_slice(&v.to_le_bytes());
+                }
+                yout.write(y.offset as usize + done, chunk);
+                done += chunk.len();
+            }
+            return;
+        }
+        let mut elem = vec![0u8; esz];
+        let mut rm = vec![1u64; self.shape.len()];
+        for d in (0..self.shape.len().saturating_sub(1)).rev() {
+            rm[d] = rm[d + 1] * self.shape[d + 1].max(1);
+        }
+        for i in 0..count {
+            // Multi-index from the row-major position, then byte offsets per strides.
+            let (mut xo, mut yo, mut rest) = (0u64, 0u64, i as u64);
+            for d in 0..self.shape.len() {
+                let idx = rest / rm[d];
+                rest %= rm[d];
+                xo += idx * x.strides[d];
+                yo += idx * y.strides[d];
+            }
+            xin.read((x.offset + xo * esz as u64) as usize, &mut elem);
+            if self.kind == Kind::Add {
+                let v = f32::from_le_bytes([elem[0], elem[1], elem[2], elem[3]]) + self.c;
+                elem.copy_from_slice(&v.to_le_bytes());
+            }
+            yout.write((y.offset + yo * esz as u64) as usize, &elem);
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `--probe-sandbox`: reports what the sandbox allows, one `key=value` line each.
+//!
+//! ```text
+//! net_inet=denied
+//! read_denied_path=denied      # COREML_PROBE_DENIED, a file outside the allowed paths
+//! write_allowed_dir=ok         # COREML_PROBE_ALLOWED, a read-write directory
+//! NoNewPrivs=1
+//! Seccomp=2
+//! max_open_files=256
+//! max_core=0
+//! ```
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+
+fn verdict<T, E>(r: Result<T, E>) -> &'static str {
+    if r.is_ok() {
+        "ok"
+    } else {
+        "denied"
+    }
+}
+
+pub fn run(mut out: UnixStream) {
+    let mut lines = Vec::new();
+    lines.push(format!("net_inet={}", verdict(std::net::UdpSocket::bind("127.0.0.1:0"))));
+    if let Some(p) = std::env::var_os("COREML_PROBE_DENIED") {
+        lines.push(format!("read_denied_path={}", verdict(std::fs::read(p))));
+    }
+    if let Some(d) = std::env::var_os("COREML_PROBE_ALLOWED") {
+        let f = std::path::Path::new(&d).join("probe-write");
+        lines.push(format!("write_allowed_dir={}", verdict(std::fs::write(&f, b"x"))));
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    for key in ["NoNewPrivs", "Seccomp"] {
+        if let Some(l) = status.lines().find(|l| l.starts_with(&format!("{key}:"))) {
+            lines.push(format!("{key}={}", l[key.len() + 1..].trim()));
+        }
+    }
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    for (label, key) in [("Max open files", "max_open_files"), ("Max core file size", "max_core")] {
+        if let Some(l) = limits.lines().find(|l| l.starts_with(label)) {
+            let soft = l[label.len()..].split_whitespace().next().unwrap_or("?");
+            lines.push(format!("{key}={soft}"));
+        }
+    }
+    let _ = out.write_all((lines.join("\n") + "\n").as_bytes());
+}

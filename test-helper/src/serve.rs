@@ -1,0 +1,289 @@
+//! The protocol loop: handshake (with handshake faults), then one request at a time
+//! on the reader thread; `sleep` models and `hang` faults run on their own threads
+//! so other requests keep being served.
+//!
+//! ```text
+//! serve::run(stream); // returns never: exits 0 at end of stream or after Shutdown
+//! ```
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use coreml_ipc_schema::*;
+
+use crate::model::{At, DiagModel, Fault, Kind};
+use crate::sys::{self, Mapping};
+
+type Out = Arc<Mutex<UnixStream>>;
+
+fn send(out: &Out, id: u64, m: Message) {
+    let mut s = out.lock().unwrap_or_else(|p| p.into_inner());
+    if write_frame(&mut *s, &Envelope::new(id, m)).is_err() {
+        std::process::exit(0);
+    }
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> Message {
+    Message::Error(ErrorReply { code, message: message.into() })
+}
+
+fn sleep_forever() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut x = (std::process::id() as u64) << 32
+        | std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn hello(major: u16) -> Message {
+    Message::Hello(Hello {
+        protocol_major: major,
+        protocol_minor: PROTOCOL_MINOR,
+        helper_version: env!("CARGO_PKG_VERSION").into(),
+        os: std::env::consts::OS.into(),
+        os_build: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().into(),
+        chip: std::env::consts::ARCH.into(),
+        coreml_version: None,
+        compute_units: ComputeUnits::ALL.to_vec(),
+        sandboxed: false,
+        sandbox_detail: Some("the supervisor sandboxes this helper before exec".into()),
+        engine: "diagnostic".into(),
+        pid: std::process::id(),
+    })
+}
+
+/// Fires a fault that does not produce a normal reply. Returns only for faults whose
+/// effect is a modified reply (`wrong-id`, `bad-ref`) or after SIGSTOP is continued.
+fn fire(fault: Fault, out: &Out) {
+    match fault {
+        Fault::Segv => {
+            sys::raise(libc::SIGSEGV);
+            std::process::abort();
+        }
+        Fault::Abort => std::process::abort(),
+        Fault::Exit => std::process::exit(3),
+        Fault::Hang => sleep_forever(),
+        Fault::Sigstop => sys::raise(libc::SIGSTOP),
+        Fault::Alloc => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 16 << 20]);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Fault::Garbage => {
+            let mut frame = 64u32.to_be_bytes().to_vec();
+            frame.extend(random_bytes(64));
+            let _ = out.lock().unwrap_or_else(|p| p.into_inner()).write_all(&frame);
+            sleep_forever();
+        }
+        Fault::Oversize => {
+            let _ = out.lock().unwrap_or_else(|p| p.into_inner()).write_all(&0xFFFF_FFF0u32.to_be_bytes());
+            sleep_forever();
+        }
+        Fault::CloseSocket => {
+            sys::shutdown(out.lock().unwrap_or_else(|p| p.into_inner()).as_raw_fd());
+            sleep_forever();
+        }
+        Fault::ForkChild => {
+            let _ = sys::fork_sleeper();
+            std::process::exit(4);
+        }
+        Fault::WrongId | Fault::BadRef => {}
+    }
+}
+
+struct State {
+    out: Out,
+    regions: HashMap<u32, Arc<Mapping>>,
+    models: HashMap<u64, DiagModel>,
+    stats: Stats,
+}
+
+pub fn run(stream: UnixStream) -> ! {
+    let mut reader = stream.try_clone().unwrap_or_else(|_| std::process::exit(2));
+    let out: Out = Arc::new(Mutex::new(stream));
+    let mut major = PROTOCOL_MAJOR;
+    match std::env::var("COREML_DIAG_FAULT").as_deref() {
+        Ok("hang-handshake") => sleep_forever(),
+        Ok("crash-handshake") => std::process::exit(5),
+        Ok("wrong-version") => major = 99,
+        Ok("garbage-handshake") => fire(Fault::Garbage, &out),
+        Ok(other) => eprintln!("coreml-test-helper: unknown COREML_DIAG_FAULT {other:?}, ignored"),
+        Err(_) => {}
+    }
+    send(&out, UNSOLICITED, hello(major));
+    let mut st = State { out, regions: HashMap::new(), models: HashMap::new(), stats: Stats::default() };
+    loop {
+        let body = match read_frame(&mut reader, MAX_FRAME_LEN) {
+            Ok(Some(b)) => b,
+            Ok(None) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("coreml-test-helper: bad frame: {e}");
+                std::process::exit(1);
+            }
+        };
+        st.stats.requests += 1;
+        match Envelope::decode(&body) {
+            Ok(env) => st.handle(env.request_id, env.message),
+            Err(e) => {
+                st.stats.errors += 1;
+                let code = if matches!(e, DecodeError::UnknownTag { .. }) { ErrorCode::UNKNOWN_MESSAGE } else { ErrorCode::BAD_REQUEST };
+                send(&st.out, e.request_id().unwrap_or(UNSOLICITED), error(code, e.to_string()));
+            }
+        }
+    }
+}
+
+impl State {
+    fn reply(&mut self, id: u64, m: Message) {
+        if matches!(m, Message::Error(_)) {
+            self.stats.errors += 1;
+        }
+        send(&self.out, id, m);
+    }
+
+    fn handle(&mut self, id: u64, m: Message) {
+        let r = match m {
+            Message::Ping(p) => Message::Pong(Pong { nonce: p.nonce }),
+            Message::Shutdown(_) => {
+                send(&self.out, id, Message::ShutdownAck(ShutdownAck {}));
+                std::process::exit(0);
+            }
+            Message::AttachRegion(a) => match Mapping::open(&a.name, a.size as usize) {
+                Ok(map) => {
+                    self.regions.insert(a.region, Arc::new(map));
+                    Message::RegionAttached(RegionAttached { region: a.region })
+                }
+                Err(e) => error(ErrorCode::SHM_FAILED, format!("{}: {e}", a.name)),
+            },
+            Message::DetachRegion(d) => {
+                self.regions.remove(&d.region);
+                Message::RegionDetached(RegionDetached { region: d.region })
+            }
+            Message::Compile(c) => match DiagModel::parse(&c.source_path) {
+                Ok(_) => Message::Compiled(Compiled { bundle_path: c.source_path, backend: Backend::MlProgram, compile_us: 0 }),
+                Err(e) => error(ErrorCode::BAD_REQUEST, e),
+            },
+            Message::Load(l) => match DiagModel::parse(&l.bundle_path) {
+                Ok(model) => {
+                    let mut reply_id = id;
+                    match model.fault_fires(At::Load) {
+                        Some(Fault::WrongId) => reply_id = id + 1_000_000,
+                        Some(f) => fire(f, &self.out),
+                        None => {}
+                    }
+                    let loaded = Loaded {
+                        model_id: l.model_id,
+                        inputs: vec![model.spec("x")],
+                        outputs: vec![model.spec("y")],
+                        compute_units: l.compute_units,
+                        load_us: 0,
+                    };
+                    self.models.insert(l.model_id, model);
+                    return self.reply(reply_id, Message::Loaded(loaded));
+                }
+                Err(e) => error(ErrorCode::BAD_REQUEST, e),
+            },
+            Message::Unload(u) => match self.models.remove(&u.model_id) {
+                Some(_) => Message::Unloaded(Unloaded { model_id: u.model_id }),
+                None => error(ErrorCode::UNKNOWN_MODEL, format!("model {}", u.model_id)),
+            },
+            Message::GetComputePlan(g) => Message::ComputePlan(ComputePlan {
+                model_id: g.model_id,
+                ops: vec![],
+                ne_coverage: None,
+                unavailable_reason: Some("diagnostic model: no Core ML compute plan".into()),
+            }),
+            Message::GetStats(_) => {
+                self.stats.rss_bytes = sys::rss_bytes();
+                self.stats.peak_rss_bytes = self.stats.peak_rss_bytes.max(self.stats.rss_bytes);
+                self.stats.models_loaded = self.models.len() as u64;
+                self.stats.regions_attached = self.regions.len() as u64;
+                Message::Stats(self.stats)
+            }
+            Message::Predict(p) => match self.predict(id, p) {
+                Some(m) => m,
+                None => return,
+            },
+            other => error(ErrorCode::UNKNOWN_MESSAGE, format!("{} is not a request", other.tag().name())),
+        };
+        self.reply(id, r);
+    }
+
+    /// Validates and runs a prediction; `None` when the reply is sent elsewhere
+    /// (a sleep thread) or never (a hang).
+    fn predict(&mut self, id: u64, p: Predict) -> Option<Message> {
+        let Some(model) = self.models.get_mut(&p.model_id) else {
+            return Some(error(ErrorCode::UNKNOWN_MODEL, format!("model {}", p.model_id)));
+        };
+        let (Some(x), Some(y)) = (p.inputs.iter().find(|t| t.name == "x"), p.outputs.iter().find(|t| t.name == "y")) else {
+            return Some(error(ErrorCode::SCHEMA_MISMATCH, "need input x and output y"));
+        };
+        let (Some(xr), Some(yr)) = (self.regions.get(&x.tensor.region), self.regions.get(&y.tensor.region)) else {
+            return Some(error(ErrorCode::SHM_FAILED, "tensor names an unattached region"));
+        };
+        if let Err(e) = model.check_ref(&x.tensor, xr).and_then(|_| model.check_ref(&y.tensor, yr)) {
+            return Some(error(ErrorCode::SCHEMA_MISMATCH, e));
+        }
+        let (xr, yr) = (xr.clone(), yr.clone());
+        let mut reply_id = id;
+        let mut outputs = vec![y.clone()];
+        match model.fault_fires(At::Predict) {
+            Some(Fault::WrongId) => reply_id = id + 1_000_000,
+            Some(Fault::BadRef) => outputs[0].tensor.offset = yr.len() as u64,
+            Some(Fault::Hang) => {
+                std::thread::spawn(sleep_forever);
+                return None;
+            }
+            Some(f) => fire(f, &self.out),
+            None => {}
+        }
+        model.successes += 1;
+        self.stats.predictions += 1;
+        let (m, xt, yt) = (model.clone(), x.tensor.clone(), y.tensor.clone());
+        let model_id = p.model_id;
+        let work = move || {
+            let t0 = std::time::Instant::now();
+            if m.kind == Kind::Sleep {
+                std::thread::sleep(Duration::from_millis(m.ms));
+            }
+            m.run(&xt, &xr, &yt, &yr);
+            Message::Predicted(Predicted {
+                model_id,
+                outputs,
+                inputs_retained: false,
+                marshal_in_us: 0,
+                predict_us: t0.elapsed().as_micros() as u64,
+                marshal_out_us: 0,
+            })
+        };
+        if m_is_sleep(&self.models[&model_id]) {
+            let out = self.out.clone();
+            std::thread::spawn(move || send(&out, reply_id, work()));
+            return None;
+        }
+        let r = work();
+        self.reply(reply_id, r);
+        None
+    }
+}
+
+fn m_is_sleep(m: &DiagModel) -> bool {
+    m.kind == Kind::Sleep
+}
