@@ -164,7 +164,8 @@ public struct Envelope: Hashable, Sendable {
     /// Decodes a frame body. Once tag and request id are read, a bad payload (even one that
     /// is not MessagePack) is reported with the request id, so it can be answered.
     public static func decode(_ body: [UInt8]) throws -> Envelope {
-        var r = MsgPackReader(body)
+        // docs/protocol.md: nesting deeper than 16 levels (payload = level 0) is rejected.
+        var r = MsgPackReader(body, maxDepth: ProtocolVersion.maxPayloadDepth)
         let tagValue: MsgPackValue, idValue: MsgPackValue
         do {
             let n = try r.readArrayHeader()

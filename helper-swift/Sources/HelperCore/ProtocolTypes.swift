@@ -15,6 +15,8 @@ public enum ProtocolVersion {
     /// Tensor slot offsets are multiples of this (Apple Silicon page size).
     public static let slotAlign: UInt64 = 16 * 1024
     public static let maxRank = 8
+    /// Deepest nesting below the payload value (ipc-schema MAX_DEPTH).
+    public static let maxPayloadDepth = 16
 }
 
 /// An open error code: unknown values from a newer peer round-trip unchanged.

@@ -30,6 +30,24 @@ public enum SysCall: String, CaseIterable, Sendable {
 @_silgen_name("shm_open") private func darwin_shm_open(_ name: UnsafePointer<CChar>, _ oflag: Int32) -> Int32
 #endif
 
+/// Signal numbers the helper raises or sends.
+public enum SignalNumber {
+    public static let segv = SIGSEGV
+    public static let stop = SIGSTOP
+    public static let cont = SIGCONT
+    public static let kill = SIGKILL
+    public static let term = SIGTERM
+}
+
+#if os(macOS)
+// Not imported into Swift (sandbox.h marks them deprecated); declared as the fact sheet says.
+@_silgen_name("sandbox_init")
+private func darwin_sandbox_init(_ profile: UnsafePointer<CChar>, _ flags: UInt64,
+                                 _ errorbuf: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32
+@_silgen_name("sandbox_free_error")
+private func darwin_sandbox_free_error(_ errorbuf: UnsafeMutablePointer<CChar>)
+#endif
+
 public enum Sys {
     @inline(__always)
     private static func fail(_ call: SysCall) -> SysError { SysError(call, Errno.current) }
@@ -221,6 +239,19 @@ public enum Sys {
 
     // MARK: process
 
+    /// Writes a line to stderr (diagnostics for whoever captures the helper's stderr).
+    public static func log(_ line: String) {
+        var bytes = Array(line.utf8)
+        bytes.append(0x0a)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { write(2, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 && Errno.current == .interrupted { continue }
+            if n <= 0 { return }
+            off += n
+        }
+    }
+
     public static func pid() -> Int32 { Int32(getpid()) }
 
     public static func sendSignal(_ pid: Int32, _ signal: Int32) throws {
@@ -323,6 +354,33 @@ public enum Sys {
         var buf = [CChar](repeating: 0, count: size)
         guard sysctlbyname(name, &buf, &size, nil, 0) == 0 else { return nil }
         return String(cString: buf)
+    }
+    #endif
+
+    /// `realpath(3)`: the canonical path (symlinks resolved), or nil if it does not exist.
+    public static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
+    #if os(macOS)
+    /// `confstr(_CS_DARWIN_USER_TEMP_DIR)`: the per-user temporary directory compileModel writes to.
+    public static func darwinUserTempDir() -> String? {
+        var buf = [CChar](repeating: 0, count: 1024)
+        guard confstr(_CS_DARWIN_USER_TEMP_DIR, &buf, buf.count) > 0 else { return nil }
+        return String(cString: buf)
+    }
+
+    /// Applies a Seatbelt profile (SBPL text) to this process for good; nil on success,
+    /// else the error text sandbox_init reported.
+    public static func sandboxInit(profile: String) -> String? {
+        var err: UnsafeMutablePointer<CChar>?
+        let rc = profile.withCString { darwin_sandbox_init($0, 0, &err) }
+        if rc == 0 { return nil }
+        let message = err.map { String(cString: $0) } ?? "sandbox_init returned \(rc)"
+        if let err { darwin_sandbox_free_error(err) }
+        return message
     }
     #endif
 

@@ -1,0 +1,116 @@
+// The diagnostic engine: hosts the echo/add/sleep models of docs/diagnostics.md so the
+// supervisor's crash-isolation suite runs against this helper exactly as against the Rust
+// test helper.
+//
+// Example:
+//   let engine = DiagnosticEngine()
+//   let d = Dispatcher(engine: engine, connection: conn)
+//   // Load{bundle_path: "diag:sleep?ms=50"} -> Loaded with x, y of f32[4]
+import HelperCore
+
+public final class DiagnosticEngine: Engine, @unchecked Sendable {
+    private struct Entry {
+        var model: DiagModel
+        var successes: UInt64 = 0
+    }
+
+    private let models = Locked<[UInt64: Entry]>([:])
+
+    public init() {}
+
+    public var descriptor: EngineDescriptor {
+        EngineDescriptor(name: "diagnostic", coremlVersion: nil, computeUnits: ComputeUnits.allCases)
+    }
+
+    public var modelsLoaded: Int { models.withLock { $0.count } }
+
+    public func hasModel(_ modelId: UInt64) -> Bool { models.withLock { $0[modelId] != nil } }
+
+    public func compile(_ request: Compile, _ ctx: RequestContext) async throws -> Compiled {
+        _ = try DiagModel.parse(request.sourcePath)
+        return Compiled(bundlePath: request.sourcePath, backend: .mlProgram, compileUs: 0)
+    }
+
+    public func load(_ request: Load, _ ctx: RequestContext) async throws -> Loaded {
+        let start = Sys.monotonicNanos()
+        let model = try DiagModel.parse(request.bundlePath)
+        var replyId = ctx.requestId
+        if let fault = Self.firing(model, .load, successes: 0) {
+            #if COREML_DIAG_FAULTS
+            await Faults.fire(fault, ctx)
+            if fault == .wrongId { replyId = ctx.requestId &+ 1_000_000 }
+            #endif
+        }
+        models.withLock { $0[request.modelId] = Entry(model: model) }
+        let loaded = Loaded(modelId: request.modelId, inputs: [model.spec("x")], outputs: [model.spec("y")],
+                            computeUnits: request.computeUnits, loadUs: micros(from: start))
+        if replyId != ctx.requestId {
+            ctx.connection.send(Envelope(requestId: replyId, message: .loaded(loaded)))
+            throw ReplySuppressed()
+        }
+        return loaded
+    }
+
+    public func unload(modelId: UInt64, _ ctx: RequestContext) async throws {
+        guard models.withLock({ $0.removeValue(forKey: modelId) }) != nil else {
+            throw EngineError(.unknownModel, "no model is loaded under id \(modelId)")
+        }
+    }
+
+    public func computePlan(modelId: UInt64, _ ctx: RequestContext) async throws -> ComputePlan {
+        guard hasModel(modelId) else { throw EngineError(.unknownModel, "no model is loaded under id \(modelId)") }
+        return ComputePlan(modelId: modelId, ops: [], neCoverage: nil,
+                           unavailableReason: "diagnostic model: no Core ML compute plan")
+    }
+
+    public func predict(_ call: PredictCall, _ ctx: RequestContext) async throws -> PredictResult {
+        guard let entry = models.withLock({ $0[call.modelId] }) else {
+            throw EngineError(.unknownModel, "no model is loaded under id \(call.modelId)")
+        }
+        let model = entry.model
+        guard let x = call.input("x"), let y = call.output("y") else {
+            throw EngineError(.schemaMismatch, "need input x and output y")
+        }
+        try model.check(x)
+        try model.check(y)
+        var output = y.named
+        var replyId = ctx.requestId
+        if let fault = Self.firing(model, .predict, successes: entry.successes) {
+            #if COREML_DIAG_FAULTS
+            await Faults.fire(fault, ctx)
+            switch fault {
+            case .wrongId: replyId = ctx.requestId &+ 1_000_000
+            case .badRef: output.tensor.offset = UInt64(y.region.size)
+            default: break
+            }
+            #endif
+        }
+        models.withLock { $0[call.modelId]?.successes += 1 }
+        let start = Sys.monotonicNanos()
+        if model.kind == .sleep {
+            try await Task.sleep(nanoseconds: model.sleepMs.multipliedReportingOverflow(by: 1_000_000).partialValue)
+        }
+        try Task.checkCancellation()
+        model.run(x: x, y: y)
+        let result = PredictResult(outputs: [output], predictUs: micros(from: start))
+        if replyId != ctx.requestId {
+            // Inputs were never retained: the diagnostic models read them synchronously.
+            ctx.connection.send(Envelope(requestId: replyId, message: .predicted(Predicted(
+                modelId: call.modelId, outputs: result.outputs, inputsRetained: false,
+                marshalInUs: 0, predictUs: result.predictUs, marshalOutUs: 0))))
+            throw ReplySuppressed()
+        }
+        return result
+    }
+
+    /// The fault to fire now, if any (consumes the `once` marker file).
+    static func firing(_ m: DiagModel, _ at: DiagModel.At, successes: UInt64) -> FaultKind? {
+        guard let fault = m.fault, m.at == at else { return nil }
+        if at == .predict && successes < m.after { return nil }
+        if let path = m.once {
+            if Sys.fileExists(path) { return nil }
+            try? Sys.createEmptyFile(path)
+        }
+        return fault
+    }
+}

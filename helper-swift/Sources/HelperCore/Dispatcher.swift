@@ -1,0 +1,262 @@
+// The request loop: reads frames, answers control requests in order, runs engine work
+// concurrently, and replies with the request's id (docs/protocol.md sections 2, 3, 7, 8).
+//
+// Example:
+//   let d = Dispatcher(engine: DiagnosticEngine(), connection: Connection(fd: 3))
+//   let status = d.run(hello: HelloInfo.make(engine: engine.descriptor, sandbox: .none("...")))
+//   Sys.exitImmediately(status)
+//
+// Ordering: Ping, GetStats, AttachRegion, DetachRegion are answered on the reader thread in
+// arrival order. Compile, Load, Unload, GetComputePlan and Predict each run in their own task,
+// so pipelined predictions run concurrently and replies may come out of order. A request for a
+// model whose Load is still running waits for that Load. Shutdown stops reading, waits for the
+// tasks in flight, sends ShutdownAck and returns 0. End of stream returns 0; a framing error
+// (oversize, empty or truncated frame) is fatal and returns 2.
+import Dispatch
+
+public final class Dispatcher: @unchecked Sendable {
+    public let engine: Engine
+    public let connection: Connection
+    public let regions = RegionTable()
+    private let inFlight = DispatchGroup()
+    private let pendingLoads = Locked<[UInt64: Task<Void, Never>]>([:])
+    private let counters = Locked(Stats())
+
+    public init(engine: Engine, connection: Connection) {
+        self.engine = engine
+        self.connection = connection
+    }
+
+    /// Serves until end of stream, Shutdown or a fatal framing error; returns the exit status.
+    public func run(hello: Hello) -> Int32 {
+        connection.send(Envelope(requestId: ProtocolVersion.unsolicited, message: .hello(hello)))
+        let reader = FrameReader(fd: connection.fd, maxFrameLength: ProtocolVersion.maxFrameLength)
+        while true {
+            let body: [UInt8]
+            do {
+                guard let b = try reader.next() else {
+                    if Freeze.isEngaged { Sys.sleepForever() }
+                    return 0
+                }
+                body = b
+            } catch {
+                if Freeze.isEngaged { Sys.sleepForever() }
+                Sys.log("coreml-helper: fatal framing error: \(error)")
+                return 2
+            }
+            if Freeze.isEngaged { Sys.sleepForever() }
+            counters.withLock { $0.requests += 1 }
+            let envelope: Envelope
+            do {
+                envelope = try Envelope.decode(body)
+            } catch let e as EnvelopeError {
+                switch e {
+                case .malformed: replyError(ProtocolVersion.unsolicited, .badRequest, "\(e)")
+                case .unknownTag(_, let rid): replyError(rid, .unknownMessage, "\(e)")
+                case .payload(_, let rid, _): replyError(rid, .badRequest, "\(e)")
+                }
+                continue
+            } catch {
+                replyError(ProtocolVersion.unsolicited, .internal, "\(error)")
+                continue
+            }
+            if !handle(envelope) {
+                inFlight.wait()
+                connection.send(Envelope(requestId: envelope.requestId, message: .shutdownAck))
+                return 0
+            }
+        }
+    }
+
+    /// Handles one request; false for Shutdown.
+    private func handle(_ env: Envelope) -> Bool {
+        let rid = env.requestId
+        let ctx = RequestContext(requestId: rid, connection: connection)
+        switch env.message {
+        case .ping(let p):
+            reply(rid, .pong(Pong(nonce: p.nonce)))
+        case .getStats:
+            reply(rid, .stats(currentStats()))
+        case .attachRegion(let a):
+            attach(a, rid)
+        case .detachRegion(let d):
+            if regions.detach(id: UInt64(d.region)) {
+                reply(rid, .regionDetached(d))
+            } else {
+                replyError(rid, .badRequest, "region \(d.region) is not attached")
+            }
+        case .shutdown:
+            return false
+        case .compile(let c):
+            spawn(rid) { .compiled(try await self.engine.compile(c, ctx)) }
+        case .load(let l):
+            inFlight.enter()
+            let task = Task {
+                await self.serve(rid) { .loaded(try await self.engine.load(l, ctx)) }
+                self.inFlight.leave()
+            }
+            pendingLoads.withLock { $0[l.modelId] = task }
+            Task {
+                await task.value
+                self.pendingLoads.withLock { if $0[l.modelId] == task { $0[l.modelId] = nil } }
+            }
+        case .unload(let u):
+            spawn(rid) {
+                await self.waitForLoad(u.modelId)
+                try await self.engine.unload(modelId: u.modelId, ctx)
+                return .unloaded(u)
+            }
+        case .getComputePlan(let g):
+            spawn(rid) {
+                await self.waitForLoad(g.modelId)
+                return .computePlan(try await self.engine.computePlan(modelId: g.modelId, ctx))
+            }
+        case .predict(let p):
+            let receipt = Sys.monotonicNanos()
+            inFlight.enter()
+            Task {
+                await self.predict(p, rid, receipt: receipt, ctx)
+                self.inFlight.leave()
+            }
+        case .hello, .pong, .shutdownAck, .error, .regionAttached, .regionDetached, .compiled, .loaded,
+             .unloaded, .computePlan, .predicted, .inputsReleased, .stats:
+            replyError(rid, .badRequest, "\(env.message.tag.name) is not a request")
+        }
+        return true
+    }
+
+    private func attach(_ a: AttachRegion, _ rid: UInt64) {
+        let id = UInt64(a.region)
+        guard regions.region(id) == nil else {
+            return replyError(rid, .badRequest, "region \(a.region) is already attached")
+        }
+        guard let size = Int(exactly: a.size), size > 0 else {
+            return replyError(rid, .badRequest, "region size \(a.size) is not usable")
+        }
+        do {
+            regions.attach(id: id, region: try SharedMemoryRegion(name: a.name, size: size))
+            reply(rid, .regionAttached(RegionId(region: a.region)))
+        } catch SharedMemoryError.invalidName(let n) {
+            replyError(rid, .badRequest, "invalid shared-memory name \(n.debugDescription)")
+        } catch {
+            replyError(rid, .shmFailed, "\(error)")
+        }
+    }
+
+    private func waitForLoad(_ modelId: UInt64) async {
+        if let t = pendingLoads.withLock({ $0[modelId] }) { await t.value }
+    }
+
+    private func spawn(_ rid: UInt64, _ body: @escaping @Sendable () async throws -> Message) {
+        inFlight.enter()
+        Task {
+            await self.serve(rid, body)
+            self.inFlight.leave()
+        }
+    }
+
+    private func serve(_ rid: UInt64, _ body: @Sendable () async throws -> Message) async {
+        do {
+            reply(rid, try await body())
+        } catch is ReplySuppressed {
+        } catch {
+            let (code, message) = Self.classify(error, deadlinePassed: false)
+            replyError(rid, code, message)
+        }
+    }
+
+    private func predict(_ p: Predict, _ rid: UInt64, receipt: UInt64, _ ctx: RequestContext) async {
+        await waitForLoad(p.modelId)
+        guard engine.hasModel(p.modelId) else {
+            return replyError(rid, .unknownModel, "no model is loaded under id \(p.modelId)")
+        }
+        let inputs: [BoundTensor], outputs: [BoundTensor]
+        do {
+            inputs = try p.inputs.map { try bind($0) }
+            outputs = try p.outputs.map { try bind($0) }
+        } catch {
+            let (code, message) = Self.classify(error, deadlinePassed: false)
+            return replyError(rid, code, message)
+        }
+        let modelId = p.modelId
+        let conn = connection
+        let lease = InputLease {
+            conn.send(Envelope(requestId: rid, message: .inputsReleased(ModelId(modelId: modelId))))
+        }
+        let deadline: UInt64? = p.deadlineUs == 0 ? nil : receipt &+ p.deadlineUs.multipliedReportingOverflow(by: 1000).partialValue
+        let call = PredictCall(modelId: modelId, inputs: inputs, outputs: outputs, deadlineNanos: deadline, lease: lease)
+        let engine = self.engine
+        let result = await Self.runWithDeadline(deadline) { try await engine.predict(call, ctx) }
+        lease.release()
+        switch result {
+        case .success(let r):
+            counters.withLock { $0.predictions += 1 }
+            lease.replied { retained in
+                reply(rid, .predicted(Predicted(modelId: modelId, outputs: r.outputs, inputsRetained: retained,
+                                                marshalInUs: r.marshalInUs, predictUs: r.predictUs,
+                                                marshalOutUs: r.marshalOutUs)))
+            }
+        case .failure(let e) where e is ReplySuppressed:
+            return
+        case .failure(let e):
+            // docs/protocol.md: before an Error reply, the helper has released its inputs.
+            await lease.waitUntilReleased()
+            let passed = deadline.map { Sys.monotonicNanos() >= $0 } ?? false
+            let (code, message) = Self.classify(e, deadlinePassed: passed)
+            replyError(rid, code, message)
+        }
+    }
+
+    private func bind(_ t: NamedTensor) throws -> BoundTensor {
+        guard let region = regions.region(UInt64(t.tensor.region)) else {
+            throw EngineError(.shmFailed, "tensor \(t.name.debugDescription) names region \(t.tensor.region), which is not attached")
+        }
+        return try BoundTensor(name: t.name, ref: t.tensor, region: region)
+    }
+
+    /// Runs `body` in a task that is cancelled at `deadline` (CLOCK_MONOTONIC ns).
+    static func runWithDeadline<T: Sendable>(_ deadline: UInt64?, _ body: @escaping @Sendable () async throws -> T) async -> Result<T, Error> {
+        let work = Task { try await body() }
+        var timer: Task<Void, Never>?
+        if let deadline {
+            timer = Task {
+                let now = Sys.monotonicNanos()
+                if deadline > now { try? await Task.sleep(nanoseconds: deadline - now) }
+                if !Task.isCancelled { work.cancel() }
+            }
+        }
+        let result = await work.result
+        timer?.cancel()
+        return result
+    }
+
+    /// Maps any error to a protocol error code and message.
+    static func classify(_ error: Error, deadlinePassed: Bool) -> (ErrorCode, String) {
+        if deadlinePassed { return (.timeout, "deadline passed: \(error)") }
+        switch error {
+        case let e as EngineError: return (e.code, e.message)
+        case is CancellationError: return (.cancelled, "cancelled")
+        case let e as SharedMemoryError: return (.shmFailed, "\(e)")
+        case let e as TensorRefError: return (.badRequest, "\(e)")
+        default: return (.internal, "\(error)")
+        }
+    }
+
+    private func currentStats() -> Stats {
+        var s = counters.get()
+        s.rssBytes = (try? Sys.currentRSSBytes()) ?? 0
+        s.peakRssBytes = max((try? Sys.peakRSSBytes()) ?? 0, s.rssBytes)
+        s.modelsLoaded = UInt64(engine.modelsLoaded)
+        s.regionsAttached = UInt64(regions.count)
+        return s
+    }
+
+    private func reply(_ rid: UInt64, _ m: Message) {
+        connection.send(Envelope(requestId: rid, message: m))
+    }
+
+    private func replyError(_ rid: UInt64, _ code: ErrorCode, _ message: String) {
+        counters.withLock { $0.errors += 1 }
+        reply(rid, .error(ErrorReply(code: code, message: message)))
+    }
+}
