@@ -1,26 +1,57 @@
-//! Supervises the Core ML helper process: spawn, sandbox, shared memory, deadlines, restarts.
+//! Supervises the Core ML helper process: spawn, sandbox, shared memory, deadlines,
+//! restarts. An app links this crate; nothing the helper does (crash, hang, leak,
+//! lie) takes the app down, hangs a caller past its deadline, or loses a request.
 //!
+//! ```no_run
+//! use std::time::Duration;
+//! use coreml_supervisor::{Supervisor, SupervisorConfig, HelperCommand, Event};
+//!
+//! # async fn demo() -> Result<(), coreml_supervisor::Error> {
+//! let mut cfg = SupervisorConfig::new(HelperCommand::new("/usr/local/libexec/coreml-helper"));
+//! cfg.deadlines.predict = Duration::from_millis(500);
+//! cfg.memory_limit = Some(4 << 30);
+//! let sup = Supervisor::start(cfg).await?;
+//! let mut events = sup.subscribe();
+//! let model = sup.load("diag:echo?shape=4", None).await?;
+//! let out = sup.predict(model.id, &[("x", &[0u8; 16])]).await?;
+//! assert_eq!(out.output("y").unwrap().to_vec(), vec![0u8; 16]);
+//! println!("{:?}", sup.stats());
+//! if let Ok(Event::HelperDied { cause, .. }) = events.try_recv() { eprintln!("{cause}"); }
+//! sup.shutdown().await;
+//! # Ok(()) }
 //! ```
-//! use coreml_supervisor::{HelperCommand, SandboxConfig};
-//! let cmd = HelperCommand::new("/usr/bin/true");
-//! assert_eq!(cmd.argv().len(), 3);
-//! let _ = SandboxConfig::default();
-//! ```
+//!
+//! The pieces, each in its own module: [`HelperCommand`] (what to run),
+//! [`SandboxConfig`] (Linux sandbox applied before exec), [`arena`] (shared-memory
+//! slots), [`memwatch`] (RSS), [`restart`] (backoff and budget), and the
+//! [`Supervisor`] handle with its [`Event`] stream and [`SupervisorStats`].
 #![warn(missing_docs)]
 
 pub mod arena;
 mod command;
+mod config;
+mod connection;
+mod error;
+mod events;
 pub mod memwatch;
+mod predict;
 mod process;
 pub mod restart;
 mod sandbox;
 pub mod shm;
+mod supervisor;
 mod sys;
 
 pub use command::{HelperCommand, NoHelperConfigured, HELPER_ENV, HELPER_LAUNCHER_ENV};
+pub use config::{Deadlines, SupervisorConfig};
+pub use coreml_ipc_schema as schema;
+pub use error::{DeathCause, Error, HandshakeError, Stage};
+pub use events::{Event, HelperState, SupervisorStats};
+pub use predict::{OutputTensor, Prediction};
 pub use process::{HelperProcess, SpawnError};
 pub use sandbox::{
     Applied, PreparedSandbox, SandboxConfig, SandboxError, SandboxReport, SYSTEM_READ_ONLY,
     SYSTEM_READ_WRITE,
 };
+pub use supervisor::{ModelId, ModelInfo, Supervisor};
 pub use sys::process_alive;

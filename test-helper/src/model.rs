@@ -85,7 +85,9 @@ pub struct DiagModel {
 impl DiagModel {
     /// Parses a `diag:` URI; `Err` is a `BAD_REQUEST` message.
     pub fn parse(uri: &str) -> Result<Self, String> {
-        let rest = uri.strip_prefix("diag:").ok_or_else(|| format!("not a diag: URI: {uri}"))?;
+        let rest = uri
+            .strip_prefix("diag:")
+            .ok_or_else(|| format!("not a diag: URI: {uri}"))?;
         let (name, query) = rest.split_once('?').unwrap_or((rest, ""));
         let kind = match name {
             "echo" => Kind::Echo,
@@ -111,7 +113,12 @@ impl DiagModel {
             match k {
                 "dtype" => m.dtype = DType::from_name(v).ok_or_else(bad)?,
                 "shape" if v.is_empty() => m.shape = vec![],
-                "shape" => m.shape = v.split('x').map(|d| d.parse().map_err(|_| bad())).collect::<Result<_, _>>()?,
+                "shape" => {
+                    m.shape = v
+                        .split('x')
+                        .map(|d| d.parse().map_err(|_| bad()))
+                        .collect::<Result<_, _>>()?
+                }
                 "c" => m.c = v.parse().map_err(|_| bad())?,
                 "ms" => m.ms = v.parse().map_err(|_| bad())?,
                 "fault" => m.fault = Some(Fault::parse(v).ok_or_else(bad)?),

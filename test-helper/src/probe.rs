@@ -23,13 +23,19 @@ fn verdict<T, E>(r: Result<T, E>) -> &'static str {
 
 pub fn run(mut out: UnixStream) {
     let mut lines = Vec::new();
-    lines.push(format!("net_inet={}", verdict(std::net::UdpSocket::bind("127.0.0.1:0"))));
+    lines.push(format!(
+        "net_inet={}",
+        verdict(std::net::UdpSocket::bind("127.0.0.1:0"))
+    ));
     if let Some(p) = std::env::var_os("COREML_PROBE_DENIED") {
         lines.push(format!("read_denied_path={}", verdict(std::fs::read(p))));
     }
     if let Some(d) = std::env::var_os("COREML_PROBE_ALLOWED") {
         let f = std::path::Path::new(&d).join("probe-write");
-        lines.push(format!("write_allowed_dir={}", verdict(std::fs::write(&f, b"x"))));
+        lines.push(format!(
+            "write_allowed_dir={}",
+            verdict(std::fs::write(&f, b"x"))
+        ));
     }
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     for key in ["NoNewPrivs", "Seccomp"] {
@@ -38,7 +44,10 @@ pub fn run(mut out: UnixStream) {
         }
     }
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
-    for (label, key) in [("Max open files", "max_open_files"), ("Max core file size", "max_core")] {
+    for (label, key) in [
+        ("Max open files", "max_open_files"),
+        ("Max core file size", "max_core"),
+    ] {
         if let Some(l) = limits.lines().find(|l| l.starts_with(label)) {
             let soft = l[label.len()..].split_whitespace().next().unwrap_or("?");
             lines.push(format!("{key}={soft}"));

@@ -28,7 +28,10 @@ fn send(out: &Out, id: u64, m: Message) {
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> Message {
-    Message::Error(ErrorReply { code, message: message.into() })
+    Message::Error(ErrorReply {
+        code,
+        message: message.into(),
+    })
 }
 
 fn sleep_forever() -> ! {
@@ -39,7 +42,10 @@ fn sleep_forever() -> ! {
 
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut x = (std::process::id() as u64) << 32
-        | std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(1);
+        | std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(1);
     (0..n)
         .map(|_| {
             x ^= x << 13;
@@ -56,7 +62,10 @@ fn hello(major: u16) -> Message {
         protocol_minor: PROTOCOL_MINOR,
         helper_version: env!("CARGO_PKG_VERSION").into(),
         os: std::env::consts::OS.into(),
-        os_build: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().into(),
+        os_build: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .into(),
         chip: std::env::consts::ARCH.into(),
         coreml_version: None,
         compute_units: ComputeUnits::ALL.to_vec(),
@@ -89,11 +98,17 @@ fn fire(fault: Fault, out: &Out) {
         Fault::Garbage => {
             let mut frame = 64u32.to_be_bytes().to_vec();
             frame.extend(random_bytes(64));
-            let _ = out.lock().unwrap_or_else(|p| p.into_inner()).write_all(&frame);
+            let _ = out
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .write_all(&frame);
             sleep_forever();
         }
         Fault::Oversize => {
-            let _ = out.lock().unwrap_or_else(|p| p.into_inner()).write_all(&0xFFFF_FFF0u32.to_be_bytes());
+            let _ = out
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .write_all(&0xFFFF_FFF0u32.to_be_bytes());
             sleep_forever();
         }
         Fault::CloseSocket => {
@@ -128,7 +143,12 @@ pub fn run(stream: UnixStream) -> ! {
         Err(_) => {}
     }
     send(&out, UNSOLICITED, hello(major));
-    let mut st = State { out, regions: HashMap::new(), models: HashMap::new(), stats: Stats::default() };
+    let mut st = State {
+        out,
+        regions: HashMap::new(),
+        models: HashMap::new(),
+        stats: Stats::default(),
+    };
     loop {
         let body = match read_frame(&mut reader, MAX_FRAME_LEN) {
             Ok(Some(b)) => b,
@@ -143,8 +163,16 @@ pub fn run(stream: UnixStream) -> ! {
             Ok(env) => st.handle(env.request_id, env.message),
             Err(e) => {
                 st.stats.errors += 1;
-                let code = if matches!(e, DecodeError::UnknownTag { .. }) { ErrorCode::UNKNOWN_MESSAGE } else { ErrorCode::BAD_REQUEST };
-                send(&st.out, e.request_id().unwrap_or(UNSOLICITED), error(code, e.to_string()));
+                let code = if matches!(e, DecodeError::UnknownTag { .. }) {
+                    ErrorCode::UNKNOWN_MESSAGE
+                } else {
+                    ErrorCode::BAD_REQUEST
+                };
+                send(
+                    &st.out,
+                    e.request_id().unwrap_or(UNSOLICITED),
+                    error(code, e.to_string()),
+                );
             }
         }
     }
@@ -177,7 +205,11 @@ impl State {
                 Message::RegionDetached(RegionDetached { region: d.region })
             }
             Message::Compile(c) => match DiagModel::parse(&c.source_path) {
-                Ok(_) => Message::Compiled(Compiled { bundle_path: c.source_path, backend: Backend::MlProgram, compile_us: 0 }),
+                Ok(_) => Message::Compiled(Compiled {
+                    bundle_path: c.source_path,
+                    backend: Backend::MlProgram,
+                    compile_us: 0,
+                }),
                 Err(e) => error(ErrorCode::BAD_REQUEST, e),
             },
             Message::Load(l) => match DiagModel::parse(&l.bundle_path) {
@@ -201,7 +233,9 @@ impl State {
                 Err(e) => error(ErrorCode::BAD_REQUEST, e),
             },
             Message::Unload(u) => match self.models.remove(&u.model_id) {
-                Some(_) => Message::Unloaded(Unloaded { model_id: u.model_id }),
+                Some(_) => Message::Unloaded(Unloaded {
+                    model_id: u.model_id,
+                }),
                 None => error(ErrorCode::UNKNOWN_MODEL, format!("model {}", u.model_id)),
             },
             Message::GetComputePlan(g) => Message::ComputePlan(ComputePlan {
@@ -221,7 +255,10 @@ impl State {
                 Some(m) => m,
                 None => return,
             },
-            other => error(ErrorCode::UNKNOWN_MESSAGE, format!("{} is not a request", other.tag().name())),
+            other => error(
+                ErrorCode::UNKNOWN_MESSAGE,
+                format!("{} is not a request", other.tag().name()),
+            ),
         };
         self.reply(id, r);
     }
@@ -230,15 +267,33 @@ impl State {
     /// (a sleep thread) or never (a hang).
     fn predict(&mut self, id: u64, p: Predict) -> Option<Message> {
         let Some(model) = self.models.get_mut(&p.model_id) else {
-            return Some(error(ErrorCode::UNKNOWN_MODEL, format!("model {}", p.model_id)));
+            return Some(error(
+                ErrorCode::UNKNOWN_MODEL,
+                format!("model {}", p.model_id),
+            ));
         };
-        let (Some(x), Some(y)) = (p.inputs.iter().find(|t| t.name == "x"), p.outputs.iter().find(|t| t.name == "y")) else {
-            return Some(error(ErrorCode::SCHEMA_MISMATCH, "need input x and output y"));
+        let (Some(x), Some(y)) = (
+            p.inputs.iter().find(|t| t.name == "x"),
+            p.outputs.iter().find(|t| t.name == "y"),
+        ) else {
+            return Some(error(
+                ErrorCode::SCHEMA_MISMATCH,
+                "need input x and output y",
+            ));
         };
-        let (Some(xr), Some(yr)) = (self.regions.get(&x.tensor.region), self.regions.get(&y.tensor.region)) else {
-            return Some(error(ErrorCode::SHM_FAILED, "tensor names an unattached region"));
+        let (Some(xr), Some(yr)) = (
+            self.regions.get(&x.tensor.region),
+            self.regions.get(&y.tensor.region),
+        ) else {
+            return Some(error(
+                ErrorCode::SHM_FAILED,
+                "tensor names an unattached region",
+            ));
         };
-        if let Err(e) = model.check_ref(&x.tensor, xr).and_then(|_| model.check_ref(&y.tensor, yr)) {
+        if let Err(e) = model
+            .check_ref(&x.tensor, xr)
+            .and_then(|_| model.check_ref(&y.tensor, yr))
+        {
             return Some(error(ErrorCode::SCHEMA_MISMATCH, e));
         }
         let (xr, yr) = (xr.clone(), yr.clone());

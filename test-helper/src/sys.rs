@@ -42,14 +42,24 @@ impl Mapping {
         }
         // SAFETY: a fresh kernel-chosen shared mapping of a valid fd; checked below.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len.max(1), libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len.max(1),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
         };
         // SAFETY: the mapping keeps the object alive; the fd is no longer needed.
         unsafe { libc::close(fd) };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Self { ptr: NonNull::new(p.cast()).expect("mmap never returns null on success"), len })
+        Ok(Self {
+            ptr: NonNull::new(p.cast()).expect("mmap never returns null on success"),
+            len,
+        })
     }
 
     /// Region length.
@@ -59,27 +69,53 @@ impl Mapping {
 
     /// Copies `dst.len()` bytes from `offset`. Panics when out of range.
     pub fn read(&self, offset: usize, dst: &mut [u8]) {
-        assert!(offset.checked_add(dst.len()).is_some_and(|e| e <= self.len), "read outside region");
+        assert!(
+            offset.checked_add(dst.len()).is_some_and(|e| e <= self.len),
+            "read outside region"
+        );
         // SAFETY: the source range is inside the mapping (checked), `dst` is a distinct slice.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(offset), dst.as_mut_ptr(), dst.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.ptr.as_ptr().add(offset),
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
+        }
     }
 
     /// Copies `src` to `offset`. Panics when out of range.
     pub fn write(&self, offset: usize, src: &[u8]) {
-        assert!(offset.checked_add(src.len()).is_some_and(|e| e <= self.len), "write outside region");
+        assert!(
+            offset.checked_add(src.len()).is_some_and(|e| e <= self.len),
+            "write outside region"
+        );
         // SAFETY: the destination range is inside the mapping (checked), `src` is distinct.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len())
+        }
     }
 }
 
 impl Mapping {
     /// Copies `len` bytes from `src_off` of `self` to `dst_off` of `dst` (memmove).
     pub fn copy_to(&self, src_off: usize, dst: &Mapping, dst_off: usize, len: usize) {
-        assert!(src_off.checked_add(len).is_some_and(|e| e <= self.len), "read outside region");
-        assert!(dst_off.checked_add(len).is_some_and(|e| e <= dst.len), "write outside region");
+        assert!(
+            src_off.checked_add(len).is_some_and(|e| e <= self.len),
+            "read outside region"
+        );
+        assert!(
+            dst_off.checked_add(len).is_some_and(|e| e <= dst.len),
+            "write outside region"
+        );
         // SAFETY: both ranges are inside live mappings (checked); `copy` tolerates overlap
         // when source and destination are the same region.
-        unsafe { std::ptr::copy(self.ptr.as_ptr().add(src_off), dst.ptr.as_ptr().add(dst_off), len) }
+        unsafe {
+            std::ptr::copy(
+                self.ptr.as_ptr().add(src_off),
+                dst.ptr.as_ptr().add(dst_off),
+                len,
+            )
+        }
     }
 }
 
@@ -133,7 +169,11 @@ pub fn fork_sleeper() -> io::Result<()> {
 pub fn rss_bytes() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .unwrap_or(0);
     // SAFETY: sysconf takes an integer name.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };

@@ -1,0 +1,122 @@
+//! Supervisor configuration: the helper command, sandbox, shared-memory arena,
+//! per-stage deadlines, memory limit, restart policy and queue bound.
+//!
+//! ```
+//! use std::time::Duration;
+//! use coreml_supervisor::{HelperCommand, SupervisorConfig};
+//!
+//! let mut cfg = SupervisorConfig::new(HelperCommand::new("/usr/local/bin/coreml-helper"));
+//! cfg.deadlines.predict = Duration::from_millis(500);
+//! cfg.memory_limit = Some(2 << 30);
+//! cfg.max_in_flight = 32;
+//! assert_eq!(cfg.deadlines.for_stage(coreml_supervisor::Stage::Predict), Duration::from_millis(500));
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use coreml_ipc_schema::ComputeUnits;
+
+use crate::arena::ArenaConfig;
+use crate::command::{HelperCommand, NoHelperConfigured};
+use crate::error::Stage;
+use crate::restart::RestartPolicy;
+use crate::sandbox::SandboxConfig;
+
+/// Time budgets per request kind. Compile and load get minutes (a first
+/// Neural-Engine compile can take that long); predict is short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// From spawn to `Hello`.
+    pub handshake: Duration,
+    /// `Compile`.
+    pub compile: Duration,
+    /// `Load`, and each model reload after a restart.
+    pub load: Duration,
+    /// `Predict` (default; a call may pass its own).
+    pub predict: Duration,
+    /// Small control requests: attach, unload, stats, compute plan, ping.
+    pub control: Duration,
+    /// `Shutdown` until the helper exited.
+    pub shutdown: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            handshake: Duration::from_secs(10),
+            compile: Duration::from_secs(15 * 60),
+            load: Duration::from_secs(15 * 60),
+            predict: Duration::from_secs(10),
+            control: Duration::from_secs(5),
+            shutdown: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Deadlines {
+    /// The default budget of a stage.
+    pub fn for_stage(&self, stage: Stage) -> Duration {
+        match stage {
+            Stage::Handshake => self.handshake,
+            Stage::Compile => self.compile,
+            Stage::Load => self.load,
+            Stage::Predict => self.predict,
+            Stage::Shutdown => self.shutdown,
+            Stage::AttachRegion
+            | Stage::Unload
+            | Stage::ComputePlan
+            | Stage::Stats
+            | Stage::Ping => self.control,
+            Stage::Queue | Stage::Restart => self.predict,
+        }
+    }
+}
+
+/// Everything a supervisor needs.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// The helper to run.
+    pub helper: HelperCommand,
+    /// The sandbox (Linux).
+    pub sandbox: SandboxConfig,
+    /// Shared-memory sizing.
+    pub arena: ArenaConfig,
+    /// Budgets per stage.
+    pub deadlines: Deadlines,
+    /// Kill the helper when its process tree's RSS exceeds this many bytes.
+    pub memory_limit: Option<u64>,
+    /// How often the RSS is sampled.
+    pub memory_poll: Duration,
+    /// Restart pacing and budget.
+    pub restart: RestartPolicy,
+    /// Requests in flight at once; further callers wait (back-pressure).
+    pub max_in_flight: usize,
+    /// Compute units for loads that do not say.
+    pub compute_units: ComputeUnits,
+    /// Directory for compiled bundles (passed in `Compile`).
+    pub staging_dir: PathBuf,
+}
+
+impl SupervisorConfig {
+    /// Defaults around `helper`.
+    pub fn new(helper: HelperCommand) -> Self {
+        Self {
+            helper,
+            sandbox: SandboxConfig::default(),
+            arena: ArenaConfig::default(),
+            deadlines: Deadlines::default(),
+            memory_limit: None,
+            memory_poll: Duration::from_millis(50),
+            restart: RestartPolicy::default(),
+            max_in_flight: 64,
+            compute_units: ComputeUnits::All,
+            staging_dir: std::env::temp_dir(),
+        }
+    }
+
+    /// Defaults around the helper named by `COREML_HELPER` / `COREML_HELPER_LAUNCHER`.
+    pub fn from_env() -> Result<Self, NoHelperConfigured> {
+        HelperCommand::from_env().map(Self::new)
+    }
+}

@@ -1,0 +1,497 @@
+//! One helper generation: the process, the socket, requests in flight matched by
+//! request id, and the single place where a helper is declared dead ([`Connection::die`]).
+//!
+//! ```text
+//! let conn = Connection::spawn(&config, generation, high_water).await?;   // spawn + Hello
+//! let reply = conn.call(id, Stage::Ping, Message::Ping(Ping { nonce: 1 }), deadline).await;
+//! // a missed deadline, EOF, a bad frame or the memory watcher calls conn.die(cause):
+//! // the group is SIGKILLed and every request in flight gets the cause.
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use coreml_ipc_schema::{
+    read_frame_async, Envelope, FrameError, Hello, Message, MAX_FRAME_LEN, UNSOLICITED,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::arena::Slot;
+use crate::config::SupervisorConfig;
+use crate::error::{DeathCause, HandshakeError, Stage};
+use crate::memwatch::MemoryWatcher;
+use crate::process::HelperProcess;
+
+/// How a request on a connection ended without a reply.
+#[derive(Debug, Clone)]
+pub(crate) struct DeathNotice {
+    pub cause: DeathCause,
+    /// This request is the one the death is attributed to.
+    pub culprit: bool,
+}
+
+type Reply = Result<Message, DeathNotice>;
+
+struct Pending {
+    tx: Option<oneshot::Sender<Reply>>,
+    /// Slots of an abandoned (cancelled) request, held until the helper is done.
+    orphan: Vec<Slot>,
+}
+
+#[derive(Default)]
+struct Held {
+    /// Helper gone: nothing is held any more.
+    reaped: bool,
+    /// Input slots of predictions answered with `inputs_retained`.
+    retained: HashMap<u64, Vec<Slot>>,
+    /// `InputsReleased` that arrived before the slots were handed over.
+    released_early: HashSet<u64>,
+    /// Slots of requests that died in flight; freed once the helper is reaped.
+    quarantine: Vec<Slot>,
+}
+
+/// A live (or dying) helper and its socket.
+pub(crate) struct Connection {
+    pub generation: u64,
+    pub process: HelperProcess,
+    pub hello: Hello,
+    frames: mpsc::Sender<Vec<u8>>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    death: watch::Sender<Option<DeathCause>>,
+    held: Mutex<Held>,
+    pub attached: Mutex<HashSet<u32>>,
+    pub attach_lock: tokio::sync::Mutex<()>,
+    pub models: Mutex<HashSet<u64>>,
+    pub rss: AtomicU64,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Describes an exit status for error messages.
+pub(crate) fn describe_exit(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (_, Some(s)) => format!(
+            "killed by signal {s}{}",
+            if status.core_dumped() {
+                " (core dumped)"
+            } else {
+                ""
+            }
+        ),
+        _ => format!("ended ({status})"),
+    }
+}
+
+async fn first_frame(reader: &mut OwnedReadHalf) -> Result<Hello, HandshakeError> {
+    match read_frame_async(reader, MAX_FRAME_LEN).await {
+        Ok(Some(body)) => match Envelope::decode(&body) {
+            Ok(Envelope {
+                request_id: UNSOLICITED,
+                message: Message::Hello(h),
+            }) => Ok(h),
+            Ok(other) => Err(HandshakeError::Garbage(format!(
+                "expected Hello, got {:?}",
+                other.message.tag()
+            ))),
+            Err(e) => Err(HandshakeError::Garbage(e.to_string())),
+        },
+        Ok(None) => Err(HandshakeError::Closed("end of stream".into())),
+        Err(FrameError::Io(e)) => Err(HandshakeError::Closed(e.to_string())),
+        Err(e) => Err(HandshakeError::Frame(e)),
+    }
+}
+
+impl Connection {
+    /// Spawns a helper, waits for its `Hello` (deadline, version check) and starts
+    /// the reader, writer, exit and memory watchers.
+    pub(crate) async fn spawn(
+        cfg: &SupervisorConfig,
+        generation: u64,
+        high_water: Arc<AtomicU64>,
+    ) -> Result<Arc<Connection>, HandshakeError> {
+        let (process, sock) = HelperProcess::spawn(&cfg.helper, &cfg.sandbox)?;
+        sock.set_nonblocking(true)
+            .map_err(|e| HandshakeError::Closed(e.to_string()))?;
+        let sock = UnixStream::from_std(sock).map_err(|e| HandshakeError::Closed(e.to_string()))?;
+        let (mut reader, writer) = sock.into_split();
+        let hello = match tokio::time::timeout(cfg.deadlines.handshake, first_frame(&mut reader))
+            .await
+        {
+            Ok(Ok(h)) => h,
+            Ok(Err(HandshakeError::Closed(why))) => {
+                // Prefer the exit status when the helper died.
+                let status = tokio::time::timeout(Duration::from_millis(500), process.wait()).await;
+                return Err(HandshakeError::Closed(
+                    status.map(describe_exit).unwrap_or(why),
+                ));
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(HandshakeError::Timeout(cfg.deadlines.handshake)),
+        };
+        hello.negotiate()?;
+        let mut report = process.sandbox().clone();
+        report.helper_self_sandboxed = Some(hello.sandboxed);
+        tracing::info!(generation, pid = process.pid(), engine = %hello.engine, sandbox = %report, "helper ready");
+
+        let (frames, rx) = mpsc::channel(cfg.max_in_flight.max(1) * 2);
+        let (death, _) = watch::channel(None);
+        let conn = Arc::new(Connection {
+            generation,
+            process,
+            hello,
+            frames,
+            pending: Mutex::new(HashMap::new()),
+            death,
+            held: Mutex::new(Held::default()),
+            attached: Mutex::new(HashSet::new()),
+            attach_lock: tokio::sync::Mutex::new(()),
+            models: Mutex::new(HashSet::new()),
+            rss: AtomicU64::new(0),
+            writer: Mutex::new(None),
+        });
+        *lock(&conn.writer) = Some(tokio::spawn(write_loop(Arc::downgrade(&conn), writer, rx)));
+        tokio::spawn(read_loop(conn.clone(), reader));
+        tokio::spawn(exit_watch(conn.clone()));
+        if let Some(limit) = cfg.memory_limit {
+            let weak = Arc::downgrade(&conn);
+            let (poll, pid) = (cfg.memory_poll, conn.process.pid());
+            let _ = std::thread::Builder::new()
+                .name(format!("coreml-mem-{pid}"))
+                .spawn(move || memory_watch(weak, pid, limit, poll, high_water));
+        }
+        Ok(conn)
+    }
+
+    /// The cause of death, if dead.
+    pub(crate) fn death_cause(&self) -> Option<DeathCause> {
+        self.death.borrow().clone()
+    }
+
+    /// Waits until the connection is dead.
+    pub(crate) async fn died(&self) -> DeathCause {
+        let mut rx = self.death.subscribe();
+        let cause = match rx.wait_for(Option::is_some).await {
+            Ok(c) => c.clone().expect("checked is_some"),
+            Err(_) => DeathCause::Shutdown,
+        };
+        cause
+    }
+
+    /// Declares the helper dead (first cause wins): SIGKILL to its group, every
+    /// request in flight fails with the cause.
+    pub(crate) fn die(&self, cause: DeathCause) {
+        let first = self.death.send_if_modified(|c| {
+            if c.is_none() {
+                *c = Some(cause.clone());
+                true
+            } else {
+                false
+            }
+        });
+        if !first {
+            return;
+        }
+        tracing::warn!(generation = self.generation, pid = self.process.pid(), %cause, "helper dead");
+        self.process.kill();
+        if let Some(w) = lock(&self.writer).take() {
+            w.abort();
+        }
+        let drained: Vec<(u64, Pending)> = lock(&self.pending).drain().collect();
+        let culprit = cause.request_id().or(if drained.len() == 1 {
+            Some(drained[0].0)
+        } else {
+            None
+        });
+        let mut orphans = Vec::new();
+        for (id, p) in drained {
+            if let Some(tx) = p.tx {
+                let _ = tx.send(Err(DeathNotice {
+                    cause: cause.clone(),
+                    culprit: Some(id) == culprit,
+                }));
+            }
+            orphans.extend(p.orphan);
+        }
+        self.quarantine(orphans);
+    }
+
+    /// Keeps slots until the helper is reaped (drops them at once if it is).
+    pub(crate) fn quarantine(&self, slots: Vec<Slot>) {
+        let mut held = lock(&self.held);
+        if !held.reaped {
+            held.quarantine.extend(slots);
+        }
+    }
+
+    /// Hands over the input slots of a prediction the helper still references.
+    pub(crate) fn retain_inputs(&self, id: u64, slots: Vec<Slot>) {
+        let mut held = lock(&self.held);
+        if !held.reaped && !held.released_early.remove(&id) {
+            held.retained.insert(id, slots);
+        }
+    }
+
+    fn release_inputs(&self, id: u64) {
+        let mut held = lock(&self.held);
+        if held.retained.remove(&id).is_none() {
+            held.released_early.insert(id);
+        }
+    }
+
+    /// Sends one request and waits for its reply until `deadline`. A missed deadline
+    /// kills the helper; the request is the culprit. `slots` are the shared-memory
+    /// slots the request names: they come back with the outcome, and if the caller
+    /// cancels the call they stay with the connection until the helper is done.
+    pub(crate) async fn call(
+        &self,
+        id: u64,
+        stage: Stage,
+        msg: Message,
+        deadline: Instant,
+        slots: Vec<Slot>,
+    ) -> (Result<Message, DeathNotice>, Vec<Slot>) {
+        let frame = match coreml_ipc_schema::encode_frame(&Envelope::new(id, msg)) {
+            Ok(f) => f,
+            Err(e) => {
+                let detail = format!("cannot encode request: {e}");
+                let cause = DeathCause::ProtocolViolation {
+                    request_id: Some(id),
+                    detail,
+                };
+                return (
+                    Err(DeathNotice {
+                        cause,
+                        culprit: true,
+                    }),
+                    slots,
+                );
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = lock(&self.pending);
+            if let Some(cause) = self.death_cause() {
+                return (
+                    Err(DeathNotice {
+                        cause,
+                        culprit: false,
+                    }),
+                    slots,
+                );
+            }
+            pending.insert(
+                id,
+                Pending {
+                    tx: Some(tx),
+                    orphan: Vec::new(),
+                },
+            );
+        }
+        let mut guard = PendingGuard {
+            conn: self,
+            id,
+            slots,
+            armed: true,
+        };
+        let start = Instant::now();
+        let budget = deadline.saturating_duration_since(start);
+        let tdl = tokio::time::Instant::from_std(deadline);
+        let outcome = tokio::time::timeout_at(tdl, async {
+            if self.frames.send(frame).await.is_err() {
+                return None;
+            }
+            rx.await.ok()
+        })
+        .await;
+        guard.armed = false;
+        let slots = std::mem::take(&mut guard.slots);
+        let result = match outcome {
+            Ok(Some(reply)) => reply,
+            Ok(None) => Err(DeathNotice {
+                cause: self.death_cause().unwrap_or(DeathCause::Crashed {
+                    detail: "connection closed".into(),
+                }),
+                culprit: false,
+            }),
+            Err(_) => {
+                self.die(DeathCause::Timeout {
+                    request_id: id,
+                    stage,
+                    after: budget,
+                });
+                let cause = self.death_cause().expect("just died");
+                let culprit = cause.request_id() == Some(id);
+                Err(DeathNotice { cause, culprit })
+            }
+        };
+        (result, slots)
+    }
+
+    /// Marks a request abandoned by its caller, keeping `slots` until the helper is
+    /// done with them.
+    pub(crate) fn abandon(&self, id: u64, slots: Vec<Slot>) {
+        let mut pending = lock(&self.pending);
+        match pending.get_mut(&id) {
+            Some(p) => {
+                p.tx = None;
+                p.orphan.extend(slots);
+            }
+            None => {
+                drop(pending);
+                self.quarantine(slots);
+            }
+        }
+    }
+
+    fn dispatch(&self, env: Envelope) {
+        let id = env.request_id;
+        match env.message {
+            Message::InputsReleased(_) => return self.release_inputs(id),
+            Message::Error(e) if id == UNSOLICITED => {
+                tracing::warn!(code = %e.code, message = %e.message, "helper could not attribute an error");
+                return;
+            }
+            Message::Hello(_) => {
+                return self.die(DeathCause::ProtocolViolation {
+                    request_id: None,
+                    detail: "second Hello".into(),
+                });
+            }
+            _ => {}
+        }
+        let Some(p) = lock(&self.pending).remove(&id) else {
+            let detail = format!(
+                "{} for request id {id}, which is not in flight",
+                env.message.tag().name()
+            );
+            return self.die(DeathCause::ProtocolViolation {
+                request_id: None,
+                detail,
+            });
+        };
+        match p.tx {
+            Some(tx) => {
+                let _ = tx.send(Ok(env.message));
+            }
+            None => match env.message {
+                Message::Predicted(pr) if pr.inputs_retained => self.retain_inputs(id, p.orphan),
+                _ => drop(p.orphan),
+            },
+        }
+    }
+}
+
+/// Turns a cancelled `call` into an abandoned request.
+struct PendingGuard<'a> {
+    conn: &'a Connection,
+    id: u64,
+    slots: Vec<Slot>,
+    armed: bool,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.conn.abandon(self.id, std::mem::take(&mut self.slots));
+        }
+    }
+}
+
+async fn write_loop(
+    conn: Weak<Connection>,
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+) {
+    while let Some(frame) = rx.recv().await {
+        if let Err(e) = w.write_all(&frame).await {
+            if let Some(c) = conn.upgrade() {
+                c.die(DeathCause::Crashed {
+                    detail: format!("socket write failed: {e}"),
+                });
+            }
+            return;
+        }
+    }
+}
+
+async fn read_loop(conn: Arc<Connection>, mut r: OwnedReadHalf) {
+    loop {
+        match read_frame_async(&mut r, MAX_FRAME_LEN).await {
+            Ok(Some(body)) => match Envelope::decode(&body) {
+                Ok(env) => conn.dispatch(env),
+                Err(e) => {
+                    return conn.die(DeathCause::ProtocolViolation {
+                        request_id: None,
+                        detail: format!("undecodable frame: {e}"),
+                    })
+                }
+            },
+            Ok(None) | Err(FrameError::Io(_)) => {
+                if conn.death_cause().is_some() {
+                    return;
+                }
+                // EOF: prefer the exit status if the helper is dying anyway.
+                let status =
+                    tokio::time::timeout(Duration::from_millis(200), conn.process.wait()).await;
+                let detail = match status {
+                    Ok(s) => describe_exit(s),
+                    Err(_) => "closed its socket while still running".into(),
+                };
+                return conn.die(DeathCause::Crashed { detail });
+            }
+            Err(e) => {
+                return conn.die(DeathCause::ProtocolViolation {
+                    request_id: None,
+                    detail: format!("bad frame: {e}"),
+                })
+            }
+        }
+    }
+}
+
+async fn exit_watch(conn: Arc<Connection>) {
+    let status = conn.process.wait().await;
+    conn.die(DeathCause::Crashed {
+        detail: describe_exit(status),
+    });
+    let mut held = lock(&conn.held);
+    held.reaped = true;
+    held.retained.clear();
+    held.quarantine.clear();
+}
+
+fn memory_watch(
+    conn: Weak<Connection>,
+    pid: u32,
+    limit: u64,
+    poll: Duration,
+    high_water: Arc<AtomicU64>,
+) {
+    let mut watcher = MemoryWatcher::new();
+    loop {
+        std::thread::sleep(poll);
+        let Some(c) = conn.upgrade() else { return };
+        if c.death_cause().is_some() {
+            return;
+        }
+        let rss = watcher.sample(pid);
+        c.rss.store(rss, Ordering::Relaxed);
+        high_water.fetch_max(rss, Ordering::Relaxed);
+        if rss > limit {
+            c.die(DeathCause::MemoryLimit { rss, limit });
+            return;
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The predict path: inputs copied once into 16 KiB-aligned slots, outputs written
+//! by the helper into slots pre-allocated from the model's schema, every returned
+//! ref validated against the slot it was given, input slots reused only after the
+//! helper releases them.
+//!
+//! ```no_run
+//! # async fn demo(sup: coreml_supervisor::Supervisor, model: coreml_supervisor::ModelId) -> Result<(), coreml_supervisor::Error> {
+//! use std::time::Duration;
+//! let x = vec![0u8; 16];
+//! let p = sup.predict_with_deadline(model, &[("x", &x)], Duration::from_millis(200)).await?;
+//! let y = p.output("y").unwrap();
+//! let view: &[u8] = y.bytes().expect("contiguous"); // zero copies
+//! let owned: Vec<u8> = y.to_vec();                    // one copy, strides resolved
+//! assert_eq!(view, &owned[..]);
+//! # Ok(()) }
+//! ```
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use coreml_ipc_schema::{DType, Message, NamedTensor, Predict, Predicted, TensorRef};
+
+use crate::arena::Slot;
+use crate::connection::Connection;
+use crate::error::{DeathCause, Error, Stage};
+use crate::supervisor::{Attempt, ModelId, ModelInfo, Supervisor};
+
+/// One output tensor, in a slot that is freed when this value drops.
+#[derive(Debug)]
+pub struct OutputTensor {
+    /// Feature name.
+    pub name: String,
+    /// The helper's ref (validated: inside `slot`, schema dtype and shape).
+    pub tensor: TensorRef,
+    slot: Slot,
+}
+
+impl OutputTensor {
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.tensor.dtype
+    }
+
+    /// Shape.
+    pub fn shape(&self) -> &[u64] {
+        &self.tensor.shape
+    }
+
+    /// The bytes without copying, if the layout is contiguous row-major.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        self.tensor.is_contiguous().then(|| self.raw())
+    }
+
+    /// The spanned bytes as laid out by the helper (may include row padding).
+    pub fn raw(&self) -> &[u8] {
+        self.slot
+            .view_at(self.tensor.offset - self.slot.offset(), self.tensor.len)
+    }
+
+    /// One contiguous row-major copy (strides resolved).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let t = &self.tensor;
+        let esz = t.dtype.size() as usize;
+        if let Some(b) = self.bytes() {
+            return b.to_vec();
+        }
+        let raw = self.raw();
+        let count = t.element_count().unwrap_or(0) as usize;
+        let mut out = Vec::with_capacity(count * esz);
+        let mut idx = vec![0u64; t.shape.len()];
+        for _ in 0..count {
+            let off: u64 = idx.iter().zip(&t.strides).map(|(i, s)| i * s).sum::<u64>() * esz as u64;
+            out.extend_from_slice(&raw[off as usize..off as usize + esz]);
+            for d in (0..idx.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < t.shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        out
+    }
+
+    /// The elements as `f32` (little-endian), for `F32` tensors.
+    pub fn to_f32(&self) -> Vec<f32> {
+        self.to_vec()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+}
+
+/// The result of a prediction.
+#[derive(Debug)]
+pub struct Prediction {
+    /// Outputs in the model's order.
+    pub outputs: Vec<OutputTensor>,
+    /// Helper-reported timings, microseconds.
+    pub marshal_in_us: u64,
+    /// Time in the engine, microseconds.
+    pub predict_us: u64,
+    /// Time to place outputs, microseconds.
+    pub marshal_out_us: u64,
+    /// Helpers tried (2 when retried after a restart).
+    pub attempts: u32,
+}
+
+impl Prediction {
+    /// The output with this name.
+    pub fn output(&self, name: &str) -> Option<&OutputTensor> {
+        self.outputs.iter().find(|o| o.name == name)
+    }
+}
+
+fn bytes_of(spec_dtype: DType, shape: &[u64]) -> Option<u64> {
+    shape
+        .iter()
+        .try_fold(spec_dtype.size(), |acc, &d| acc.checked_mul(d))
+}
+
+impl Supervisor {
+    /// Runs a prediction with the default predict deadline.
+    pub async fn predict(
+        &self,
+        model: ModelId,
+        inputs: &[(&str, &[u8])],
+    ) -> Result<Prediction, Error> {
+        self.predict_with_deadline(model, inputs, self.inner.cfg.deadlines.predict)
+            .await
+    }
+
+    /// Runs a prediction that ends, with a result or a typed error, within `budget`.
+    pub async fn predict_with_deadline(
+        &self,
+        model: ModelId,
+        inputs: &[(&str, &[u8])],
+        budget: Duration,
+    ) -> Result<Prediction, Error> {
+        let r = self.predict_inner(model, inputs, budget).await;
+        self.inner.count(&r);
+        r
+    }
+
+    async fn predict_inner(
+        &self,
+        model: ModelId,
+        inputs: &[(&str, &[u8])],
+        budget: Duration,
+    ) -> Result<Prediction, Error> {
+        let inner = &self.inner;
+        let deadline = Instant::now() + budget;
+        let info = inner
+            .models
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&model)
+            .cloned();
+        let info = info.ok_or(Error::UnknownModel(model.0))?;
+        let _permit = inner.permit(deadline).await?;
+
+        // Inputs: one copy each into a fresh slot. Outputs: slots from the schema.
+        let mut slots = Vec::with_capacity(info.inputs.len() + info.outputs.len());
+        let mut in_refs = Vec::with_capacity(info.inputs.len());
+        for spec in &info.inputs {
+            let Some((_, data)) = inputs.iter().find(|(n, _)| *n == spec.name) else {
+                if spec.optional {
+                    continue;
+                }
+                return Err(Error::BadRequest(format!("missing input {:?}", spec.name)));
+            };
+            let want = bytes_of(spec.dtype, &spec.shape)
+                .ok_or_else(|| Error::BadRequest("shape overflows".into()))?;
+            if data.len() as u64 != want {
+                return Err(Error::BadRequest(format!(
+                    "input {:?} has {} bytes; {}{:?} needs {want}",
+                    spec.name,
+                    data.len(),
+                    spec.dtype.name(),
+                    spec.shape
+                )));
+            }
+            let slot = inner.arena.alloc(want)?;
+            slot.write(data);
+            let t = TensorRef::contiguous(
+                spec.dtype,
+                spec.shape.clone(),
+                slot.region_id(),
+                slot.offset(),
+            );
+            in_refs.push(NamedTensor {
+                name: spec.name.clone(),
+                tensor: t,
+            });
+            slots.push(slot);
+        }
+        if let Some((n, _)) = inputs
+            .iter()
+            .find(|(n, _)| !info.inputs.iter().any(|s| s.name == *n))
+        {
+            return Err(Error::BadRequest(format!("the model has no input {n:?}")));
+        }
+        let n_in = slots.len();
+        let mut out_refs = Vec::with_capacity(info.outputs.len());
+        for spec in &info.outputs {
+            let len = bytes_of(spec.dtype, &spec.shape)
+                .ok_or_else(|| Error::BadRequest("shape overflows".into()))?;
+            let slot = inner.arena.alloc(len)?;
+            let t = TensorRef::contiguous(
+                spec.dtype,
+                spec.shape.clone(),
+                slot.region_id(),
+                slot.offset(),
+            );
+            out_refs.push(NamedTensor {
+                name: spec.name.clone(),
+                tensor: t,
+            });
+            slots.push(slot);
+        }
+
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let conn = inner.ready_conn(deadline, budget).await?;
+            let prepared = async {
+                inner.ensure_attached(&conn, deadline).await?;
+                inner.ensure_model(&conn, &info, deadline).await
+            };
+            let mut outcome = prepared.await;
+            let id = inner.next_id();
+            if outcome.is_ok() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                // The helper gets a little less than the caller's budget, so it can
+                // answer TIMEOUT itself before the supervisor has to kill it.
+                let margin = (left / 10).min(Duration::from_millis(50));
+                let msg = Message::Predict(Predict {
+                    model_id: model.0,
+                    inputs: in_refs.clone(),
+                    outputs: out_refs.clone(),
+                    deadline_us: (left - margin).as_micros() as u64,
+                });
+                let (reply, back) = conn.call(id, Stage::Predict, msg, deadline, slots).await;
+                slots = back;
+                outcome = match reply {
+                    Ok(Message::Predicted(p)) => {
+                        return finish(&conn, id, &info, p, slots, n_in, &out_refs, attempts);
+                    }
+                    Ok(Message::Error(e)) => {
+                        // The helper has released the inputs of a failed request.
+                        return Err(Error::Helper {
+                            stage: Stage::Predict,
+                            code: e.code,
+                            message: e.message,
+                        });
+                    }
+                    Ok(other) => {
+                        let e = inner.wrong_reply(&conn, Stage::Predict, &other);
+                        conn.quarantine(slots);
+                        return Err(e);
+                    }
+                    Err(n) => Err(Attempt::Died(n)),
+                };
+            }
+            match outcome {
+                Ok(()) => unreachable!("a successful attempt returns"),
+                Err(Attempt::Fatal(e)) => {
+                    conn.quarantine(slots);
+                    return Err(e);
+                }
+                Err(Attempt::Died(n))
+                    if n.culprit || attempts > 1 || n.cause == DeathCause::Shutdown =>
+                {
+                    conn.quarantine(slots);
+                    return Err(n.cause.to_error(Stage::Predict));
+                }
+                Err(Attempt::Died(_)) => {
+                    // Not ours: retry once on the restarted helper, with the same slots
+                    // (the dead helper is reaped before a new one is offered).
+                    inner.counters.retried.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Validates the reply's refs and hands out the outputs.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    conn: &Connection,
+    id: u64,
+    info: &ModelInfo,
+    p: Predicted,
+    mut slots: Vec<Slot>,
+    n_in: usize,
+    given: &[NamedTensor],
+    attempts: u32,
+) -> Result<Prediction, Error> {
+    let violation = |detail: String, slots: Vec<Slot>| {
+        conn.die(DeathCause::ProtocolViolation {
+            request_id: Some(id),
+            detail: detail.clone(),
+        });
+        conn.quarantine(slots);
+        Err(Error::ProtocolViolation {
+            stage: Stage::Predict,
+            detail,
+        })
+    };
+    if p.model_id != info.id.0 {
+        return violation(
+            format!(
+                "Predicted for model {} instead of {}",
+                p.model_id, info.id.0
+            ),
+            slots,
+        );
+    }
+    if p.outputs.len() != given.len() {
+        return violation(
+            format!(
+                "{} outputs for {} output slots",
+                p.outputs.len(),
+                given.len()
+            ),
+            slots,
+        );
+    }
+    for (i, g) in given.iter().enumerate() {
+        let Some(r) = p.outputs.iter().find(|o| o.name == g.name) else {
+            return violation(format!("output {:?} missing", g.name), slots);
+        };
+        let slot = &slots[n_in + i];
+        let t = &r.tensor;
+        let problem = if t.dtype != g.tensor.dtype || t.shape != g.tensor.shape {
+            Some(format!(
+                "output {:?} is {}{:?}, the schema says {}{:?}",
+                g.name,
+                t.dtype.name(),
+                t.shape,
+                g.tensor.dtype.name(),
+                g.tensor.shape
+            ))
+        } else if let Err(e) = t.validate(slot.offset() + slot.capacity()) {
+            Some(format!("output {:?}: {e}", g.name))
+        } else if !slot.contains(t.region, t.offset, t.len) {
+            Some(format!(
+                "output {:?} at region {} bytes {}+{} is outside its slot",
+                g.name, t.region, t.offset, t.len
+            ))
+        } else {
+            None
+        };
+        if let Some(d) = problem {
+            return violation(d, slots);
+        }
+    }
+    let out_slots = slots.split_off(n_in);
+    if p.inputs_retained {
+        conn.retain_inputs(id, slots);
+    } else {
+        drop(slots);
+    }
+    let outputs = given
+        .iter()
+        .zip(out_slots)
+        .map(|(g, slot)| {
+            let tensor = p
+                .outputs
+                .iter()
+                .find(|o| o.name == g.name)
+                .expect("checked")
+                .tensor
+                .clone();
+            OutputTensor {
+                name: g.name.clone(),
+                tensor,
+                slot,
+            }
+        })
+        .collect();
+    Ok(Prediction {
+        outputs,
+        marshal_in_us: p.marshal_in_us,
+        predict_us: p.predict_us,
+        marshal_out_us: p.marshal_out_us,
+        attempts,
+    })
+}
