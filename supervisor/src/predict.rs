@@ -220,9 +220,32 @@ impl Supervisor {
         }
 
         let mut attempts = 0;
+        // The helper that last saw the slots: if the request ends between attempts,
+        // the slots stay with it until it is reaped.
+        let mut last: Option<std::sync::Arc<Connection>> = None;
+        let release = |last: Option<std::sync::Arc<Connection>>, slots: Vec<Slot>| match last {
+            Some(c) => c.quarantine(slots),
+            None => drop(slots),
+        };
         loop {
             attempts += 1;
-            let conn = inner.ready_conn(deadline, budget).await?;
+            // A retry after a death nobody could be blamed for runs alone.
+            let lane = inner.lane(attempts > 1, deadline, budget).await;
+            let _lane = match lane {
+                Ok(g) => g,
+                Err(e) => {
+                    release(last, slots);
+                    return Err(e);
+                }
+            };
+            let conn = match inner.ready_conn(deadline, budget).await {
+                Ok(c) => c,
+                Err(e) => {
+                    release(last, slots);
+                    return Err(e);
+                }
+            };
+            last = Some(conn.clone());
             let prepared = async {
                 inner.ensure_attached(&conn, deadline).await?;
                 inner.ensure_model(&conn, &info, deadline).await

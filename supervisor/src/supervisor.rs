@@ -62,6 +62,13 @@ pub(crate) enum Phase {
     Shutdown,
 }
 
+/// A place in the request lane (see `Inner::lane`).
+#[allow(dead_code)]
+pub(crate) enum LaneGuard {
+    Shared(tokio::sync::OwnedRwLockReadGuard<()>),
+    Exclusive(tokio::sync::OwnedRwLockWriteGuard<()>),
+}
+
 /// How one attempt on one helper ended without a result.
 pub(crate) enum Attempt {
     Died(DeathNotice),
@@ -85,6 +92,10 @@ pub(crate) struct Inner {
     generation: AtomicU64,
     pub models: Mutex<HashMap<ModelId, ModelInfo>>,
     queue: Arc<Semaphore>,
+    /// Requests take it shared; a request retried after a death nobody could be
+    /// blamed for takes it exclusively, so it runs alone and, if it kills the
+    /// helper again, is known to be the culprit.
+    lane: Arc<tokio::sync::RwLock<()>>,
     events: broadcast::Sender<Event>,
     pub counters: Counters,
     high_water: Arc<AtomicU64>,
@@ -118,6 +129,7 @@ impl Supervisor {
         let (events, _) = broadcast::channel(256);
         let inner = Arc::new(Inner {
             queue: Arc::new(Semaphore::new(cfg.max_in_flight.max(1))),
+            lane: Arc::new(tokio::sync::RwLock::new(())),
             cfg,
             arena,
             phase: watch::channel(Phase::Restarting).0,
@@ -393,6 +405,29 @@ impl Inner {
         }
     }
 
+    /// Enters the request lane: shared normally, exclusive for a suspect's retry.
+    pub(crate) async fn lane(
+        &self,
+        exclusive: bool,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<LaneGuard, Error> {
+        let lane = self.lane.clone();
+        let fut = async move {
+            if exclusive {
+                LaneGuard::Exclusive(lane.write_owned().await)
+            } else {
+                LaneGuard::Shared(lane.read_owned().await)
+            }
+        };
+        tokio::time::timeout_at(deadline.into(), fut)
+            .await
+            .map_err(|_| Error::Timeout {
+                stage: Stage::Restart,
+                after: budget,
+            })
+    }
+
     /// The current ready helper, waiting through a restart until `deadline`.
     pub(crate) async fn ready_conn(
         &self,
@@ -527,6 +562,10 @@ impl Inner {
         let _permit = self.permit(deadline).await?;
         let mut retried = false;
         let result = loop {
+            let _lane = match self.lane(retried, deadline, budget).await {
+                Ok(g) => g,
+                Err(e) => break Err(e),
+            };
             let conn = match self.ready_conn(deadline, budget).await {
                 Ok(c) => c,
                 Err(e) => break Err(e),
