@@ -71,7 +71,7 @@ enum Faults {
     static func fire(_ fault: FaultKind, _ ctx: RequestContext) async {
         switch fault {
         case .segv:
-            Sys.raiseSignal(SignalNumber.segv)
+            Sys.raiseWithDefaultAction(SignalNumber.segv)
             Sys.abortProcess()
         case .abort: Sys.abortProcess()
         case .exit: Sys.exitImmediately(3)

@@ -22,7 +22,7 @@ public struct DiagModel: Sendable, Equatable {
 
     /// Parses a URI. Errors are `BAD_REQUEST`; a `fault` key in a build without the fault
     /// switches is `UNSUPPORTED`.
-    public static func parse(_ uri: String) throws -> DiagModel {
+    public static func parse(_ uri: String, faultsEnabled: Bool = FaultKind.compiledIn) throws -> DiagModel {
         guard uri.hasPrefix("diag:") else { throw EngineError(.badRequest, "not a diag: URI: \(uri)") }
         let rest = uri.dropFirst(5)
         let parts = rest.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
@@ -54,7 +54,7 @@ public struct DiagModel: Sendable, Equatable {
         }
         if m.kind == .add && m.dtype != .f32 { throw EngineError(.badRequest, "the add model takes f32 only") }
         guard m.shape.count <= ProtocolVersion.maxRank else { throw EngineError(.badRequest, "rank above 8") }
-        if m.fault != nil && !FaultKind.compiledIn {
+        if m.fault != nil && !faultsEnabled {
             throw EngineError(.unsupported, "fault switches exist only in helpers built with -D COREML_DIAG_FAULTS")
         }
         return m

@@ -170,7 +170,7 @@ public struct TensorRef: Hashable, Sendable, WirePayload {
         for (n, s) in dims {
             guard s >= extent else { throw TensorRefError.overlapping }
             let (m, o1) = s.multipliedReportingOverflow(by: n - 1)
-            let (e, o2) = m.addingReportingOverflow(1)
+            let (e, o2) = m.addingReportingOverflow(extent)
             guard !o1, !o2 else { throw TensorRefError.overflow }
             extent = e
         }

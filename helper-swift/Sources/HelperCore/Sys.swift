@@ -90,6 +90,42 @@ public enum Sys {
         return (fds[0], fds[1])
     }
 
+    /// `poll` for POLLIN: true when `fd` is readable (or at end of stream) within `timeoutMs`.
+    public static func waitReadable(_ fd: Int32, timeoutMs: Int32) throws -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let rc = poll(&p, 1, timeoutMs)
+        guard rc >= 0 else { throw fail(.recv) }
+        return rc > 0
+    }
+
+    /// A listening Unix socket at `path` (tests of `--socket`; the helper itself only connects).
+    public static func listenUnix(path: String) throws -> Int32 {
+        let fd = try socketUnixStream()
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count <= maxSocketPathBytes else { throw SysError(.socket, .nameTooLong) }
+        withUnsafeMutableBytes(of: &addr.sun_path) { dst in
+            dst.copyBytes(from: bytes)
+            dst[bytes.count] = 0
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0, listen(fd, 4) == 0 else {
+            let e = fail(.socket)
+            _ = close(fd)
+            throw e
+        }
+        return fd
+    }
+
+    public static func acceptConnection(_ fd: Int32) throws -> Int32 {
+        let c = accept(fd, nil, nil)
+        guard c >= 0 else { throw fail(.socket) }
+        return c
+    }
+
     /// Longest usable `sun_path` (103 on macOS, 107 on Linux).
     public static var maxSocketPathBytes: Int { MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1 }
 
@@ -260,6 +296,13 @@ public enum Sys {
     }
 
     public static func raiseSignal(_ signal: Int32) { _ = raise(signal) }
+
+    /// Restores the default action for `signal`, then raises it: the Swift runtime's crash
+    /// handler (backtracer) would otherwise turn a SIGSEGV into an abort.
+    public static func raiseWithDefaultAction(_ sig: Int32) {
+        _ = signal(sig, SIG_DFL)
+        _ = raise(sig)
+    }
 
     public static func abortProcess() -> Never { abort() }
 

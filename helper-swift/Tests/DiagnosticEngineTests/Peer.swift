@@ -1,0 +1,118 @@
+// Test support: a supervisor-side peer on a socket pair, shared-memory regions, a watchdog.
+import Foundation
+import XCTest
+import DiagnosticEngine
+@testable import HelperCore
+
+/// The supervisor's end of a connection to an in-process Dispatcher.
+final class Peer {
+    let fd: Int32
+    let dispatcher: Dispatcher
+    let finished = Locked<Int32?>(nil)
+    private var buffer: [UInt8] = []
+    private var nextId: UInt64 = 1
+
+    init(engine: Engine = DiagnosticEngine()) throws {
+        let (a, b) = try Sys.socketPair()
+        fd = a
+        dispatcher = Dispatcher(engine: engine, connection: Connection(fd: b))
+        let hello = HelloInfo.make(engine: engine.descriptor, sandbox: SandboxStatus(applied: false, detail: "test"))
+        let d = dispatcher, done = finished
+        Thread {
+            let status = d.run(hello: hello)
+            done.withLock { $0 = status }
+            try? Sys.closeFD(b)
+        }.start()
+    }
+
+    deinit { try? Sys.closeFD(fd) }
+
+    func newId() -> UInt64 {
+        defer { nextId += 1 }
+        return nextId
+    }
+
+    func send(_ id: UInt64, _ m: Message) throws {
+        try FrameWriter(fd: fd).write(Envelope(requestId: id, message: m).encode())
+    }
+
+    /// Sends a request with a fresh id and returns the id.
+    @discardableResult
+    func request(_ m: Message) throws -> UInt64 {
+        let id = newId()
+        try send(id, m)
+        return id
+    }
+
+    private func fill(_ n: Int, deadline: Date) throws -> Bool {
+        while buffer.count < n {
+            let ms = Int32(max(0, deadline.timeIntervalSinceNow * 1000))
+            guard ms > 0, try Sys.waitReadable(fd, timeoutMs: ms) else { throw Timeout() }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let got = try chunk.withUnsafeMutableBytes { try Sys.receive(fd, $0) }
+            if got == 0 { return false }
+            buffer += chunk[0..<got]
+        }
+        return true
+    }
+
+    struct Timeout: Error {}
+    struct Closed: Error {}
+
+    /// The next frame body, or throws Timeout / Closed.
+    func receiveBody(timeout: TimeInterval = 10) throws -> [UInt8] {
+        let deadline = Date().addingTimeInterval(timeout)
+        guard try fill(4, deadline: deadline) else { throw Closed() }
+        let n = buffer.prefix(4).reduce(0) { ($0 << 8) | Int($1) }
+        guard try fill(4 + n, deadline: deadline) else { throw Closed() }
+        let body = Array(buffer[4..<4 + n])
+        buffer.removeFirst(4 + n)
+        return body
+    }
+
+    func receive(timeout: TimeInterval = 10) throws -> Envelope { try Envelope.decode(try receiveBody(timeout: timeout)) }
+
+    /// Whether nothing arrives within `seconds`.
+    func silent(for seconds: TimeInterval) throws -> Bool {
+        if !buffer.isEmpty { return false }
+        return try !Sys.waitReadable(fd, timeoutMs: Int32(seconds * 1000))
+    }
+
+    /// Sends and waits for the reply with the same id.
+    func call(_ m: Message, timeout: TimeInterval = 10) throws -> Message {
+        let id = try request(m)
+        let env = try receive(timeout: timeout)
+        XCTAssertEqual(env.requestId, id, "reply echoes the request id")
+        return env.message
+    }
+}
+
+/// A shared-memory region created the way the supervisor creates it, mapped for the test.
+final class TestRegion {
+    let name: String
+    let size: Int
+    let map: SharedMemoryRegion
+
+    init(size: Int = 1 << 20) throws {
+        name = "/cmbt-\(Sys.pid())-\(UInt32.random(in: 0...UInt32.max))"
+        self.size = size
+        let fd = try Sys.shmOpen(name, readWrite: true, create: true)
+        defer { try? Sys.closeFD(fd) }
+        try Sys.setSize(fd, size)
+        map = try SharedMemoryRegion(name: name, size: size)
+    }
+
+    deinit { try? Sys.shmUnlink(name) }
+
+    func write<T>(_ values: [T], at offset: Int) {
+        values.withUnsafeBytes { (map.base + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    }
+
+    func read<T>(_ type: T.Type, count: Int, at offset: Int) -> [T] {
+        (0..<count).map { (map.base + offset + $0 * MemoryLayout<T>.stride).loadUnaligned(as: T.self) }
+    }
+}
+
+extension Message {
+    var errorCode: ErrorCode? { if case .error(let e) = self { return e.code } else { return nil } }
+}

@@ -1,0 +1,258 @@
+// The coreml-helper executable as a process: arguments, handshake faults and the faults that
+// end, stop or deafen the process (docs/diagnostics.md). Runs the binary `swift test` built
+// (a -D COREML_DIAG_FAULTS build when run through scripts/swift-toolchain.sh test).
+import Foundation
+import XCTest
+import DiagnosticEngine
+@testable import HelperCore
+
+final class HelperProcess {
+    let process = Process()
+    let socketPath: String
+    private let listenFD: Int32
+    private(set) var fd: Int32 = -1
+    private var buffer: [UInt8] = []
+
+    /// COREML_HELPER_BIN, else the coreml-helper next to the test bundle.
+    static var binary: URL {
+        if let p = ProcessInfo.processInfo.environment["COREML_HELPER_BIN"], !p.isEmpty { return URL(fileURLWithPath: p) }
+        return URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("coreml-helper")
+    }
+
+    init(arguments: [String]? = nil, environment: [String: String] = [:]) throws {
+        socketPath = "/tmp/cmbt-\(Sys.pid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        listenFD = try Sys.listenUnix(path: socketPath)
+        process.executableURL = Self.binary
+        process.arguments = arguments ?? ["--socket", socketPath]
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "COREML_DIAG_FAULT")
+        env.merge(environment) { $1 }
+        process.environment = env
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning { try? Sys.sendSignal(process.processIdentifier, SignalNumber.kill); process.waitUntilExit() }
+        if fd >= 0 { try? Sys.closeFD(fd) }
+        try? Sys.closeFD(listenFD)
+        unlink(socketPath)
+    }
+
+    func accept(timeout: TimeInterval = 10) throws {
+        guard try Sys.waitReadable(listenFD, timeoutMs: Int32(timeout * 1000)) else { throw Peer.Timeout() }
+        fd = try Sys.acceptConnection(listenFD)
+    }
+
+    func send(_ id: UInt64, _ m: Message) throws {
+        try FrameWriter(fd: fd).write(Envelope(requestId: id, message: m).encode())
+    }
+
+    /// Reads exactly `n` bytes (or fewer at end of stream).
+    func readBytes(_ n: Int, timeout: TimeInterval = 10) throws -> [UInt8] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while buffer.count < n {
+            let ms = Int32(max(0, deadline.timeIntervalSinceNow * 1000))
+            guard ms > 0, try Sys.waitReadable(fd, timeoutMs: ms) else { throw Peer.Timeout() }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let got = try chunk.withUnsafeMutableBytes { try Sys.receive(fd, $0) }
+            if got == 0 { break }
+            buffer += chunk[0..<got]
+        }
+        let out = Array(buffer.prefix(n))
+        buffer.removeFirst(out.count)
+        return out
+    }
+
+    func receive(timeout: TimeInterval = 10) throws -> Envelope {
+        let prefix = try readBytes(4, timeout: timeout)
+        guard prefix.count == 4 else { throw Peer.Closed() }
+        let body = try readBytes(prefix.reduce(0) { ($0 << 8) | Int($1) }, timeout: timeout)
+        return try Envelope.decode(body)
+    }
+
+    /// Waits for the exit; nil if it is still running at the deadline.
+    func waitForExit(timeout: TimeInterval = 10) -> (Process.TerminationReason, Int32)? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(2000) }
+        if process.isRunning { return nil }
+        return (process.terminationReason, process.terminationStatus)
+    }
+
+    /// The single-letter state from /proc/PID/stat (R, S, T, Z...).
+    var state: String? {
+        guard let text = try? Sys.readSmallFile("/proc/\(process.processIdentifier)/stat", limit: 4096) else { return nil }
+        let s = String(decoding: text, as: UTF8.self)
+        guard let close = s.lastIndex(of: ")") else { return nil }
+        return s[s.index(close, offsetBy: 2)...].split(separator: " ").first.map(String.init)
+    }
+}
+
+final class ProcessTests: XCTestCase {
+    private func started(_ env: [String: String] = [:]) throws -> (HelperProcess, Hello) {
+        let h = try HelperProcess(environment: env)
+        try h.accept()
+        let e = try h.receive()
+        guard case .hello(let hello) = e.message, e.requestId == 0 else { throw Peer.Closed() }
+        return (h, hello)
+    }
+
+    private func loadAndPredict(_ h: HelperProcess, _ uri: String, region: TestRegion, timeout: TimeInterval = 10) throws -> Envelope {
+        try h.send(1, .attachRegion(AttachRegion(region: 0, name: region.name, size: UInt64(region.size))))
+        XCTAssertEqual(try h.receive().message, .regionAttached(RegionId(region: 0)))
+        try h.send(2, .load(Load(modelId: 1, bundlePath: uri, computeUnits: .cpuOnly)))
+        guard case .loaded = try h.receive().message else { throw Peer.Closed() }
+        try h.send(3, .predict(Predict(modelId: 1, inputs: [NamedTensor(name: "x", tensor: .contiguous(.f32, shape: [4], region: 0, offset: 0))],
+                                       outputs: [NamedTensor(name: "y", tensor: .contiguous(.f32, shape: [4], region: 0, offset: 16384))],
+                                       deadlineUs: 5_000_000)))
+        return try h.receive(timeout: timeout)
+    }
+
+    func testServesOverSocketAndExitsZeroAfterShutdown() throws {
+        let (h, hello) = try started()
+        XCTAssertEqual(hello.engine, "diagnostic")
+        XCTAssertEqual(hello.pid, UInt32(h.process.processIdentifier))
+        XCTAssertFalse(hello.sandboxed)
+        try h.send(1, .ping(Ping(nonce: 77)))
+        XCTAssertEqual(try h.receive().message, .pong(Pong(nonce: 77)))
+        try h.send(2, .shutdown)
+        XCTAssertEqual(try h.receive().message, .shutdownAck)
+        XCTAssertEqual(h.waitForExit()?.1, 0)
+    }
+
+    func testBadArgumentsExitTwo() throws {
+        for args in [[], ["model.mlmodelc"], ["--ipc-fd"], ["--ipc-fd", "0"], ["--ipc-fd", "3", "--socket", "/x"]] {
+            let h = try HelperProcess(arguments: args)
+            let r = h.waitForExit()
+            XCTAssertEqual(r?.0, .exit, "\(args)")
+            XCTAssertEqual(r?.1, 2, "\(args)")
+        }
+    }
+
+    func testHandshakeFaults() throws {
+        let crash = try HelperProcess(environment: ["COREML_DIAG_FAULT": "crash-handshake"])
+        XCTAssertEqual(crash.waitForExit()?.1, 5)
+
+        let (_, wrong) = try started(["COREML_DIAG_FAULT": "wrong-version"])
+        XCTAssertEqual(wrong.protocolMajor, 99)
+
+        let hang = try HelperProcess(environment: ["COREML_DIAG_FAULT": "hang-handshake"])
+        try hang.accept()
+        XCTAssertThrowsError(try hang.receive(timeout: 0.5)) { XCTAssertTrue($0 is Peer.Timeout) }
+        XCTAssertTrue(hang.process.isRunning)
+
+        let garbage = try HelperProcess(environment: ["COREML_DIAG_FAULT": "garbage-handshake"])
+        try garbage.accept()
+        XCTAssertEqual(try garbage.readBytes(4), [0, 0, 0, 64])
+        XCTAssertEqual(try garbage.readBytes(64).count, 64)
+    }
+
+    func testFaultsThatEndTheProcess() throws {
+        let region = try TestRegion(size: 65536)
+        let cases: [(String, Process.TerminationReason, Int32)] = [
+            ("exit", .exit, 3), ("segv", .uncaughtSignal, SignalNumber.segv), ("abort", .uncaughtSignal, 6),
+        ]
+        for (fault, reason, status) in cases {
+            let (h, _) = try started()
+            XCTAssertThrowsError(try loadAndPredict(h, "diag:echo?fault=\(fault)", region: region), fault)
+            let r = h.waitForExit()
+            XCTAssertEqual(r?.0, reason, fault)
+            XCTAssertEqual(r?.1, status, fault)
+        }
+    }
+
+    func testFaultsThatKeepTheProcessAlive() throws {
+        let region = try TestRegion(size: 65536)
+        // close-socket: end of stream for us, the process stays.
+        var (h, _) = try started()
+        XCTAssertThrowsError(try loadAndPredict(h, "diag:echo?fault=close-socket", region: region)) { XCTAssertTrue($0 is Peer.Closed, "\($0)") }
+        XCTAssertNil(h.waitForExit(timeout: 0.3), "close-socket keeps the process alive")
+
+        // oversize: a bare length prefix of 0xFFFFFFF0.
+        (h, _) = try started()
+        try h.send(1, .attachRegion(AttachRegion(region: 0, name: region.name, size: UInt64(region.size))))
+        _ = try h.receive()
+        try h.send(2, .load(Load(modelId: 1, bundlePath: "diag:echo?fault=oversize&at=load", computeUnits: .all)))
+        XCTAssertEqual(try h.readBytes(4), [0xff, 0xff, 0xff, 0xf0])
+
+        // sigstop: the whole process stops.
+        (h, _) = try started()
+        XCTAssertThrowsError(try loadAndPredict(h, "diag:echo?fault=sigstop", region: region, timeout: 0.5))
+        let deadline = Date().addingTimeInterval(5)
+        while h.state != "T" && Date() < deadline { usleep(2000) }
+        XCTAssertEqual(h.state, "T")
+
+        // alloc: resident memory climbs until someone kills the helper.
+        (h, _) = try started()
+        XCTAssertThrowsError(try loadAndPredict(h, "diag:echo?fault=alloc", region: region, timeout: 0.5))
+        XCTAssertNil(h.waitForExit(timeout: 0.5))
+        let statm = String(decoding: try Sys.readSmallFile("/proc/\(h.process.processIdentifier)/statm"), as: UTF8.self)
+        let rss = (UInt64(statm.split(separator: " ")[1]) ?? 0) * UInt64(Sys.pageSize)
+        XCTAssertGreaterThan(rss, 256 << 20)
+    }
+
+    func testForkChildKeepsTheSocketOpenAfterTheParentExits() throws {
+        let region = try TestRegion(size: 65536)
+        let (h, _) = try started()
+        XCTAssertThrowsError(try loadAndPredict(h, "diag:echo?fault=fork-child", region: region, timeout: 0.5)) {
+            XCTAssertTrue($0 is Peer.Timeout, "the child still holds the socket: no end of stream (\($0))")
+        }
+        // The parent exits (a zombie until Foundation reaps it, which it does only once every
+        // holder of its monitoring descriptor, the child included, is gone).
+        let deadline = Date().addingTimeInterval(10)
+        while let st = h.state, st != "Z", Date() < deadline { usleep(2000) }
+        XCTAssertTrue(h.state == nil || h.state == "Z", "parent exited")
+        // The child runs the same command line; find it by the unique socket path and kill it.
+        let children = try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap(Int32.init).filter { pid in
+            guard pid != h.process.processIdentifier, let cmd = try? Sys.readSmallFile("/proc/\(pid)/cmdline") else { return false }
+            return String(decoding: cmd, as: UTF8.self).contains(h.socketPath)
+        }
+        XCTAssertEqual(children.count, 1)
+        for pid in children { try? Sys.sendSignal(pid, SignalNumber.kill) }
+        XCTAssertEqual(h.waitForExit()?.1, 4)
+    }
+
+    func testReplyShapingFaultsAndOnceMarker() throws {
+        let region = try TestRegion(size: 65536)
+        var (h, _) = try started()
+        var e = try loadAndPredict(h, "diag:echo?fault=wrong-id", region: region)
+        XCTAssertEqual(e.requestId, 3 + 1_000_000)
+        (h, _) = try started()
+        e = try loadAndPredict(h, "diag:echo?fault=bad-ref", region: region)
+        guard case .predicted(let p) = e.message else { return XCTFail("\(e)") }
+        XCTAssertEqual(p.outputs[0].tensor.offset, UInt64(region.size))
+        XCTAssertThrowsError(try p.outputs[0].tensor.validate(regionSize: UInt64(region.size)))
+
+        // hang at load: that request never answers, others still do.
+        (h, _) = try started()
+        try h.send(1, .load(Load(modelId: 1, bundlePath: "diag:echo?fault=hang&at=load", computeUnits: .all)))
+        try h.send(2, .ping(Ping(nonce: 5)))
+        e = try h.receive()
+        XCTAssertEqual(e.requestId, 2)
+        XCTAssertThrowsError(try h.receive(timeout: 0.3)) { XCTAssertTrue($0 is Peer.Timeout) }
+
+        // once: fires in the first process only; after=1 lets one prediction through.
+        let marker = "/tmp/cmbt-once-\(Sys.pid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { unlink(marker) }
+        (h, _) = try started()
+        guard case .predicted = try loadAndPredict(h, "diag:echo?fault=exit&after=1&once=\(marker)", region: region).message else {
+            return XCTFail("first prediction passes (after=1)")
+        }
+        try h.send(4, .predict(Predict(modelId: 1, inputs: [NamedTensor(name: "x", tensor: .contiguous(.f32, shape: [4], region: 0, offset: 0))],
+                                       outputs: [NamedTensor(name: "y", tensor: .contiguous(.f32, shape: [4], region: 0, offset: 16384))],
+                                       deadlineUs: 0)))
+        XCTAssertEqual(h.waitForExit()?.1, 3)
+        XCTAssertTrue(Sys.fileExists(marker))
+        (h, _) = try started()
+        guard case .predicted = try loadAndPredict(h, "diag:echo?fault=exit&once=\(marker)", region: region).message else {
+            return XCTFail("the marker exists: no fault")
+        }
+    }
+
+    func testReleaseParsingRefusesFaults() {
+        XCTAssertThrowsError(try DiagModel.parse("diag:echo?fault=segv", faultsEnabled: false)) {
+            XCTAssertEqual(($0 as? EngineError)?.code, .unsupported)
+        }
+        XCTAssertNoThrow(try DiagModel.parse("diag:echo?fault=segv", faultsEnabled: true))
+    }
+}
