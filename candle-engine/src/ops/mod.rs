@@ -45,7 +45,7 @@ pub(crate) fn contiguous_f32<'a>(
 ) -> Result<&'a [f32]> {
     let data = match storage {
         CpuStorage::F32(v) => v.as_slice(),
-        other => bail!("{op}: f32 input expected, got {:?}", other.dtype()),
+        _ => bail!("{op}: f32 input expected"),
     };
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
