@@ -69,7 +69,10 @@ impl ModelFormat {
 
     /// Whether this is a Core ML format.
     pub fn is_core_ml(self) -> bool {
-        matches!(self, ModelFormat::MlPackage | ModelFormat::MlModel | ModelFormat::MlModelC)
+        matches!(
+            self,
+            ModelFormat::MlPackage | ModelFormat::MlModel | ModelFormat::MlModelC
+        )
     }
 }
 
@@ -142,7 +145,11 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Re
         if entry.file_type()?.is_dir() {
             collect_files(root, &p, out)?;
         } else {
-            out.push(p.strip_prefix(root).expect("entry is under root").to_owned());
+            out.push(
+                p.strip_prefix(root)
+                    .expect("entry is under root")
+                    .to_owned(),
+            );
         }
     }
     Ok(())
@@ -204,7 +211,11 @@ pub struct ModelArtifact {
 impl ModelArtifact {
     /// An artifact of a given format, without a pinned digest.
     pub fn new(format: ModelFormat, path: impl Into<PathBuf>) -> Self {
-        Self { format, path: path.into(), sha256: None }
+        Self {
+            format,
+            path: path.into(),
+            sha256: None,
+        }
     }
 
     /// An artifact whose format is told by the path's extension.
@@ -283,7 +294,10 @@ mod tests {
     fn digests_parse_and_serialise_as_hex() {
         let d = Sha256Digest::of_bytes(b"");
         let s = d.to_string();
-        assert_eq!(s, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            s,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(s.parse::<Sha256Digest>().unwrap(), d);
         assert!("zz".parse::<Sha256Digest>().is_err());
         let json = serde_json::to_string(&d).unwrap();

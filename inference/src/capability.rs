@@ -86,7 +86,12 @@ pub struct CapabilityReport {
 
 impl CapabilityReport {
     /// A report with no measurements yet.
-    pub fn new(engine: impl Into<String>, device_class: DeviceClass, requested: ComputeUnits, actual: ComputeUnits) -> Self {
+    pub fn new(
+        engine: impl Into<String>,
+        device_class: DeviceClass,
+        requested: ComputeUnits,
+        actual: ComputeUnits,
+    ) -> Self {
         Self {
             engine: engine.into(),
             device_class,
@@ -112,12 +117,17 @@ impl LatencyStats {
     /// A recorder keeping the last `capacity` samples (at least 1).
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        Self { capacity, window: Mutex::new((VecDeque::with_capacity(capacity), 0)) }
+        Self {
+            capacity,
+            window: Mutex::new((VecDeque::with_capacity(capacity), 0)),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (VecDeque<Duration>, u64)> {
         // A panic while holding this lock cannot leave the window invalid.
-        self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Adds a sample, dropping the oldest when full.
@@ -166,8 +176,18 @@ mod tests {
         assert_eq!(s.count(), 3);
         assert_eq!(s.percentile(1.0), Some(Duration::from_millis(2)));
         assert_eq!(s.percentile(0.0), Some(Duration::from_millis(1)));
-        let c = OpCoverage { on_neural_engine: 3, total: 4 };
+        let c = OpCoverage {
+            on_neural_engine: 3,
+            total: 4,
+        };
         assert!((c.fraction() - 0.75).abs() < 1e-12);
-        assert_eq!(OpCoverage { on_neural_engine: 0, total: 0 }.fraction(), 0.0);
+        assert_eq!(
+            OpCoverage {
+                on_neural_engine: 0,
+                total: 0
+            }
+            .fraction(),
+            0.0
+        );
     }
 }

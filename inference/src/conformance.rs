@@ -25,7 +25,9 @@ use std::time::Duration;
 use crate::artifact::Sha256Digest;
 use crate::dtype::DType;
 use crate::engine::{Deadline, InferenceEngine, PreparedModel};
-use crate::error::{ArtifactError, CapabilityError, InferError, PrepareError, UnloadError, ValidationError};
+use crate::error::{
+    ArtifactError, CapabilityError, InferError, PrepareError, UnloadError, ValidationError,
+};
 use crate::{ModelArtifact, PrepareOptions, TensorMap};
 
 /// One model an engine can run, with valid inputs for it.
@@ -51,32 +53,53 @@ async fn prepare<E: InferenceEngine + ?Sized>(engine: &E, case: &Case) -> Prepar
 
 /// `prepare` returns a handle of this engine whose schema accepts the inputs,
 /// and the same artifact and options give the same cache key.
-pub async fn prepare_gives_consistent_handles<E: InferenceEngine + ?Sized>(engine: &E, case: &Case) {
+pub async fn prepare_gives_consistent_handles<E: InferenceEngine + ?Sized>(
+    engine: &E,
+    case: &Case,
+) {
     let a = prepare(engine, case).await;
     let b = prepare(engine, case).await;
     assert_eq!(a.engine, engine.name());
     assert_ne!(a.id, b.id, "two prepares must give two handles");
-    assert_eq!(a.cache_key, b.cache_key, "same artifact and options, same cache key");
+    assert_eq!(
+        a.cache_key, b.cache_key,
+        "same artifact and options, same cache key"
+    );
     assert!(!a.schema.inputs.is_empty() && !a.schema.outputs.is_empty());
-    a.schema.validate(case.inputs.clone()).expect("case inputs must match the schema");
+    a.schema
+        .validate(case.inputs.clone())
+        .expect("case inputs must match the schema");
     assert!(a.sla.infer_p99 >= a.sla.infer_p50);
     engine.unload(&a).await.expect("unload a");
     engine.unload(&b).await.expect("unload b");
 }
 
 /// `infer` returns every declared output with its declared dtype and shape.
-pub async fn infer_matches_output_schema<E: InferenceEngine + ?Sized>(engine: &E, case: &Case) -> TensorMap {
+pub async fn infer_matches_output_schema<E: InferenceEngine + ?Sized>(
+    engine: &E,
+    case: &Case,
+) -> TensorMap {
     let m = prepare(engine, case).await;
     let out = engine
         .infer(&m, case.inputs.clone(), Deadline::after(case.budget))
         .await
         .unwrap_or_else(|e| panic!("{}: infer failed: {e}", engine.name()));
-    let in_batch = m.schema.validate(case.inputs.clone()).expect("valid").batch_size();
-    let out_batch = m.schema.validate_outputs(&out).unwrap_or_else(|e| panic!("outputs do not match the schema: {e}"));
+    let in_batch = m
+        .schema
+        .validate(case.inputs.clone())
+        .expect("valid")
+        .batch_size();
+    let out_batch = m
+        .schema
+        .validate_outputs(&out)
+        .unwrap_or_else(|e| panic!("outputs do not match the schema: {e}"));
     if let (Some(i), Some(o)) = (in_batch, out_batch) {
         assert_eq!(i, o, "output batch must equal input batch");
     }
-    let again = engine.infer(&m, case.inputs.clone(), Deadline::after(case.budget)).await.expect("second infer");
+    let again = engine
+        .infer(&m, case.inputs.clone(), Deadline::after(case.budget))
+        .await
+        .expect("second infer");
     assert_eq!(again, out, "the same inputs must give the same outputs");
     engine.unload(&m).await.expect("unload");
     out
@@ -95,34 +118,63 @@ fn other_dtype(d: DType) -> DType {
 pub async fn invalid_inputs_are_typed_errors<E: InferenceEngine + ?Sized>(engine: &E, case: &Case) {
     let m = prepare(engine, case).await;
     let deadline = || Deadline::after(case.budget);
-    let (first, tensor) = case.inputs.iter().next().map(|(n, t)| (n.to_owned(), t.clone())).expect("case has inputs");
+    let (first, tensor) = case
+        .inputs
+        .iter()
+        .next()
+        .map(|(n, t)| (n.to_owned(), t.clone()))
+        .expect("case has inputs");
 
     let extra = case.inputs.clone().with("__not_an_input__", tensor.clone());
     let e = engine.infer(&m, extra, deadline()).await.unwrap_err();
-    assert!(matches!(e, InferError::Invalid(ValidationError::UnknownInput { .. })), "unknown input gave {e:?}");
+    assert!(
+        matches!(e, InferError::Invalid(ValidationError::UnknownInput { .. })),
+        "unknown input gave {e:?}"
+    );
 
     let mut missing = case.inputs.clone();
     missing.remove(&first);
     let e = engine.infer(&m, missing, deadline()).await.unwrap_err();
-    assert!(matches!(e, InferError::Invalid(ValidationError::MissingInput { .. })), "missing input gave {e:?}");
+    assert!(
+        matches!(e, InferError::Invalid(ValidationError::MissingInput { .. })),
+        "missing input gave {e:?}"
+    );
 
-    let retyped = case.inputs.clone().with(&first, tensor.cast(other_dtype(tensor.dtype())).expect("cast"));
+    let retyped = case.inputs.clone().with(
+        &first,
+        tensor.cast(other_dtype(tensor.dtype())).expect("cast"),
+    );
     let e = engine.infer(&m, retyped, deadline()).await.unwrap_err();
-    assert!(matches!(e, InferError::Invalid(ValidationError::DType { .. })), "wrong dtype gave {e:?}");
+    assert!(
+        matches!(e, InferError::Invalid(ValidationError::DType { .. })),
+        "wrong dtype gave {e:?}"
+    );
 
     let mut shape = tensor.shape().to_vec();
     shape.push(1);
-    let reranked = case.inputs.clone().with(&first, tensor.clone().reshape(shape).expect("reshape"));
+    let reranked = case
+        .inputs
+        .clone()
+        .with(&first, tensor.clone().reshape(shape).expect("reshape"));
     let e = engine.infer(&m, reranked, deadline()).await.unwrap_err();
-    assert!(matches!(e, InferError::Invalid(ValidationError::Rank { .. })), "wrong rank gave {e:?}");
+    assert!(
+        matches!(e, InferError::Invalid(ValidationError::Rank { .. })),
+        "wrong rank gave {e:?}"
+    );
     engine.unload(&m).await.expect("unload");
 }
 
 /// An expired deadline is [`InferError::DeadlineExceeded`].
 pub async fn expired_deadline_is_typed<E: InferenceEngine + ?Sized>(engine: &E, case: &Case) {
     let m = prepare(engine, case).await;
-    let e = engine.infer(&m, case.inputs.clone(), Deadline::after(Duration::ZERO)).await.unwrap_err();
-    assert!(matches!(e, InferError::DeadlineExceeded { .. }), "expired deadline gave {e:?}");
+    let e = engine
+        .infer(&m, case.inputs.clone(), Deadline::after(Duration::ZERO))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, InferError::DeadlineExceeded { .. }),
+        "expired deadline gave {e:?}"
+    );
     engine.unload(&m).await.expect("unload");
 }
 
@@ -130,12 +182,24 @@ pub async fn expired_deadline_is_typed<E: InferenceEngine + ?Sized>(engine: &E, 
 pub async fn unload_invalidates_the_handle<E: InferenceEngine + ?Sized>(engine: &E, case: &Case) {
     let m = prepare(engine, case).await;
     engine.unload(&m).await.expect("unload");
-    let e = engine.infer(&m, case.inputs.clone(), Deadline::after(case.budget)).await.unwrap_err();
-    assert!(matches!(e, InferError::UnknownModel { .. }), "infer after unload gave {e:?}");
+    let e = engine
+        .infer(&m, case.inputs.clone(), Deadline::after(case.budget))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, InferError::UnknownModel { .. }),
+        "infer after unload gave {e:?}"
+    );
     let e = engine.capabilities(&m).await.unwrap_err();
-    assert!(matches!(e, CapabilityError::UnknownModel { .. }), "capabilities after unload gave {e:?}");
+    assert!(
+        matches!(e, CapabilityError::UnknownModel { .. }),
+        "capabilities after unload gave {e:?}"
+    );
     let e = engine.unload(&m).await.unwrap_err();
-    assert!(matches!(e, UnloadError::UnknownModel { .. }), "second unload gave {e:?}");
+    assert!(
+        matches!(e, UnloadError::UnknownModel { .. }),
+        "second unload gave {e:?}"
+    );
 }
 
 /// A handle from another engine is refused.
@@ -143,8 +207,14 @@ pub async fn foreign_handles_are_refused<E: InferenceEngine + ?Sized>(engine: &E
     let mut m = prepare(engine, case).await;
     let real = m.clone();
     m.engine = format!("not-{}", engine.name());
-    let e = engine.infer(&m, case.inputs.clone(), Deadline::after(case.budget)).await.unwrap_err();
-    assert!(matches!(e, InferError::WrongEngine { .. }), "foreign handle gave {e:?}");
+    let e = engine
+        .infer(&m, case.inputs.clone(), Deadline::after(case.budget))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, InferError::WrongEngine { .. }),
+        "foreign handle gave {e:?}"
+    );
     engine.unload(&real).await.expect("unload");
 }
 
@@ -153,7 +223,10 @@ pub async fn digest_mismatch_is_refused<E: InferenceEngine + ?Sized>(engine: &E,
     let wrong = case.artifact.clone().with_sha256(Sha256Digest([0xAB; 32]));
     let e = engine.prepare(&wrong, &case.options).await.unwrap_err();
     assert!(
-        matches!(e, PrepareError::Artifact(ArtifactError::DigestMismatch { .. })),
+        matches!(
+            e,
+            PrepareError::Artifact(ArtifactError::DigestMismatch { .. })
+        ),
         "wrong digest gave {e:?}"
     );
 }
@@ -162,13 +235,20 @@ pub async fn digest_mismatch_is_refused<E: InferenceEngine + ?Sized>(engine: &E,
 /// after an inference.
 pub async fn capabilities_are_consistent<E: InferenceEngine + ?Sized>(engine: &E, case: &Case) {
     let m = prepare(engine, case).await;
-    engine.infer(&m, case.inputs.clone(), Deadline::after(case.budget)).await.expect("infer");
+    engine
+        .infer(&m, case.inputs.clone(), Deadline::after(case.budget))
+        .await
+        .expect("infer");
     let r = engine.capabilities(&m).await.expect("capabilities");
     assert_eq!(r.engine, engine.name());
     assert_eq!(r.compute_units_requested, case.options.compute_units);
     assert!(r.max_batch >= 1 && r.max_batch <= m.schema.max_batch().max(1));
     for spec in &m.schema.inputs {
-        assert!(r.dtypes.contains(&spec.dtype), "report lacks input dtype {}", spec.dtype);
+        assert!(
+            r.dtypes.contains(&spec.dtype),
+            "report lacks input dtype {}",
+            spec.dtype
+        );
     }
     assert!(r.compile_p99.is_some(), "prepare was measured");
     assert!(r.infer_p99.is_some(), "infer was measured");

@@ -77,10 +77,14 @@ impl Tensor {
         match to {
             DType::F32 => Tensor::new(shape, v.iter().map(|&x| x as f32).collect::<Vec<_>>()),
             DType::F64 => Tensor::new(shape, v),
-            DType::F16 => Tensor::new(shape, v.iter().map(|&x| f16::from_f64(x)).collect::<Vec<_>>()),
-            DType::BF16 => {
-                Tensor::new(shape, v.iter().map(|&x| bf16::from_f64(x)).collect::<Vec<_>>())
-            }
+            DType::F16 => Tensor::new(
+                shape,
+                v.iter().map(|&x| f16::from_f64(x)).collect::<Vec<_>>(),
+            ),
+            DType::BF16 => Tensor::new(
+                shape,
+                v.iter().map(|&x| bf16::from_f64(x)).collect::<Vec<_>>(),
+            ),
             _ => from_i64(to, shape, &v.iter().map(|&x| x as i64).collect::<Vec<_>>()),
         }
     }
@@ -92,15 +96,45 @@ fn from_i64(to: DType, shape: Vec<usize>, v: &[i64]) -> Result<Tensor, TensorErr
     }
     match to {
         DType::I64 => Tensor::from_slice(shape, v),
-        DType::I32 => Tensor::new(shape, v.iter().map(|&x| sat(x, i32::MIN, i32::MAX)).collect::<Vec<_>>()),
-        DType::I16 => Tensor::new(shape, v.iter().map(|&x| sat(x, i16::MIN, i16::MAX)).collect::<Vec<_>>()),
-        DType::I8 => Tensor::new(shape, v.iter().map(|&x| sat(x, i8::MIN, i8::MAX)).collect::<Vec<_>>()),
-        DType::U8 => Tensor::new(shape, v.iter().map(|&x| sat(x, u8::MIN, u8::MAX)).collect::<Vec<_>>()),
+        DType::I32 => Tensor::new(
+            shape,
+            v.iter()
+                .map(|&x| sat(x, i32::MIN, i32::MAX))
+                .collect::<Vec<_>>(),
+        ),
+        DType::I16 => Tensor::new(
+            shape,
+            v.iter()
+                .map(|&x| sat(x, i16::MIN, i16::MAX))
+                .collect::<Vec<_>>(),
+        ),
+        DType::I8 => Tensor::new(
+            shape,
+            v.iter()
+                .map(|&x| sat(x, i8::MIN, i8::MAX))
+                .collect::<Vec<_>>(),
+        ),
+        DType::U8 => Tensor::new(
+            shape,
+            v.iter()
+                .map(|&x| sat(x, u8::MIN, u8::MAX))
+                .collect::<Vec<_>>(),
+        ),
         DType::Bool => Tensor::from_bools(shape, &v.iter().map(|&x| x != 0).collect::<Vec<_>>()),
         DType::F32 => Tensor::new(shape, v.iter().map(|&x| x as f32).collect::<Vec<_>>()),
         DType::F64 => Tensor::new(shape, v.iter().map(|&x| x as f64).collect::<Vec<_>>()),
-        DType::F16 => Tensor::new(shape, v.iter().map(|&x| f16::from_f64(x as f64)).collect::<Vec<_>>()),
-        DType::BF16 => Tensor::new(shape, v.iter().map(|&x| bf16::from_f64(x as f64)).collect::<Vec<_>>()),
+        DType::F16 => Tensor::new(
+            shape,
+            v.iter()
+                .map(|&x| f16::from_f64(x as f64))
+                .collect::<Vec<_>>(),
+        ),
+        DType::BF16 => Tensor::new(
+            shape,
+            v.iter()
+                .map(|&x| bf16::from_f64(x as f64))
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 
@@ -128,7 +162,10 @@ mod tests {
     #[test]
     fn integer_casts_saturate_and_floats_truncate() {
         let t = Tensor::new(vec![3], vec![-300i64, 5, 300]).unwrap();
-        assert_eq!(t.cast(DType::I8).unwrap().as_slice::<i8>().unwrap(), &[-128, 5, 127]);
+        assert_eq!(
+            t.cast(DType::I8).unwrap().as_slice::<i8>().unwrap(),
+            &[-128, 5, 127]
+        );
         assert_eq!(t.cast(DType::U8).unwrap().as_bytes(), &[0, 5, 255]);
         let f = Tensor::new(vec![2], vec![-1.7f32, 2.9]).unwrap();
         assert_eq!(f.to_i64_vec().unwrap(), vec![-1, 2]);

@@ -92,7 +92,14 @@ impl DoubleEngine {
 
     /// The schema of every model the double prepares.
     pub fn schema() -> IoSchema {
-        let spec = |n: &str| TensorSpec::new(n, DType::F32, vec![Dim::range(1, MAX_BATCH), Dim::Fixed(WIDTH)]).batch_capable();
+        let spec = |n: &str| {
+            TensorSpec::new(
+                n,
+                DType::F32,
+                vec![Dim::range(1, MAX_BATCH), Dim::Fixed(WIDTH)],
+            )
+            .batch_capable()
+        };
         IoSchema::new(vec![spec("x")], vec![spec("y")])
     }
 
@@ -101,11 +108,20 @@ impl DoubleEngine {
     pub fn write_artifact(&self, dir: impl AsRef<Path>) -> Result<ModelArtifact, ArtifactError> {
         let path = dir.as_ref().join("affine.safetensors");
         let weights = TensorMap::new()
-            .with("scale", Tensor::new(vec![WIDTH], vec![2.0f32; WIDTH]).expect("static shape"))
-            .with("bias", Tensor::new(vec![WIDTH], vec![1.0f32; WIDTH]).expect("static shape"));
+            .with(
+                "scale",
+                Tensor::new(vec![WIDTH], vec![2.0f32; WIDTH]).expect("static shape"),
+            )
+            .with(
+                "bias",
+                Tensor::new(vec![WIDTH], vec![1.0f32; WIDTH]).expect("static shape"),
+            );
         weights
             .write_safetensors(&path)
-            .map_err(|e| ArtifactError::Io { path: path.clone(), message: e.to_string() })?;
+            .map_err(|e| ArtifactError::Io {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         let artifact = ModelArtifact::new(ModelFormat::Safetensors, path);
         let digest = artifact.compute_sha256()?;
         Ok(artifact.with_sha256(digest))
@@ -113,12 +129,14 @@ impl DoubleEngine {
 
     /// Every `infer` sleeps this long inside the engine.
     pub fn set_infer_delay(&self, d: Duration) {
-        self.infer_delay_us.store(d.as_micros() as u64, Ordering::SeqCst);
+        self.infer_delay_us
+            .store(d.as_micros() as u64, Ordering::SeqCst);
     }
 
     /// Every `prepare` sleeps this long.
     pub fn set_prepare_delay(&self, d: Duration) {
-        self.prepare_delay_us.store(d.as_micros() as u64, Ordering::SeqCst);
+        self.prepare_delay_us
+            .store(d.as_micros() as u64, Ordering::SeqCst);
     }
 
     /// The next `n` executions fail with [`InferError::Backend`].
@@ -137,15 +155,28 @@ impl DoubleEngine {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ModelId, Loaded>> {
-        self.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.models
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn load(&self, artifact: &ModelArtifact, options: &PrepareOptions) -> Result<PreparedModel, PrepareError> {
+    async fn load(
+        &self,
+        artifact: &ModelArtifact,
+        options: &PrepareOptions,
+    ) -> Result<PreparedModel, PrepareError> {
         let start = Instant::now();
         if artifact.format != ModelFormat::Safetensors {
-            return Err(PrepareError::UnsupportedFormat { engine: self.name.clone(), format: artifact.format });
+            return Err(PrepareError::UnsupportedFormat {
+                engine: self.name.clone(),
+                format: artifact.format,
+            });
         }
-        if let Some(arch) = options.architecture.as_deref().filter(|a| *a != ARCHITECTURE) {
+        if let Some(arch) = options
+            .architecture
+            .as_deref()
+            .filter(|a| *a != ARCHITECTURE)
+        {
             return Err(PrepareError::UnsupportedArchitecture {
                 engine: self.name.clone(),
                 architecture: arch.to_owned(),
@@ -155,15 +186,27 @@ impl DoubleEngine {
         let digest = artifact.verify()?;
         let delay = Duration::from_micros(self.prepare_delay_us.load(Ordering::SeqCst));
         tokio::time::sleep(delay).await;
-        let weights = TensorMap::read_safetensors(&artifact.path).map_err(|e| PrepareError::InvalidModel { message: e.to_string() })?;
+        let weights = TensorMap::read_safetensors(&artifact.path).map_err(|e| {
+            PrepareError::InvalidModel {
+                message: e.to_string(),
+            }
+        })?;
         let vec_of = |name: &str| -> Result<Vec<f32>, PrepareError> {
-            let v = weights.f32(name).map_err(|e| PrepareError::InvalidModel { message: e.to_string() })?;
+            let v = weights.f32(name).map_err(|e| PrepareError::InvalidModel {
+                message: e.to_string(),
+            })?;
             if v.len() != WIDTH {
-                return Err(PrepareError::InvalidModel { message: format!("`{name}` has {} values, want {WIDTH}", v.len()) });
+                return Err(PrepareError::InvalidModel {
+                    message: format!("`{name}` has {} values, want {WIDTH}", v.len()),
+                });
             }
             Ok(v.to_vec())
         };
-        let loaded = Loaded { scale: vec_of("scale")?, bias: vec_of("bias")?, requested: options.compute_units };
+        let loaded = Loaded {
+            scale: vec_of("scale")?,
+            bias: vec_of("bias")?,
+            requested: options.compute_units,
+        };
         let id = ModelId(self.next_id.fetch_add(1, Ordering::SeqCst));
         self.lock().insert(id, loaded);
         let prepare_time = start.elapsed();
@@ -173,7 +216,11 @@ impl DoubleEngine {
             id,
             cache_key: CacheKey::derive(&self.name, &digest, options),
             schema: Self::schema(),
-            sla: SlaEstimate { prepare_time, infer_p50: delay.max(Duration::from_micros(10)), infer_p99: delay.max(Duration::from_micros(10)) * 2 },
+            sla: SlaEstimate {
+                prepare_time,
+                infer_p50: delay.max(Duration::from_micros(10)),
+                infer_p99: delay.max(Duration::from_micros(10)) * 2,
+            },
         })
     }
 }
@@ -184,7 +231,11 @@ impl InferenceEngine for DoubleEngine {
         &self.name
     }
 
-    async fn prepare(&self, artifact: &ModelArtifact, options: &PrepareOptions) -> Result<PreparedModel, PrepareError> {
+    async fn prepare(
+        &self,
+        artifact: &ModelArtifact,
+        options: &PrepareOptions,
+    ) -> Result<PreparedModel, PrepareError> {
         match options.prepare_budget {
             Some(budget) => tokio::time::timeout(budget, self.load(artifact, options))
                 .await
@@ -193,31 +244,68 @@ impl InferenceEngine for DoubleEngine {
         }
     }
 
-    async fn execute(&self, model: &PreparedModel, inputs: Validated, _deadline: Deadline) -> Result<TensorMap, InferError> {
+    async fn execute(
+        &self,
+        model: &PreparedModel,
+        inputs: Validated,
+        _deadline: Deadline,
+    ) -> Result<TensorMap, InferError> {
         let start = Instant::now();
         self.execute_calls.fetch_add(1, Ordering::SeqCst);
         let (scale, bias) = {
             let models = self.lock();
-            let m = models.get(&model.id).ok_or(InferError::UnknownModel { model: model.id })?;
+            let m = models
+                .get(&model.id)
+                .ok_or(InferError::UnknownModel { model: model.id })?;
             (m.scale.clone(), m.bias.clone())
         };
         let delay = Duration::from_micros(self.infer_delay_us.load(Ordering::SeqCst));
         tokio::time::sleep(delay).await;
-        let failing = self.failures_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        let failing = self
+            .failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
         if failing {
-            return Err(InferError::Backend { message: "injected failure".into() });
+            return Err(InferError::Backend {
+                message: "injected failure".into(),
+            });
         }
-        let x = inputs.inputs().require("x").map_err(|e| InferError::Backend { message: e.to_string() })?;
-        let xs = x.as_slice::<f32>().map_err(|e| InferError::Backend { message: e.to_string() })?;
-        let ys: Vec<f32> = xs.iter().enumerate().map(|(i, v)| v * scale[i % WIDTH] + bias[i % WIDTH]).collect();
-        let y = Tensor::new(x.shape().to_vec(), ys).map_err(|e| InferError::Backend { message: e.to_string() })?;
+        let x = inputs
+            .inputs()
+            .require("x")
+            .map_err(|e| InferError::Backend {
+                message: e.to_string(),
+            })?;
+        let xs = x.as_slice::<f32>().map_err(|e| InferError::Backend {
+            message: e.to_string(),
+        })?;
+        let ys: Vec<f32> = xs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * scale[i % WIDTH] + bias[i % WIDTH])
+            .collect();
+        let y = Tensor::new(x.shape().to_vec(), ys).map_err(|e| InferError::Backend {
+            message: e.to_string(),
+        })?;
         self.infer_stats.record(start.elapsed());
         Ok(TensorMap::new().with("y", y))
     }
 
-    async fn capabilities(&self, model: &PreparedModel) -> Result<CapabilityReport, CapabilityError> {
-        let requested = self.lock().get(&model.id).map(|m| m.requested).ok_or(CapabilityError::UnknownModel { model: model.id })?;
-        let mut r = CapabilityReport::new(self.name.clone(), DeviceClass::Cpu, requested, ComputeUnits::CpuOnly);
+    async fn capabilities(
+        &self,
+        model: &PreparedModel,
+    ) -> Result<CapabilityReport, CapabilityError> {
+        let requested = self
+            .lock()
+            .get(&model.id)
+            .map(|m| m.requested)
+            .ok_or(CapabilityError::UnknownModel { model: model.id })?;
+        let mut r = CapabilityReport::new(
+            self.name.clone(),
+            DeviceClass::Cpu,
+            requested,
+            ComputeUnits::CpuOnly,
+        );
         r.dtypes = vec![DType::F32];
         r.max_batch = MAX_BATCH;
         r.compile_p99 = self.compile_stats.p99();
@@ -226,6 +314,9 @@ impl InferenceEngine for DoubleEngine {
     }
 
     async fn unload(&self, model: &PreparedModel) -> Result<(), UnloadError> {
-        self.lock().remove(&model.id).map(|_| ()).ok_or(UnloadError::UnknownModel { model: model.id })
+        self.lock()
+            .remove(&model.id)
+            .map(|_| ())
+            .ok_or(UnloadError::UnknownModel { model: model.id })
     }
 }

@@ -168,7 +168,10 @@ mod tests {
             assert_eq!(d.name().parse::<DType>().unwrap(), d);
             assert_eq!(d.to_string(), d.name());
         }
-        assert_eq!(std::mem::size_of::<half::bf16>(), DType::BF16.size_in_bytes());
+        assert_eq!(
+            std::mem::size_of::<half::bf16>(),
+            DType::BF16.size_in_bytes()
+        );
         assert_eq!(std::mem::size_of::<i16>(), DType::I16.size_in_bytes());
         assert!("float33".parse::<DType>().is_err());
         assert_eq!("FLOAT32".parse::<DType>().unwrap(), DType::F32);

@@ -99,7 +99,10 @@ impl Deadline {
     /// `budget` from now.
     pub fn after(budget: Duration) -> Self {
         let start = Instant::now();
-        Self { start, at: start + budget }
+        Self {
+            start,
+            at: start + budget,
+        }
     }
 
     /// The instant it falls due.
@@ -124,7 +127,9 @@ impl Deadline {
 
     /// The error for having missed it.
     pub fn exceeded(&self) -> InferError {
-        InferError::DeadlineExceeded { elapsed: self.elapsed() }
+        InferError::DeadlineExceeded {
+            elapsed: self.elapsed(),
+        }
     }
 }
 
@@ -143,21 +148,41 @@ pub trait InferenceEngine: Send + Sync {
 
     /// Loads (and compiles, where needed) a model. Honours
     /// `options.prepare_budget`, and verifies `artifact.sha256` when set.
-    async fn prepare(&self, artifact: &ModelArtifact, options: &PrepareOptions) -> Result<PreparedModel, PrepareError>;
+    async fn prepare(
+        &self,
+        artifact: &ModelArtifact,
+        options: &PrepareOptions,
+    ) -> Result<PreparedModel, PrepareError>;
 
     /// Runs validated inputs. Called only through [`InferenceEngine::infer`].
-    async fn execute(&self, model: &PreparedModel, inputs: Validated, deadline: Deadline) -> Result<TensorMap, InferError>;
+    async fn execute(
+        &self,
+        model: &PreparedModel,
+        inputs: Validated,
+        deadline: Deadline,
+    ) -> Result<TensorMap, InferError>;
 
     /// What the model runs on and how fast.
-    async fn capabilities(&self, model: &PreparedModel) -> Result<CapabilityReport, CapabilityError>;
+    async fn capabilities(
+        &self,
+        model: &PreparedModel,
+    ) -> Result<CapabilityReport, CapabilityError>;
 
     /// Releases the model; the handle is invalid afterwards.
     async fn unload(&self, model: &PreparedModel) -> Result<(), UnloadError>;
 
     /// Validates `inputs` against `model.schema`, then runs them within `deadline`.
-    async fn infer(&self, model: &PreparedModel, inputs: TensorMap, deadline: Deadline) -> Result<TensorMap, InferError> {
+    async fn infer(
+        &self,
+        model: &PreparedModel,
+        inputs: TensorMap,
+        deadline: Deadline,
+    ) -> Result<TensorMap, InferError> {
         if model.engine != self.name() {
-            return Err(InferError::WrongEngine { expected: self.name().to_owned(), actual: model.engine.clone() });
+            return Err(InferError::WrongEngine {
+                expected: self.name().to_owned(),
+                actual: model.engine.clone(),
+            });
         }
         let validated = model.schema.validate(inputs)?;
         if deadline.is_expired() {
@@ -178,19 +203,36 @@ macro_rules! forward {
             fn name(&self) -> &str {
                 (**self).name()
             }
-            async fn prepare(&self, artifact: &ModelArtifact, options: &PrepareOptions) -> Result<PreparedModel, PrepareError> {
+            async fn prepare(
+                &self,
+                artifact: &ModelArtifact,
+                options: &PrepareOptions,
+            ) -> Result<PreparedModel, PrepareError> {
                 (**self).prepare(artifact, options).await
             }
-            async fn execute(&self, model: &PreparedModel, inputs: Validated, deadline: Deadline) -> Result<TensorMap, InferError> {
+            async fn execute(
+                &self,
+                model: &PreparedModel,
+                inputs: Validated,
+                deadline: Deadline,
+            ) -> Result<TensorMap, InferError> {
                 (**self).execute(model, inputs, deadline).await
             }
-            async fn capabilities(&self, model: &PreparedModel) -> Result<CapabilityReport, CapabilityError> {
+            async fn capabilities(
+                &self,
+                model: &PreparedModel,
+            ) -> Result<CapabilityReport, CapabilityError> {
                 (**self).capabilities(model).await
             }
             async fn unload(&self, model: &PreparedModel) -> Result<(), UnloadError> {
                 (**self).unload(model).await
             }
-            async fn infer(&self, model: &PreparedModel, inputs: TensorMap, deadline: Deadline) -> Result<TensorMap, InferError> {
+            async fn infer(
+                &self,
+                model: &PreparedModel,
+                inputs: TensorMap,
+                deadline: Deadline,
+            ) -> Result<TensorMap, InferError> {
                 (**self).infer(model, inputs, deadline).await
             }
         }
@@ -211,11 +253,31 @@ mod tests {
         let base = PrepareOptions::new(ComputeUnits::All).with_architecture("bert");
         let k = CacheKey::derive("candle", &d, &base);
         assert_eq!(k.0.len(), 64);
-        assert_eq!(k, CacheKey::derive("candle", &d, &base.clone().with_prepare_budget(Duration::from_secs(1))));
+        assert_eq!(
+            k,
+            CacheKey::derive(
+                "candle",
+                &d,
+                &base.clone().with_prepare_budget(Duration::from_secs(1))
+            )
+        );
         assert_ne!(k, CacheKey::derive("coreml", &d, &base));
-        assert_ne!(k, CacheKey::derive("candle", &Sha256Digest::of_bytes(b"other"), &base));
-        assert_ne!(k, CacheKey::derive("candle", &d, &PrepareOptions::new(ComputeUnits::CpuOnly).with_architecture("bert")));
-        assert_ne!(k, CacheKey::derive("candle", &d, &base.clone().with_hint("pooling", "cls")));
+        assert_ne!(
+            k,
+            CacheKey::derive("candle", &Sha256Digest::of_bytes(b"other"), &base)
+        );
+        assert_ne!(
+            k,
+            CacheKey::derive(
+                "candle",
+                &d,
+                &PrepareOptions::new(ComputeUnits::CpuOnly).with_architecture("bert")
+            )
+        );
+        assert_ne!(
+            k,
+            CacheKey::derive("candle", &d, &base.clone().with_hint("pooling", "cls"))
+        );
     }
 
     #[test]
@@ -226,6 +288,9 @@ mod tests {
         let past = Deadline::after(Duration::ZERO);
         assert!(past.is_expired());
         assert_eq!(past.remaining(), Duration::ZERO);
-        assert!(matches!(past.exceeded(), InferError::DeadlineExceeded { .. }));
+        assert!(matches!(
+            past.exceeded(),
+            InferError::DeadlineExceeded { .. }
+        ));
     }
 }

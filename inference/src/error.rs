@@ -62,19 +62,40 @@ pub enum ValidationError {
     MissingInput { name: String },
     /// Wrong dtype.
     #[error("input `{name}` is {actual}, model wants {expected}")]
-    DType { name: String, expected: DType, actual: DType },
+    DType {
+        name: String,
+        expected: DType,
+        actual: DType,
+    },
     /// Wrong number of dimensions.
     #[error("input `{name}` has rank {actual}, model wants {expected}")]
-    Rank { name: String, expected: usize, actual: usize },
+    Rank {
+        name: String,
+        expected: usize,
+        actual: usize,
+    },
     /// A dimension out of its allowed value or range.
     #[error("input `{name}` axis {axis} is {actual}, model wants {expected}")]
-    Dim { name: String, axis: usize, expected: Dim, actual: usize },
+    Dim {
+        name: String,
+        axis: usize,
+        expected: Dim,
+        actual: usize,
+    },
     /// Byte length does not match dtype and shape.
     #[error("input `{name}` has {actual} bytes, dtype and shape want {expected}")]
-    ByteLength { name: String, expected: usize, actual: usize },
+    ByteLength {
+        name: String,
+        expected: usize,
+        actual: usize,
+    },
     /// Batch-capable inputs disagree on the batch size.
     #[error("input `{name}` has batch {actual}, other inputs have {expected}")]
-    BatchMismatch { name: String, expected: usize, actual: usize },
+    BatchMismatch {
+        name: String,
+        expected: usize,
+        actual: usize,
+    },
 }
 
 /// A model artifact could not be read or did not match its digest.
@@ -86,7 +107,11 @@ pub enum ArtifactError {
     Io { path: PathBuf, message: String },
     /// The content's sha256 differs from the pinned one.
     #[error("{}: sha256 is {actual}, expected {expected}", path.display())]
-    DigestMismatch { path: PathBuf, expected: Sha256Digest, actual: Sha256Digest },
+    DigestMismatch {
+        path: PathBuf,
+        expected: Sha256Digest,
+        actual: Sha256Digest,
+    },
     /// The format cannot be told from the path.
     #[error("{}: unknown model format (expected .mlpackage, .mlmodel, .mlmodelc, .safetensors or .pth)", path.display())]
     UnknownFormat { path: PathBuf },
@@ -107,7 +132,11 @@ pub enum PrepareError {
     UnsupportedFormat { engine: String, format: ModelFormat },
     /// This engine has no implementation of this architecture.
     #[error("engine `{engine}` has no architecture `{architecture}` (known: {known:?})")]
-    UnsupportedArchitecture { engine: String, architecture: String, known: Vec<String> },
+    UnsupportedArchitecture {
+        engine: String,
+        architecture: String,
+        known: Vec<String>,
+    },
     /// The artifact is readable but not a valid model of its architecture.
     #[error("invalid model: {message}")]
     InvalidModel { message: String },

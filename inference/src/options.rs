@@ -71,7 +71,9 @@ impl FromStr for ComputeUnits {
         ComputeUnits::ALL
             .into_iter()
             .find(|c| c.name() == norm)
-            .ok_or_else(|| format!("unknown compute units `{s}` (all, cpu_only, cpu_and_gpu, cpu_and_ne)"))
+            .ok_or_else(|| {
+                format!("unknown compute units `{s}` (all, cpu_only, cpu_and_gpu, cpu_and_ne)")
+            })
     }
 }
 
@@ -102,7 +104,10 @@ pub struct PrepareOptions {
 impl PrepareOptions {
     /// Defaults with the given compute units.
     pub fn new(compute_units: ComputeUnits) -> Self {
-        Self { compute_units, ..Self::default() }
+        Self {
+            compute_units,
+            ..Self::default()
+        }
     }
 
     /// Sets the architecture.
@@ -171,7 +176,10 @@ mod tests {
             let json = serde_json::to_string(&c).unwrap();
             assert_eq!(json, format!("\"{}\"", c.name()));
         }
-        assert_eq!("CPU-AND-GPU".parse::<ComputeUnits>().unwrap(), ComputeUnits::CpuAndGpu);
+        assert_eq!(
+            "CPU-AND-GPU".parse::<ComputeUnits>().unwrap(),
+            ComputeUnits::CpuAndGpu
+        );
         assert!("gpu".parse::<ComputeUnits>().is_err());
         assert_eq!(ComputeUnits::default(), ComputeUnits::All);
     }

@@ -57,7 +57,10 @@ impl TensorMap {
         let mut out = TensorMap::new();
         for (name, view) in st.tensors() {
             let dtype = from_st(view.dtype())?;
-            out.insert(name, Tensor::from_bytes(dtype, view.shape().to_vec(), view.data())?);
+            out.insert(
+                name,
+                Tensor::from_bytes(dtype, view.shape().to_vec(), view.data())?,
+            );
         }
         Ok(out)
     }

@@ -88,7 +88,12 @@ pub struct TensorSpec {
 impl TensorSpec {
     /// A spec without a batch axis.
     pub fn new(name: impl Into<String>, dtype: DType, shape: Vec<Dim>) -> Self {
-        Self { name: name.into(), dtype, shape, batch_capable: false }
+        Self {
+            name: name.into(),
+            dtype,
+            shape,
+            batch_capable: false,
+        }
     }
 
     /// A spec with a fully fixed shape.
@@ -122,7 +127,11 @@ impl TensorSpec {
     pub fn check(&self, tensor: &crate::Tensor) -> Result<(), ValidationError> {
         let name = || self.name.clone();
         if tensor.dtype() != self.dtype {
-            return Err(ValidationError::DType { name: name(), expected: self.dtype, actual: tensor.dtype() });
+            return Err(ValidationError::DType {
+                name: name(),
+                expected: self.dtype,
+                actual: tensor.dtype(),
+            });
         }
         if tensor.shape().len() != self.shape.len() {
             return Err(ValidationError::Rank {
@@ -133,12 +142,21 @@ impl TensorSpec {
         }
         for (axis, (&actual, &expected)) in tensor.shape().iter().zip(&self.shape).enumerate() {
             if !expected.accepts(actual) {
-                return Err(ValidationError::Dim { name: name(), axis, expected, actual });
+                return Err(ValidationError::Dim {
+                    name: name(),
+                    axis,
+                    expected,
+                    actual,
+                });
             }
         }
         let expected = self.byte_len(tensor.shape()).unwrap_or(usize::MAX);
         if tensor.byte_len() != expected {
-            return Err(ValidationError::ByteLength { name: name(), expected, actual: tensor.byte_len() });
+            return Err(ValidationError::ByteLength {
+                name: name(),
+                expected,
+                actual: tensor.byte_len(),
+            });
         }
         Ok(())
     }
@@ -229,13 +247,19 @@ fn check_all(specs: &[TensorSpec], map: &TensorMap) -> Result<Option<usize>, Val
     for spec in specs {
         let tensor = map
             .get(&spec.name)
-            .ok_or_else(|| ValidationError::MissingInput { name: spec.name.clone() })?;
+            .ok_or_else(|| ValidationError::MissingInput {
+                name: spec.name.clone(),
+            })?;
         spec.check(tensor)?;
         if spec.batch_capable {
             let b = tensor.shape()[0];
             match batch {
                 Some(expected) if expected != b => {
-                    return Err(ValidationError::BatchMismatch { name: spec.name.clone(), expected, actual: b })
+                    return Err(ValidationError::BatchMismatch {
+                        name: spec.name.clone(),
+                        expected,
+                        actual: b,
+                    })
                 }
                 _ => batch = Some(b),
             }
@@ -250,10 +274,18 @@ mod tests {
     use crate::Tensor;
 
     fn bert_schema() -> IoSchema {
-        let ids = |n: &str| TensorSpec::new(n, DType::I64, vec![Dim::range(1, 4), Dim::range(1, 128)]).batch_capable();
+        let ids = |n: &str| {
+            TensorSpec::new(n, DType::I64, vec![Dim::range(1, 4), Dim::range(1, 128)])
+                .batch_capable()
+        };
         IoSchema::new(
             vec![ids("input_ids"), ids("attention_mask")],
-            vec![TensorSpec::new("embedding", DType::F32, vec![Dim::range(1, 4), Dim::Fixed(384)]).batch_capable()],
+            vec![TensorSpec::new(
+                "embedding",
+                DType::F32,
+                vec![Dim::range(1, 4), Dim::Fixed(384)],
+            )
+            .batch_capable()],
         )
     }
 
@@ -265,34 +297,74 @@ mod tests {
     #[test]
     fn each_mismatch_has_its_own_error() {
         let s = bert_schema();
-        let good = TensorMap::new().with("input_ids", ids(vec![2, 7])).with("attention_mask", ids(vec![2, 7]));
+        let good = TensorMap::new()
+            .with("input_ids", ids(vec![2, 7]))
+            .with("attention_mask", ids(vec![2, 7]));
         assert_eq!(s.validate(good.clone()).unwrap().batch_size(), Some(2));
         assert_eq!(s.max_batch(), 4);
 
         let extra = good.clone().with("token_type_ids", ids(vec![2, 7]));
-        assert!(matches!(s.validate(extra), Err(ValidationError::UnknownInput { name, .. }) if name == "token_type_ids"));
+        assert!(
+            matches!(s.validate(extra), Err(ValidationError::UnknownInput { name, .. }) if name == "token_type_ids")
+        );
 
         let mut missing = good.clone();
         missing.remove("attention_mask");
-        assert!(matches!(s.validate(missing), Err(ValidationError::MissingInput { .. })));
+        assert!(matches!(
+            s.validate(missing),
+            Err(ValidationError::MissingInput { .. })
+        ));
 
-        let dtype = good.clone().with("input_ids", Tensor::zeros(DType::I32, vec![2, 7]).unwrap());
-        assert!(matches!(s.validate(dtype), Err(ValidationError::DType { expected: DType::I64, actual: DType::I32, .. })));
+        let dtype = good
+            .clone()
+            .with("input_ids", Tensor::zeros(DType::I32, vec![2, 7]).unwrap());
+        assert!(matches!(
+            s.validate(dtype),
+            Err(ValidationError::DType {
+                expected: DType::I64,
+                actual: DType::I32,
+                ..
+            })
+        ));
 
         let rank = good.clone().with("input_ids", ids(vec![14]));
-        assert!(matches!(s.validate(rank), Err(ValidationError::Rank { expected: 2, actual: 1, .. })));
+        assert!(matches!(
+            s.validate(rank),
+            Err(ValidationError::Rank {
+                expected: 2,
+                actual: 1,
+                ..
+            })
+        ));
 
         let too_long = good.clone().with("input_ids", ids(vec![2, 129]));
-        assert!(matches!(s.validate(too_long), Err(ValidationError::Dim { axis: 1, actual: 129, .. })));
+        assert!(matches!(
+            s.validate(too_long),
+            Err(ValidationError::Dim {
+                axis: 1,
+                actual: 129,
+                ..
+            })
+        ));
 
         let batch = good.clone().with("input_ids", ids(vec![3, 7]));
-        assert!(matches!(s.validate(batch), Err(ValidationError::BatchMismatch { expected: 3, actual: 2, .. })));
+        assert!(matches!(
+            s.validate(batch),
+            Err(ValidationError::BatchMismatch {
+                expected: 3,
+                actual: 2,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn outputs_validate_like_inputs_and_dims_display() {
         let s = bert_schema();
-        let out = TensorMap::new().with("embedding", Tensor::zeros(DType::F32, vec![1, 384]).unwrap());
+        let out = TensorMap::new().with(
+            "embedding",
+            Tensor::zeros(DType::F32, vec![1, 384]).unwrap(),
+        );
         assert_eq!(s.validate_outputs(&out).unwrap(), Some(1));
         assert_eq!(Dim::range(1, 8).to_string(), "1..=8");
         assert_eq!(Dim::from(3).to_string(), "3");

@@ -232,7 +232,10 @@ mod tests {
         assert_eq!(t.as_slice::<i64>().unwrap(), &[1, -2, 3]);
         assert!(matches!(
             t.as_slice::<f32>(),
-            Err(TensorError::DTypeMismatch { expected: DType::F32, actual: DType::I64 })
+            Err(TensorError::DTypeMismatch {
+                expected: DType::F32,
+                actual: DType::I64
+            })
         ));
         // Odd byte lengths still give aligned, exact views.
         let b = Tensor::from_bytes(DType::U8, vec![5], &[1, 2, 3, 4, 5]).unwrap();
@@ -245,11 +248,17 @@ mod tests {
     fn constructors_reject_wrong_lengths() {
         assert!(matches!(
             Tensor::new(vec![2, 2], vec![1.0f32; 3]),
-            Err(TensorError::ElementCount { expected: 4, actual: 3 })
+            Err(TensorError::ElementCount {
+                expected: 4,
+                actual: 3
+            })
         ));
         assert!(matches!(
             Tensor::from_bytes(DType::I64, vec![2], &[0u8; 12]),
-            Err(TensorError::ByteLength { expected: 16, actual: 12 })
+            Err(TensorError::ByteLength {
+                expected: 16,
+                actual: 12
+            })
         ));
         assert!(matches!(
             Tensor::zeros(DType::F32, vec![usize::MAX, 2]),
