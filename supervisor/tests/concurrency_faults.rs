@@ -59,17 +59,19 @@ async fn concurrency_faults() {
                 faulty.push((f.to_string(), m.id));
             }
             let mut tasks = Vec::new();
-            for t in 0..TASKS {
-                let (sup, model, faulty) = (sup.clone(), healthy[t], faulty.clone());
+            for (t, &model) in healthy.iter().enumerate() {
+                let (sup, faulty) = (sup.clone(), faulty.clone());
                 tasks.push(tokio::spawn(async move {
-                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1) * 0x1234_5678_9abc);
+                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((t as u64 + 1) * 0x1234_5678_9abc));
                     let (mut ok, mut faults) = (0usize, 0usize);
                     for i in 0..PER_TASK {
                         let x: Vec<f32> = (0..64)
                             .map(|k| (t * 1_000_000 + i * 64 + k) as f32)
                             .collect();
                         let bytes = common::f32_bytes(&x);
-                        let fault = (rng.next() % 300 == 0)
+                        let fault = rng
+                            .next()
+                            .is_multiple_of(300)
                             .then(|| &faulty[(rng.next() % faulty.len() as u64) as usize]);
                         let (m, budget) = match fault {
                             Some((_, id)) => (*id, Duration::from_millis(400)),

@@ -213,9 +213,9 @@ impl DiagModel {
         for i in 0..count {
             // Multi-index from the row-major position, then byte offsets per strides.
             let (mut xo, mut yo, mut rest) = (0u64, 0u64, i as u64);
-            for d in 0..self.shape.len() {
-                let idx = rest / rm[d];
-                rest %= rm[d];
+            for (d, stride) in rm.iter().enumerate() {
+                let idx = rest / stride;
+                rest %= stride;
                 xo += idx * x.strides[d];
                 yo += idx * y.strides[d];
             }

@@ -312,6 +312,7 @@ impl State {
         model.successes += 1;
         self.stats.predictions += 1;
         let (m, xt, yt) = (model.clone(), x.tensor.clone(), y.tensor.clone());
+        let sleeps = m.kind == Kind::Sleep;
         let model_id = p.model_id;
         let work = move || {
             let t0 = std::time::Instant::now();
@@ -328,7 +329,7 @@ impl State {
                 marshal_out_us: 0,
             })
         };
-        if m_is_sleep(&self.models[&model_id]) {
+        if sleeps {
             let out = self.out.clone();
             std::thread::spawn(move || send(&out, reply_id, work()));
             return None;
@@ -337,8 +338,4 @@ impl State {
         self.reply(reply_id, r);
         None
     }
-}
-
-fn m_is_sleep(m: &DiagModel) -> bool {
-    m.kind == Kind::Sleep
 }

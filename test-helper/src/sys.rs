@@ -137,8 +137,11 @@ pub fn stream_from_fd(fd: RawFd) -> io::Result<UnixStream> {
     Ok(unsafe { UnixStream::from_raw_fd(fd) })
 }
 
-/// Raises a signal in this process.
+/// Raises a signal in this process with its default action (Rust's runtime installs
+/// a SIGSEGV handler for stack overflows, which would otherwise swallow a raised one).
 pub fn raise(sig: libc::c_int) {
+    // SAFETY: restoring the default disposition of a signal; no handler code is involved.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
     // SAFETY: raise takes an integer signal number.
     unsafe { libc::raise(sig) };
 }
