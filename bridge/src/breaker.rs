@@ -48,129 +48,11 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::taxonomy::FailureKind;
 use crate::trip::{CloseReason, FallbackReason, TripReason};
 
+pub use crate::breaker_config::{Admission, BreakerConfig, BreakerState, Outcome, Ticket};
 pub use crate::trip::Transition;
-
-/// Thresholds of a breaker. `Default` follows the plan: 10 warm-up
-/// inferences, 95 % over the last 20, 3 SLA violations, 3 crashes per minute.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BreakerConfig {
-    /// Inferences after (re)closing during which nothing trips.
-    pub warmup: u32,
-    /// Outcomes in the sliding window for success rate and p99.
-    pub window: usize,
-    /// Lowest acceptable success rate over the window.
-    pub min_success_rate: f64,
-    /// p99 latency the primary must keep; `None` disables the latency trigger.
-    pub sla_p99: Option<Duration>,
-    /// Consecutive checks with the window's p99 over the SLA that trip.
-    pub sla_violations: u32,
-    /// Helper memory limit in bytes; `None` disables the memory trigger.
-    pub memory_limit: Option<u64>,
-    /// Helper crashes within `crash_window` that trip.
-    pub crash_limit: u32,
-    /// Window for counting crashes.
-    pub crash_window: Duration,
-    /// Time after opening when a probe is let through; `None`: stay open
-    /// until re-enabled through the API or `COREML_FORCE_ENABLE`.
-    pub half_open_after: Option<Duration>,
-    /// Successful probes in a row that close the breaker.
-    pub probe_successes: u32,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        Self {
-            warmup: 10,
-            window: 20,
-            min_success_rate: 0.95,
-            sla_p99: None,
-            sla_violations: 3,
-            memory_limit: None,
-            crash_limit: 3,
-            crash_window: Duration::from_secs(60),
-            half_open_after: None,
-            probe_successes: 1,
-        }
-    }
-}
-
-/// Where a breaker stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerState {
-    /// The primary serves.
-    Closed,
-    /// The fallback serves.
-    Open,
-    /// The fallback serves, except for one probe at a time.
-    HalfOpen,
-}
-
-impl BreakerState {
-    /// The snake_case name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-        }
-    }
-}
-
-/// Identifies an admitted request, so its outcome can be matched to the
-/// breaker generation that admitted it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ticket {
-    generation: u64,
-    probe: bool,
-}
-
-/// Where one request should go.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Admission {
-    /// To the primary.
-    Primary {
-        /// Pass back to [`Breaker::record`].
-        ticket: Ticket,
-    },
-    /// To the fallback, and why.
-    Fallback {
-        /// Why not the primary.
-        reason: FallbackReason,
-    },
-}
-
-/// The result of one primary inference.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Outcome {
-    /// `None` on success, else the failure's kind.
-    pub failure: Option<FailureKind>,
-    /// How long it took.
-    pub latency: Duration,
-}
-
-impl Outcome {
-    /// A success.
-    pub fn success(latency: Duration) -> Self {
-        Self {
-            failure: None,
-            latency,
-        }
-    }
-
-    /// A failure of `kind`.
-    pub fn failure(kind: FailureKind, latency: Duration) -> Self {
-        Self {
-            failure: Some(kind),
-            latency,
-        }
-    }
-}
 
 /// A per-model breaker. See the module docs.
 #[derive(Debug, Clone)]
@@ -235,8 +117,7 @@ impl Breaker {
     /// Success rate over the window, `None` before any outcome.
     pub fn success_rate(&self) -> Option<f64> {
         let n = self.outcomes.len();
-        (n > 0)
-            .then(|| self.outcomes.iter().filter(|o| o.failure.is_none()).count() as f64 / n as f64)
+        (n > 0).then(|| self.outcomes.iter().filter(|o| o.failure.is_none()).count() as f64 / n as f64)
     }
 
     /// p99 (nearest rank) of the window's latencies.
@@ -267,35 +148,19 @@ impl Breaker {
                 if now >= self.opened_at + after {
                     self.state = BreakerState::HalfOpen;
                     self.generation += 1;
-                    transitions.push(Transition::HalfOpened {
-                        open_for: now - self.opened_at,
-                    });
+                    transitions.push(Transition::HalfOpened { open_for: now - self.opened_at });
                 }
             }
         }
         let admission = match self.state {
-            BreakerState::Closed => Admission::Primary {
-                ticket: Ticket {
-                    generation: self.generation,
-                    probe: false,
-                },
-            },
+            BreakerState::Closed => Admission::Primary { ticket: Ticket { generation: self.generation, probe: false } },
             BreakerState::HalfOpen if !self.probe_in_flight => {
                 self.probe_in_flight = true;
-                Admission::Primary {
-                    ticket: Ticket {
-                        generation: self.generation,
-                        probe: true,
-                    },
-                }
+                Admission::Primary { ticket: Ticket { generation: self.generation, probe: true } }
             }
-            BreakerState::HalfOpen => Admission::Fallback {
-                reason: FallbackReason::ProbeInFlight,
-            },
+            BreakerState::HalfOpen => Admission::Fallback { reason: FallbackReason::ProbeInFlight },
             BreakerState::Open => Admission::Fallback {
-                reason: FallbackReason::BreakerOpen {
-                    since: self.last_trip.clone().unwrap_or(TripReason::Unknown),
-                },
+                reason: FallbackReason::BreakerOpen { since: self.last_trip.clone().unwrap_or(TripReason::Unknown) },
             },
         };
         (admission, transitions)
@@ -312,12 +177,7 @@ impl Breaker {
                 None => {
                     self.probe_streak += 1;
                     if self.probe_streak >= self.cfg.probe_successes.max(1) {
-                        vec![self.close(
-                            CloseReason::ProbeSucceeded {
-                                probes: self.probe_streak,
-                            },
-                            now,
-                        )]
+                        vec![self.close(CloseReason::ProbeSucceeded { probes: self.probe_streak }, now)]
                     } else {
                         Vec::new()
                     }
@@ -370,11 +230,7 @@ impl Breaker {
         if self.recorded < u64::from(self.cfg.warmup) {
             return None;
         }
-        while self
-            .crashes
-            .front()
-            .is_some_and(|&t| now.saturating_sub(t) > self.cfg.crash_window)
-        {
+        while self.crashes.front().is_some_and(|&t| now.saturating_sub(t) > self.cfg.crash_window) {
             self.crashes.pop_front();
         }
         if let (Some(bytes), Some(limit)) = (self.last_memory, self.cfg.memory_limit) {
@@ -383,10 +239,7 @@ impl Breaker {
             }
         }
         if self.crashes.len() >= self.cfg.crash_limit.max(1) as usize {
-            return Some(TripReason::HelperCrashes {
-                count: self.crashes.len() as u32,
-                within: self.cfg.crash_window,
-            });
+            return Some(TripReason::HelperCrashes { count: self.crashes.len() as u32, within: self.cfg.crash_window });
         }
         if let Some(rate) = self.success_rate() {
             if rate < self.cfg.min_success_rate {
@@ -399,11 +252,7 @@ impl Breaker {
         }
         if let (Some(sla), Some(p99)) = (self.cfg.sla_p99, self.window_p99()) {
             if self.consecutive_sla >= self.cfg.sla_violations.max(1) {
-                return Some(TripReason::SlaViolations {
-                    p99,
-                    sla,
-                    times: self.consecutive_sla,
-                });
+                return Some(TripReason::SlaViolations { p99, sla, times: self.consecutive_sla });
             }
         }
         None

@@ -30,9 +30,7 @@ pub struct SystemClock {
 impl SystemClock {
     /// A clock starting now.
     pub fn new() -> Self {
-        Self {
-            origin: Instant::now(),
-        }
+        Self { origin: Instant::now() }
     }
 }
 

@@ -104,12 +104,7 @@ impl fmt::Display for EventKind {
             }
             EventKind::HelperRestarted { message } => write!(f, "helper restarted: {message}"),
             EventKind::HelperMemory { bytes, limit } => {
-                write!(
-                    f,
-                    "helper memory {} MiB over its limit of {} MiB",
-                    bytes >> 20,
-                    limit >> 20
-                )
+                write!(f, "helper memory {} MiB over its limit of {} MiB", bytes >> 20, limit >> 20)
             }
             EventKind::NoFallback { message } => {
                 write!(f, "no Candle implementation to fall back to: {message}")
@@ -138,17 +133,12 @@ pub struct EventLog {
 impl EventLog {
     /// A log keeping the last `capacity` events (at least 1).
     pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            inner: Mutex::new((VecDeque::new(), 0)),
-        }
+        Self { capacity: capacity.max(1), inner: Mutex::new((VecDeque::new(), 0)) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (VecDeque<Event>, u64)> {
         // Pushing cannot leave the ring invalid, even if a holder panicked.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Appends an event and traces it. Returns it.
@@ -170,9 +160,8 @@ impl EventLog {
         };
         let loud = matches!(
             &event.kind,
-            EventKind::Breaker {
-                transition: Transition::Opened { .. } | Transition::Suppressed { .. }
-            } | EventKind::Fallback { .. }
+            EventKind::Breaker { transition: Transition::Opened { .. } | Transition::Suppressed { .. } }
+                | EventKind::Fallback { .. }
                 | EventKind::PrimaryUnavailable { .. }
                 | EventKind::NoFallback { .. }
                 | EventKind::HelperMemory { .. }
@@ -193,12 +182,7 @@ impl EventLog {
 
     /// Events pushed since `seq` (exclusive) that are still in the ring.
     pub fn since(&self, seq: u64) -> Vec<Event> {
-        self.lock()
-            .0
-            .iter()
-            .filter(|e| e.seq > seq)
-            .cloned()
-            .collect()
+        self.lock().0.iter().filter(|e| e.seq > seq).cloned().collect()
     }
 
     /// Events ever pushed.
@@ -216,13 +200,7 @@ mod tests {
     fn ring_drops_oldest_but_counts_all_and_events_serialise_flat() {
         let log = EventLog::new(2);
         for i in 0..3u64 {
-            log.push(
-                Duration::from_secs(i),
-                Some("m"),
-                EventKind::HelperRestarted {
-                    message: format!("crash {i}"),
-                },
-            );
+            log.push(Duration::from_secs(i), Some("m"), EventKind::HelperRestarted { message: format!("crash {i}") });
         }
         assert_eq!(log.total(), 3);
         let r = log.recent();
@@ -233,9 +211,7 @@ mod tests {
             Some("m"),
             EventKind::Breaker {
                 transition: Transition::Opened {
-                    reason: TripReason::ProbeFailed {
-                        kind: crate::taxonomy::FailureKind::Timeout,
-                    },
+                    reason: TripReason::ProbeFailed { kind: crate::taxonomy::FailureKind::Timeout },
                 },
             },
         );

@@ -49,12 +49,8 @@ impl ForceSet {
             "" | "0" | "false" | "no" | "off" | "none" => ForceSet::None,
             "1" | "true" | "yes" | "on" | "all" | "*" => ForceSet::All,
             _ => {
-                let names: BTreeSet<String> = v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect();
+                let names: BTreeSet<String> =
+                    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
                 if names.is_empty() {
                     ForceSet::None
                 } else {
@@ -99,13 +95,8 @@ impl ForceSource {
     /// The current set.
     pub fn current(&self) -> ForceSet {
         match self {
-            ForceSource::Env => std::env::var(FORCE_ENABLE_ENV)
-                .map(|v| ForceSet::parse(&v))
-                .unwrap_or_default(),
-            ForceSource::Fixed(cell) => cell
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone(),
+            ForceSource::Env => std::env::var(FORCE_ENABLE_ENV).map(|v| ForceSet::parse(&v)).unwrap_or_default(),
+            ForceSource::Fixed(cell) => cell.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
         }
     }
 }
@@ -123,10 +114,7 @@ mod tests {
             assert_eq!(ForceSet::parse(v), ForceSet::All, "{v:?}");
         }
         let s = ForceSet::parse("diag-add,,  minilm ");
-        assert_eq!(
-            s,
-            ForceSet::Models(["diag-add".to_owned(), "minilm".to_owned()].into())
-        );
+        assert_eq!(s, ForceSet::Models(["diag-add".to_owned(), "minilm".to_owned()].into()));
         assert!(!s.contains("Minilm"), "names are exact");
     }
 

@@ -43,14 +43,8 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 6] = [
-        Stage::Compile,
-        Stage::Load,
-        Stage::MarshalIn,
-        Stage::Predict,
-        Stage::MarshalOut,
-        Stage::Infer,
-    ];
+    pub const ALL: [Stage; 6] =
+        [Stage::Compile, Stage::Load, Stage::MarshalIn, Stage::Predict, Stage::MarshalOut, Stage::Infer];
 
     /// The snake_case name.
     pub const fn name(self) -> &'static str {
@@ -93,13 +87,8 @@ impl Default for StageHistogram {
 impl StageHistogram {
     /// An empty histogram.
     pub fn new() -> Self {
-        let hist = Histogram::new_with_bounds(1, MAX_TRACKED.as_micros() as u64, 3)
-            .expect("static, valid bounds");
-        Self {
-            hist,
-            sum_us: 0,
-            max_us: 0,
-        }
+        let hist = Histogram::new_with_bounds(1, MAX_TRACKED.as_micros() as u64, 3).expect("static, valid bounds");
+        Self { hist, sum_us: 0, max_us: 0 }
     }
 
     /// Adds one sample.
@@ -117,8 +106,7 @@ impl StageHistogram {
 
     /// The quantile `q` in `0.0..=1.0`, `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
-        (self.count() > 0)
-            .then(|| Duration::from_micros(self.hist.value_at_quantile(q.clamp(0.0, 1.0))))
+        (self.count() > 0).then(|| Duration::from_micros(self.hist.value_at_quantile(q.clamp(0.0, 1.0))))
     }
 
     /// Count, p50/p95/p99, max and sum.

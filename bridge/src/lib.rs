@@ -34,11 +34,17 @@
 //!   their features, the supervisor and Candle.
 
 pub mod breaker;
+mod breaker_config;
 pub mod clock;
 pub mod events;
 pub mod force_enable;
+pub mod health;
 pub mod latency;
 pub mod prometheus;
+pub mod routed;
+pub mod router;
+mod router_builder;
+mod router_prepare;
 pub mod snapshot;
 pub mod table;
 pub mod taxonomy;

@@ -60,9 +60,7 @@ impl Writer {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn number(v: f64) -> String {
@@ -80,19 +78,11 @@ impl Snapshot {
     pub fn prometheus(&self) -> String {
         let mut w = Writer { out: String::new() };
         let lat = "coreml_bridge_stage_latency_seconds";
-        w.family(
-            lat,
-            "summary",
-            "Latency of each stage per model and engine (HDR histogram quantiles).",
-        );
+        w.family(lat, "summary", "Latency of each stage per model and engine (HDR histogram quantiles).");
         for m in &self.models {
             for e in &m.engines {
                 for (stage, s) in &e.stages {
-                    let base = [
-                        ("model", m.model.as_str()),
-                        ("engine", e.engine.as_str()),
-                        ("stage", stage.as_str()),
-                    ];
+                    let base = [("model", m.model.as_str()), ("engine", e.engine.as_str()), ("stage", stage.as_str())];
                     for (q, us) in [("0.5", s.p50_us), ("0.95", s.p95_us), ("0.99", s.p99_us)] {
                         let mut l = base.to_vec();
                         l.push(("quantile", q));
@@ -122,11 +112,7 @@ impl Snapshot {
             "counter",
             "Inference attempts by outcome.",
             &|w, n, m, e| {
-                w.sample(
-                    n,
-                    &[("model", m), ("engine", &e.engine), ("outcome", "success")],
-                    e.successes as f64,
-                );
+                w.sample(n, &[("model", m), ("engine", &e.engine), ("outcome", "success")], e.successes as f64);
                 w.sample(
                     n,
                     &[("model", m), ("engine", &e.engine), ("outcome", "failure")],
@@ -141,11 +127,7 @@ impl Snapshot {
             "Failures by kind (the failure taxonomy).",
             &|w, n, m, e| {
                 for (k, v) in &e.failures {
-                    w.sample(
-                        n,
-                        &[("model", m), ("engine", &e.engine), ("kind", k)],
-                        *v as f64,
-                    );
+                    w.sample(n, &[("model", m), ("engine", &e.engine), ("kind", k)], *v as f64);
                 }
             },
         );
@@ -159,12 +141,7 @@ impl Snapshot {
                     let actual = e.compute_units_actual.map_or("unknown", |a| a.name());
                     w.sample(
                         n,
-                        &[
-                            ("model", m),
-                            ("engine", &e.engine),
-                            ("requested", r.name()),
-                            ("actual", actual),
-                        ],
+                        &[("model", m), ("engine", &e.engine), ("requested", r.name()), ("actual", actual)],
                         1.0,
                     );
                 }
@@ -181,103 +158,47 @@ impl Snapshot {
                 }
             },
         );
-        w.family(
-            "coreml_bridge_fallbacks_total",
-            "counter",
-            "Requests served by the fallback engine, by reason.",
-        );
+        w.family("coreml_bridge_fallbacks_total", "counter", "Requests served by the fallback engine, by reason.");
         for m in &self.models {
             for (reason, v) in &m.fallbacks {
-                w.sample(
-                    "coreml_bridge_fallbacks_total",
-                    &[("model", &m.model), ("reason", reason)],
-                    *v as f64,
-                );
+                w.sample("coreml_bridge_fallbacks_total", &[("model", &m.model), ("reason", reason)], *v as f64);
             }
         }
-        w.family(
-            "coreml_bridge_served_info",
-            "gauge",
-            "Engine that answered the model's latest request (value 1).",
-        );
+        w.family("coreml_bridge_served_info", "gauge", "Engine that answered the model's latest request (value 1).");
         for m in &self.models {
             if let Some(e) = &m.served_by {
-                w.sample(
-                    "coreml_bridge_served_info",
-                    &[("model", &m.model), ("engine", e)],
-                    1.0,
-                );
+                w.sample("coreml_bridge_served_info", &[("model", &m.model), ("engine", e)], 1.0);
             }
         }
-        w.family(
-            "coreml_bridge_breaker_state",
-            "gauge",
-            "Circuit-breaker state per model (1 for the current state).",
-        );
+        w.family("coreml_bridge_breaker_state", "gauge", "Circuit-breaker state per model (1 for the current state).");
         for m in &self.models {
             if let Some(b) = &m.breaker {
-                for s in [
-                    BreakerState::Closed,
-                    BreakerState::Open,
-                    BreakerState::HalfOpen,
-                ] {
+                for s in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
                     let v = if b.state == s { 1.0 } else { 0.0 };
-                    w.sample(
-                        "coreml_bridge_breaker_state",
-                        &[("model", &m.model), ("state", s.name())],
-                        v,
-                    );
+                    w.sample("coreml_bridge_breaker_state", &[("model", &m.model), ("state", s.name())], v);
                 }
             }
         }
         let h = &self.helper;
-        w.family(
-            "coreml_bridge_helper_memory_high_water_bytes",
-            "gauge",
-            "Highest helper memory use seen.",
-        );
+        w.family("coreml_bridge_helper_memory_high_water_bytes", "gauge", "Highest helper memory use seen.");
         if let Some(v) = h.memory_high_water {
-            w.sample(
-                "coreml_bridge_helper_memory_high_water_bytes",
-                &[],
-                v as f64,
-            );
+            w.sample("coreml_bridge_helper_memory_high_water_bytes", &[], v as f64);
         }
-        w.family(
-            "coreml_bridge_helper_memory_limit_bytes",
-            "gauge",
-            "Helper memory limit.",
-        );
+        w.family("coreml_bridge_helper_memory_limit_bytes", "gauge", "Helper memory limit.");
         if let Some(v) = h.memory_limit {
             w.sample("coreml_bridge_helper_memory_limit_bytes", &[], v as f64);
         }
-        w.family(
-            "coreml_bridge_helper_restarts_total",
-            "counter",
-            "Helper restarts by the supervisor.",
-        );
-        w.sample(
-            "coreml_bridge_helper_restarts_total",
-            &[],
-            h.restarts as f64,
-        );
+        w.family("coreml_bridge_helper_restarts_total", "counter", "Helper restarts by the supervisor.");
+        w.sample("coreml_bridge_helper_restarts_total", &[], h.restarts as f64);
         w.family(
             "coreml_bridge_sandbox_part_applied",
             "gauge",
             "Whether each sandbox part is in force (1) or not (0).",
         );
         for p in &h.sandbox {
-            w.sample(
-                "coreml_bridge_sandbox_part_applied",
-                &[("part", &p.name)],
-                if p.applied { 1.0 } else { 0.0 },
-            );
+            w.sample("coreml_bridge_sandbox_part_applied", &[("part", &p.name)], if p.applied { 1.0 } else { 0.0 });
         }
-        w.family(
-            "coreml_bridge_events_total",
-            "counter",
-            "Events logged (breaker transitions, fallbacks, notices).",
-        );
+        w.family("coreml_bridge_events_total", "counter", "Events logged (breaker transitions, fallbacks, notices).");
         w.sample("coreml_bridge_events_total", &[], self.events_total as f64);
         w.out
     }
@@ -297,10 +218,7 @@ pub struct Sample {
 impl Sample {
     /// The value of label `k`.
     pub fn label(&self, k: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
+        self.labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
     }
 }
 
@@ -310,7 +228,9 @@ fn valid_name(s: &str, label: bool) -> bool {
     chars.next().is_some_and(first_ok) && chars.all(|c| first_ok(c) || c.is_ascii_digit())
 }
 
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+type Labels = Vec<(String, String)>;
+
+fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     let mut rest = s;
     let mut labels = Vec::new();
     loop {
@@ -323,9 +243,7 @@ fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
         if !valid_name(name, true) {
             return Err(format!("bad label name `{name}`"));
         }
-        rest = rest[eq + 1..]
-            .strip_prefix('"')
-            .ok_or("label value not quoted")?;
+        rest = rest[eq + 1..].strip_prefix('"').ok_or("label value not quoted")?;
         let mut value = String::new();
         let mut chars = rest.char_indices();
         let end = loop {
@@ -378,9 +296,7 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, String> {
             }
             continue;
         }
-        let name_end = line
-            .find(['{', ' '])
-            .ok_or_else(|| err("no value".into()))?;
+        let name_end = line.find(['{', ' ']).ok_or_else(|| err("no value".into()))?;
         let name = &line[..name_end];
         if !valid_name(name, false) {
             return Err(err(format!("bad metric name `{name}`")));
@@ -393,38 +309,26 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, String> {
         let value = match value_str {
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
-            v => v
-                .parse::<f64>()
-                .map_err(|_| err(format!("bad value `{v}`")))?,
+            v => v.parse::<f64>().map_err(|_| err(format!("bad value `{v}`")))?,
         };
         let family = ["_sum", "_count", "_bucket"]
             .iter()
             .find_map(|s| {
-                name.strip_suffix(s).filter(|f| {
-                    types
-                        .get(*f)
-                        .is_some_and(|t| t == "summary" || t == "histogram")
-                })
+                name.strip_suffix(s).filter(|f| types.get(*f).is_some_and(|t| t == "summary" || t == "histogram"))
             })
             .unwrap_or(name);
         if !types.contains_key(family) {
             return Err(err(format!("sample of `{family}` before its TYPE")));
         }
         if current.as_deref() != Some(family) || closed.contains(family) {
-            return Err(err(format!(
-                "sample of `{family}` outside its family's block"
-            )));
+            return Err(err(format!("sample of `{family}` outside its family's block")));
         }
         let mut key: Vec<(String, String)> = labels.clone();
         key.sort();
         if !seen.insert((name.to_owned(), key)) {
             return Err(err("duplicate series".into()));
         }
-        out.push(Sample {
-            name: name.to_owned(),
-            labels,
-            value,
-        });
+        out.push(Sample { name: name.to_owned(), labels, value });
     }
     Ok(out)
 }
@@ -436,18 +340,10 @@ mod tests {
     #[test]
     fn parser_rejects_malformed_text() {
         assert!(parse("x 1\n").unwrap_err().contains("before its TYPE"));
-        assert!(parse("# TYPE x gauge\nx{a=\"1\"} 1\nx{a=\"1\"} 2\n")
-            .unwrap_err()
-            .contains("duplicate"));
-        assert!(parse("# TYPE x gauge\nx{a=1} 1\n")
-            .unwrap_err()
-            .contains("not quoted"));
-        assert!(parse("# TYPE x gauge\nx one\n")
-            .unwrap_err()
-            .contains("bad value"));
-        assert!(parse("# TYPE x gauge\n# TYPE y gauge\nx 1\n")
-            .unwrap_err()
-            .contains("outside"));
+        assert!(parse("# TYPE x gauge\nx{a=\"1\"} 1\nx{a=\"1\"} 2\n").unwrap_err().contains("duplicate"));
+        assert!(parse("# TYPE x gauge\nx{a=1} 1\n").unwrap_err().contains("not quoted"));
+        assert!(parse("# TYPE x gauge\nx one\n").unwrap_err().contains("bad value"));
+        assert!(parse("# TYPE x gauge\n# TYPE y gauge\nx 1\n").unwrap_err().contains("outside"));
         let ok = parse("# TYPE x gauge\nx{a=\"q\\\"\\\\\\n\"} +Inf\n").unwrap();
         assert_eq!(ok[0].label("a"), Some("q\"\\\n"));
         assert_eq!(ok[0].value, f64::INFINITY);

@@ -28,9 +28,7 @@ pub struct TextTable {
 impl TextTable {
     /// A table with these column headers.
     pub fn new(header: &[&str]) -> Self {
-        Self {
-            rows: vec![header.iter().map(|s| (*s).to_owned()).collect()],
-        }
+        Self { rows: vec![header.iter().map(|s| (*s).to_owned()).collect()] }
     }
 
     /// Adds a row.
@@ -51,13 +49,7 @@ impl TextTable {
     /// Renders with two spaces between columns, indented by `indent`.
     pub fn render(&self, indent: &str) -> String {
         let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
-        let width = |c: usize| {
-            self.rows
-                .iter()
-                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
-                .max()
-                .unwrap_or(0)
-        };
+        let width = |c: usize| self.rows.iter().map(|r| r.get(c).map_or(0, |s| s.chars().count())).max().unwrap_or(0);
         let widths: Vec<usize> = (0..cols).map(width).collect();
         let mut out = String::new();
         for r in &self.rows {
@@ -99,16 +91,10 @@ impl Snapshot {
             "UNITS REQ->ACTUAL",
             "NE COVERAGE",
         ]);
-        let mut lat = TextTable::new(&[
-            "MODEL", "ENGINE", "STAGE", "COUNT", "P50", "P95", "P99", "MAX",
-        ]);
+        let mut lat = TextTable::new(&["MODEL", "ENGINE", "STAGE", "COUNT", "P50", "P95", "P99", "MAX"]);
         for m in &self.models {
             for e in &m.engines {
-                let served = if m.served_by.as_deref() == Some(e.engine.as_str()) {
-                    "yes"
-                } else {
-                    "-"
-                };
+                let served = if m.served_by.as_deref() == Some(e.engine.as_str()) { "yes" } else { "-" };
                 let breaker = m.breaker.as_ref().map_or("-".to_owned(), |b| {
                     if b.forced {
                         format!("{} (forced)", b.state.name())
@@ -119,11 +105,7 @@ impl Snapshot {
                 let failures = if e.failures.is_empty() {
                     "-".to_owned()
                 } else {
-                    e.failures
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(",")
+                    e.failures.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
                 };
                 let units = match (e.compute_units_requested, e.compute_units_actual) {
                     (Some(r), Some(a)) => format!("{r}->{a}"),
@@ -165,25 +147,11 @@ impl Snapshot {
             out.push_str("latency\n");
             out.push_str(&lat.render("  "));
         }
-        let mut fb = TextTable::new(&[
-            "MODEL",
-            "FALLBACK REASON",
-            "COUNT",
-            "BREAKER LAST OPENED BECAUSE",
-        ]);
+        let mut fb = TextTable::new(&["MODEL", "FALLBACK REASON", "COUNT", "BREAKER LAST OPENED BECAUSE"]);
         for m in &self.models {
-            let trip = m
-                .breaker
-                .as_ref()
-                .and_then(|b| b.last_trip.clone())
-                .unwrap_or_else(|| "-".to_owned());
+            let trip = m.breaker.as_ref().and_then(|b| b.last_trip.clone()).unwrap_or_else(|| "-".to_owned());
             for (reason, n) in &m.fallbacks {
-                fb.row(vec![
-                    m.model.clone(),
-                    reason.clone(),
-                    n.to_string(),
-                    trip.clone(),
-                ]);
+                fb.row(vec![m.model.clone(), reason.clone(), n.to_string(), trip.clone()]);
             }
         }
         if !fb.is_empty() {
@@ -192,11 +160,7 @@ impl Snapshot {
         }
         let h = &self.helper;
         out.push_str("helper\n");
-        let _ = writeln!(
-            out,
-            "  identity: {}",
-            h.identity.as_deref().unwrap_or("not started")
-        );
+        let _ = writeln!(out, "  identity: {}", h.identity.as_deref().unwrap_or("not started"));
         let _ = writeln!(
             out,
             "  memory high-water: {}  limit: {}  restarts: {}",
@@ -205,29 +169,13 @@ impl Snapshot {
             h.restarts
         );
         if !h.sandbox.is_empty() {
-            let parts: Vec<String> = h
-                .sandbox
-                .iter()
-                .map(|p| format!("{}={}", p.name, if p.applied { "on" } else { "off" }))
-                .collect();
+            let parts: Vec<String> =
+                h.sandbox.iter().map(|p| format!("{}={}", p.name, if p.applied { "on" } else { "off" })).collect();
             let _ = writeln!(out, "  sandbox: {}", parts.join(" "));
         }
         if !self.events.is_empty() {
-            let _ = writeln!(
-                out,
-                "events (last {} of {})",
-                self.events.len().min(10),
-                self.events_total
-            );
-            for e in self
-                .events
-                .iter()
-                .rev()
-                .take(10)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-            {
+            let _ = writeln!(out, "events (last {} of {})", self.events.len().min(10), self.events_total);
+            for e in self.events.iter().rev().take(10).collect::<Vec<_>>().into_iter().rev() {
                 let _ = writeln!(out, "  {e}");
             }
         }

@@ -90,12 +90,8 @@ impl FailureKind {
         match e {
             InferError::DeadlineExceeded { .. } => FailureKind::Timeout,
             InferError::Invalid(_) => FailureKind::SchemaMismatch,
-            InferError::Unavailable { message } => {
-                Self::from_tag(message).unwrap_or(FailureKind::Unavailable)
-            }
-            InferError::Backend { message } => {
-                Self::from_tag(message).unwrap_or(FailureKind::Other)
-            }
+            InferError::Unavailable { message } => Self::from_tag(message).unwrap_or(FailureKind::Unavailable),
+            InferError::Backend { message } => Self::from_tag(message).unwrap_or(FailureKind::Other),
             _ => FailureKind::Other,
         }
     }
@@ -104,9 +100,7 @@ impl FailureKind {
     pub fn of_prepare_error(e: &PrepareError) -> Self {
         match e {
             PrepareError::DeadlineExceeded { .. } => FailureKind::Timeout,
-            PrepareError::Unavailable { message } => {
-                Self::from_tag(message).unwrap_or(FailureKind::Unavailable)
-            }
+            PrepareError::Unavailable { message } => Self::from_tag(message).unwrap_or(FailureKind::Unavailable),
             PrepareError::Backend { message } | PrepareError::InvalidModel { message } => {
                 Self::from_tag(message).unwrap_or(FailureKind::LoadError)
             }
@@ -125,10 +119,7 @@ impl FromStr for FailureKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        FailureKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown failure kind `{s}`"))
+        FailureKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| format!("unknown failure kind `{s}`"))
     }
 }
 
@@ -148,10 +139,7 @@ mod tests {
         for k in FailureKind::ALL {
             assert_eq!(k.name().parse::<FailureKind>().unwrap(), k);
             assert_eq!(FailureKind::from_tag(&tagged(k, "x")), Some(k));
-            assert_eq!(
-                serde_json::to_string(&k).unwrap(),
-                format!("\"{}\"", k.name())
-            );
+            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{}\"", k.name()));
         }
         assert_eq!(FailureKind::from_tag("[nonsense] x"), None);
         assert_eq!(FailureKind::from_tag("no tag"), None);
@@ -160,52 +148,20 @@ mod tests {
     #[test]
     fn untagged_errors_are_classified_by_variant() {
         let k = FailureKind::of_infer_error;
+        assert_eq!(k(&InferError::DeadlineExceeded { elapsed: Duration::ZERO }), FailureKind::Timeout);
         assert_eq!(
-            k(&InferError::DeadlineExceeded {
-                elapsed: Duration::ZERO
-            }),
-            FailureKind::Timeout
-        );
-        assert_eq!(
-            k(&InferError::Invalid(ValidationError::MissingInput {
-                name: "x".into()
-            })),
+            k(&InferError::Invalid(ValidationError::MissingInput { name: "x".into() })),
             FailureKind::SchemaMismatch
         );
-        assert_eq!(
-            k(&InferError::Unavailable {
-                message: "gone".into()
-            }),
-            FailureKind::Unavailable
-        );
-        assert_eq!(
-            k(&InferError::Backend {
-                message: "boom".into()
-            }),
-            FailureKind::Other
-        );
-        assert_eq!(
-            k(&InferError::UnknownModel { model: ModelId(1) }),
-            FailureKind::Other
-        );
+        assert_eq!(k(&InferError::Unavailable { message: "gone".into() }), FailureKind::Unavailable);
+        assert_eq!(k(&InferError::Backend { message: "boom".into() }), FailureKind::Other);
+        assert_eq!(k(&InferError::UnknownModel { model: ModelId(1) }), FailureKind::Other);
         let p = FailureKind::of_prepare_error;
         assert_eq!(
-            p(&PrepareError::Backend {
-                message: tagged(FailureKind::CompileError, "bad op")
-            }),
+            p(&PrepareError::Backend { message: tagged(FailureKind::CompileError, "bad op") }),
             FailureKind::CompileError
         );
-        assert_eq!(
-            p(&PrepareError::DeadlineExceeded {
-                budget: Duration::ZERO
-            }),
-            FailureKind::Timeout
-        );
-        assert_eq!(
-            p(&PrepareError::InvalidModel {
-                message: "x".into()
-            }),
-            FailureKind::LoadError
-        );
+        assert_eq!(p(&PrepareError::DeadlineExceeded { budget: Duration::ZERO }), FailureKind::Timeout);
+        assert_eq!(p(&PrepareError::InvalidModel { message: "x".into() }), FailureKind::LoadError);
     }
 }

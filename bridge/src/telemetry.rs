@@ -31,9 +31,7 @@ use crate::breaker::BreakerState;
 use crate::clock::{self, SharedClock};
 use crate::events::{Event, EventKind, EventLog};
 use crate::latency::{Stage, StageHistogram};
-use crate::snapshot::{
-    BreakerSnapshot, EngineSnapshot, HelperSnapshot, ModelSnapshot, SandboxPart, Snapshot,
-};
+use crate::snapshot::{BreakerSnapshot, EngineSnapshot, HelperSnapshot, ModelSnapshot, SandboxPart, Snapshot};
 use crate::taxonomy::FailureKind;
 use crate::trip::{FallbackReason, TripReason};
 
@@ -95,11 +93,7 @@ impl Telemetry {
 
     /// A registry on `clock` (events are stamped with it).
     pub fn with_clock(clock: SharedClock) -> Self {
-        Self {
-            clock,
-            inner: Mutex::new(Inner::default()),
-            events: EventLog::new(DEFAULT_EVENT_CAPACITY),
-        }
+        Self { clock, inner: Mutex::new(Inner::default()), events: EventLog::new(DEFAULT_EVENT_CAPACITY) }
     }
 
     /// Its clock.
@@ -110,9 +104,7 @@ impl Telemetry {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Every update is a single insert or increment: a panic elsewhere
         // cannot leave the registry half-updated.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn with_series<R>(&self, model: &str, engine: &str, f: impl FnOnce(&mut Series) -> R) -> R {
@@ -123,9 +115,7 @@ impl Telemetry {
 
     /// Adds one latency sample of `stage`.
     pub fn record_stage(&self, model: &str, engine: &str, stage: Stage, d: Duration) {
-        self.with_series(model, engine, |s| {
-            s.stages.entry(stage).or_default().record(d)
-        });
+        self.with_series(model, engine, |s| s.stages.entry(stage).or_default().record(d));
     }
 
     /// Counts one inference attempt on `engine` and its result.
@@ -146,51 +136,32 @@ impl Telemetry {
 
     /// Notes which engine answered the model's latest request.
     pub fn record_served(&self, model: &str, engine: &str) {
-        self.lock()
-            .models
-            .entry(model.to_owned())
-            .or_default()
-            .served_by = Some(engine.to_owned());
+        self.lock().models.entry(model.to_owned()).or_default().served_by = Some(engine.to_owned());
     }
 
     /// Counts a fallback (under `from`'s `fallback` failures and by reason)
     /// and logs its event.
-    pub fn record_fallback(
-        &self,
-        model: &str,
-        from: &str,
-        to: &str,
-        reason: FallbackReason,
-    ) -> Event {
+    pub fn record_fallback(&self, model: &str, from: &str, to: &str, reason: FallbackReason) -> Event {
         {
             let mut g = self.lock();
             let m = g.models.entry(model.to_owned()).or_default();
             *m.fallbacks.entry(reason.label().to_owned()).or_default() += 1;
-            *m.engines
-                .entry(from.to_owned())
-                .or_default()
-                .failures
-                .entry(FailureKind::Fallback)
-                .or_default() += 1;
+            *m.engines.entry(from.to_owned()).or_default().failures.entry(FailureKind::Fallback).or_default() += 1;
         }
-        self.event(
-            Some(model),
-            EventKind::Fallback {
-                from: from.to_owned(),
-                to: to.to_owned(),
-                reason,
-            },
-        )
+        self.event(Some(model), EventKind::Fallback { from: from.to_owned(), to: to.to_owned(), reason })
+    }
+
+    /// Counts a fallback without logging an event (for a model whose
+    /// primary side is missing: its event was logged once, at prepare).
+    pub fn count_fallback(&self, model: &str, from: &str, reason: &FallbackReason) {
+        let mut g = self.lock();
+        let m = g.models.entry(model.to_owned()).or_default();
+        *m.fallbacks.entry(reason.label().to_owned()).or_default() += 1;
+        *m.engines.entry(from.to_owned()).or_default().failures.entry(FailureKind::Fallback).or_default() += 1;
     }
 
     /// Requested and actually configured compute units.
-    pub fn set_compute_units(
-        &self,
-        model: &str,
-        engine: &str,
-        requested: ComputeUnits,
-        actual: Option<ComputeUnits>,
-    ) {
+    pub fn set_compute_units(&self, model: &str, engine: &str, requested: ComputeUnits, actual: Option<ComputeUnits>) {
         self.with_series(model, engine, |s| {
             s.requested = Some(requested);
             s.actual = actual;
@@ -199,13 +170,7 @@ impl Telemetry {
 
     /// Neural-Engine coverage as reported by the helper (`None`: unknown,
     /// with `note` saying why). Never estimated here.
-    pub fn set_ne_coverage(
-        &self,
-        model: &str,
-        engine: &str,
-        coverage: Option<f64>,
-        note: Option<String>,
-    ) {
+    pub fn set_ne_coverage(&self, model: &str, engine: &str, coverage: Option<f64>, note: Option<String>) {
         self.with_series(model, engine, |s| {
             s.ne_coverage = coverage;
             s.ne_coverage_note = note;
@@ -226,12 +191,7 @@ impl Telemetry {
     /// Counts a helper restart and logs it.
     pub fn record_helper_restart(&self, message: impl Into<String>) -> Event {
         self.lock().helper.restarts += 1;
-        self.event(
-            None,
-            EventKind::HelperRestarted {
-                message: message.into(),
-            },
-        )
+        self.event(None, EventKind::HelperRestarted { message: message.into() })
     }
 
     /// The helper's identity (engine, version, OS) as it said in its handshake.
@@ -245,22 +205,9 @@ impl Telemetry {
     }
 
     /// A model's breaker state.
-    pub fn set_breaker(
-        &self,
-        model: &str,
-        state: BreakerState,
-        last_trip: Option<TripReason>,
-        forced: bool,
-    ) {
-        self.lock()
-            .models
-            .entry(model.to_owned())
-            .or_default()
-            .breaker = Some(BreakerSnapshot {
-            state,
-            last_trip: last_trip.map(|r| r.to_string()),
-            forced,
-        });
+    pub fn set_breaker(&self, model: &str, state: BreakerState, last_trip: Option<TripReason>, forced: bool) {
+        self.lock().models.entry(model.to_owned()).or_default().breaker =
+            Some(BreakerSnapshot { state, last_trip: last_trip.map(|r| r.to_string()), forced });
     }
 
     /// A line for the user (the CLI prints these), kept once.
@@ -305,16 +252,8 @@ impl Telemetry {
                         engine: engine.clone(),
                         inferences: s.inferences,
                         successes: s.successes,
-                        failures: s
-                            .failures
-                            .iter()
-                            .map(|(k, v)| (k.name().to_owned(), *v))
-                            .collect(),
-                        stages: s
-                            .stages
-                            .iter()
-                            .map(|(st, h)| (st.name().to_owned(), h.summary()))
-                            .collect(),
+                        failures: s.failures.iter().map(|(k, v)| (k.name().to_owned(), *v)).collect(),
+                        stages: s.stages.iter().map(|(st, h)| (st.name().to_owned(), h.summary())).collect(),
                         compute_units_requested: s.requested,
                         compute_units_actual: s.actual,
                         ne_coverage: s.ne_coverage,
@@ -351,20 +290,8 @@ mod tests {
         t.record_inference("m", "coreml", Err(FailureKind::HelperCrash));
         t.record_failure("m", "coreml", FailureKind::CompileError);
         clock.advance(Duration::from_secs(2));
-        t.record_fallback(
-            "m",
-            "coreml",
-            "candle",
-            FallbackReason::PrimaryUnavailable {
-                message: "x".into(),
-            },
-        );
-        t.set_compute_units(
-            "m",
-            "coreml",
-            ComputeUnits::All,
-            Some(ComputeUnits::CpuAndNe),
-        );
+        t.record_fallback("m", "coreml", "candle", FallbackReason::PrimaryUnavailable { message: "x".into() });
+        t.set_compute_units("m", "coreml", ComputeUnits::All, Some(ComputeUnits::CpuAndNe));
         t.set_ne_coverage("m", "coreml", Some(0.75), None);
         t.record_helper_memory(10);
         t.record_helper_memory(30);

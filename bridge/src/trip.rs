@@ -90,31 +90,17 @@ impl TripReason {
 impl fmt::Display for TripReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TripReason::SuccessRate {
-                rate,
-                window,
-                threshold,
-            } => write!(
+            TripReason::SuccessRate { rate, window, threshold } => write!(
                 f,
                 "success rate {:.1}% over the last {window} inferences is below {:.1}%",
                 rate * 100.0,
                 threshold * 100.0
             ),
             TripReason::SlaViolations { p99, sla, times } => {
-                write!(
-                    f,
-                    "p99 {} over the SLA of {} on {times} checks in a row",
-                    human(*p99),
-                    human(*sla)
-                )
+                write!(f, "p99 {} over the SLA of {} on {times} checks in a row", human(*p99), human(*sla))
             }
             TripReason::MemoryOverLimit { bytes, limit } => {
-                write!(
-                    f,
-                    "helper memory {} MiB over its limit of {} MiB",
-                    bytes >> 20,
-                    limit >> 20
-                )
+                write!(f, "helper memory {} MiB over its limit of {} MiB", bytes >> 20, limit >> 20)
             }
             TripReason::HelperCrashes { count, within } => {
                 write!(f, "{count} helper crashes within {}", human(*within))
@@ -190,8 +176,7 @@ impl FallbackReason {
         match self {
             FallbackReason::BreakerOpen { since } => since.kind(),
             FallbackReason::ProbeInFlight => FailureKind::Fallback,
-            FallbackReason::PrimaryFailed { kind, .. }
-            | FallbackReason::PrimaryNotPrepared { kind, .. } => *kind,
+            FallbackReason::PrimaryFailed { kind, .. } | FallbackReason::PrimaryNotPrepared { kind, .. } => *kind,
             FallbackReason::PrimaryUnavailable { .. } => FailureKind::Unavailable,
         }
     }
@@ -212,9 +197,7 @@ impl fmt::Display for FallbackReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FallbackReason::BreakerOpen { since } => write!(f, "breaker open: {since}"),
-            FallbackReason::ProbeInFlight => {
-                f.write_str("breaker half-open and its probe is in flight")
-            }
+            FallbackReason::ProbeInFlight => f.write_str("breaker half-open and its probe is in flight"),
             FallbackReason::PrimaryFailed { kind, message } => {
                 write!(f, "Core ML failed ({kind}): {message}")
             }
@@ -259,17 +242,12 @@ impl fmt::Display for Transition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Transition::Opened { reason } => write!(f, "breaker opened: {reason}"),
-            Transition::HalfOpened { open_for } => write!(
-                f,
-                "breaker half-open after {}: probing Core ML",
-                human(*open_for)
-            ),
+            Transition::HalfOpened { open_for } => {
+                write!(f, "breaker half-open after {}: probing Core ML", human(*open_for))
+            }
             Transition::Closed { reason } => write!(f, "breaker closed: {reason}"),
             Transition::Suppressed { reason } => {
-                write!(
-                    f,
-                    "breaker would open ({reason}) but COREML_FORCE_ENABLE pins it closed"
-                )
+                write!(f, "breaker would open ({reason}) but COREML_FORCE_ENABLE pins it closed")
             }
         }
     }
@@ -296,47 +274,17 @@ mod tests {
     #[test]
     fn reasons_serialise_with_a_type_tag_and_round_trip() {
         let cases = vec![
-            Transition::Opened {
-                reason: TripReason::MemoryOverLimit {
-                    bytes: 3 << 30,
-                    limit: 2 << 30,
-                },
-            },
-            Transition::Opened {
-                reason: TripReason::HelperCrashes {
-                    count: 3,
-                    within: Duration::from_secs(60),
-                },
-            },
-            Transition::HalfOpened {
-                open_for: Duration::from_secs(5),
-            },
-            Transition::Closed {
-                reason: CloseReason::ForcedByEnv,
-            },
-            Transition::Suppressed {
-                reason: TripReason::ProbeFailed {
-                    kind: FailureKind::HelperCrash,
-                },
-            },
+            Transition::Opened { reason: TripReason::MemoryOverLimit { bytes: 3 << 30, limit: 2 << 30 } },
+            Transition::Opened { reason: TripReason::HelperCrashes { count: 3, within: Duration::from_secs(60) } },
+            Transition::HalfOpened { open_for: Duration::from_secs(5) },
+            Transition::Closed { reason: CloseReason::ForcedByEnv },
+            Transition::Suppressed { reason: TripReason::ProbeFailed { kind: FailureKind::HelperCrash } },
         ];
         for t in cases {
             let json = serde_json::to_string(&t).unwrap();
-            assert_eq!(
-                serde_json::from_str::<Transition>(&json).unwrap(),
-                t,
-                "{json}"
-            );
+            assert_eq!(serde_json::from_str::<Transition>(&json).unwrap(), t, "{json}");
         }
-        let t = Transition::Opened {
-            reason: TripReason::MemoryOverLimit {
-                bytes: 3 << 30,
-                limit: 2 << 30,
-            },
-        };
-        assert_eq!(
-            t.to_string(),
-            "breaker opened: helper memory 3072 MiB over its limit of 2048 MiB"
-        );
+        let t = Transition::Opened { reason: TripReason::MemoryOverLimit { bytes: 3 << 30, limit: 2 << 30 } };
+        assert_eq!(t.to_string(), "breaker opened: helper memory 3072 MiB over its limit of 2048 MiB");
     }
 }
