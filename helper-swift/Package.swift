@@ -50,12 +50,14 @@ let package = Package(
                 .target(name: "CoreMLEngine", condition: .when(platforms: [.macOS])),
             ]
         ),
+        // Test-only support code (a socket peer, shared-memory regions); no product uses it.
+        .target(name: "HelperTestSupport", dependencies: ["HelperCore"], path: "Tests/Support"),
         .testTarget(name: "HelperCoreTests", dependencies: ["HelperCore"]),
-        .testTarget(name: "DiagnosticEngineTests", dependencies: ["DiagnosticEngine", "HelperCore"]),
+        .testTarget(name: "DiagnosticEngineTests", dependencies: ["DiagnosticEngine", "HelperCore", "HelperTestSupport"]),
         .testTarget(
             name: "CoreMLEngineTests",
             dependencies: [
-                "CoreMLEngine", "HelperCore",
+                "CoreMLEngine", "HelperCore", "HelperTestSupport",
                 .target(name: "CoreMLTypeCheckDouble", condition: .when(platforms: [.linux])),
             ]
         ),

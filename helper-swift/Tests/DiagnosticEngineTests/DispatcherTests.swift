@@ -3,10 +3,11 @@ import Foundation
 import XCTest
 import DiagnosticEngine
 @testable import HelperCore
+import HelperTestSupport
 
 final class DispatcherTests: XCTestCase {
     func testHelloComesFirstThenPingStatsAndShutdown() throws {
-        let peer = try Peer()
+        let peer = try Peer(engine: DiagnosticEngine())
         let hello = try peer.receive()
         XCTAssertEqual(hello.requestId, 0)
         guard case .hello(let h) = hello.message else { return XCTFail("first message is \(hello.message.tag)") }
@@ -29,7 +30,7 @@ final class DispatcherTests: XCTestCase {
     }
 
     func testEndOfStreamEndsTheLoopWithStatusZero() throws {
-        let peer = try Peer()
+        let peer = try Peer(engine: DiagnosticEngine())
         _ = try peer.receive()
         Sys.shutdownSocket(peer.fd)
         let deadline = Date().addingTimeInterval(10)
@@ -38,7 +39,7 @@ final class DispatcherTests: XCTestCase {
     }
 
     func testUndecodableFramesAreAnsweredAndTheLoopGoesOn() throws {
-        let peer = try Peer()
+        let peer = try Peer(engine: DiagnosticEngine())
         _ = try peer.receive()
         let w = FrameWriter(fd: peer.fd)
         try w.write([0x93, 0x63, 0x05, 0x80])            // unknown tag 99, request 5
@@ -61,7 +62,7 @@ final class DispatcherTests: XCTestCase {
     }
 
     func testOversizeFrameIsFatal() throws {
-        let peer = try Peer()
+        let peer = try Peer(engine: DiagnosticEngine())
         _ = try peer.receive()
         try FrameWriter(fd: peer.fd).writeRaw([0x00, 0x10, 0x00, 0x01])   // 1 MiB + 1
         XCTAssertThrowsError(try peer.receive()) { XCTAssertTrue($0 is Peer.Closed, "\($0)") }
@@ -69,7 +70,7 @@ final class DispatcherTests: XCTestCase {
     }
 
     func testRegionsAttachDetachAndTheirErrors() throws {
-        let peer = try Peer()
+        let peer = try Peer(engine: DiagnosticEngine())
         _ = try peer.receive()
         let r = try TestRegion(size: 65536)
         XCTAssertEqual(try peer.call(.attachRegion(AttachRegion(region: 1, name: r.name, size: 65536))),

@@ -3,13 +3,14 @@ import Foundation
 import XCTest
 import DiagnosticEngine
 @testable import HelperCore
+import HelperTestSupport
 
 final class PredictTests: XCTestCase {
     var peer: Peer!
     var region: TestRegion!
 
     override func setUpWithError() throws {
-        peer = try Peer()
+        peer = try Peer(engine: DiagnosticEngine())
         _ = try peer.receive()
         region = try TestRegion(size: 1 << 20)
         XCTAssertEqual(try peer.call(.attachRegion(AttachRegion(region: 7, name: region.name, size: 1 << 20))),

@@ -5,6 +5,7 @@ import Foundation
 import XCTest
 import DiagnosticEngine
 @testable import HelperCore
+import HelperTestSupport
 
 final class HelperProcess {
     let process = Process()

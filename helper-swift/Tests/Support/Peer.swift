@@ -1,18 +1,24 @@
-// Test support: a supervisor-side peer on a socket pair, shared-memory regions, a watchdog.
+// Test support (target HelperTestSupport, used only by test targets): a supervisor-side peer
+// on a socket pair in front of an in-process Dispatcher, and shared-memory regions created the
+// way the supervisor creates them.
+//
+// Example:
+//   let peer = try Peer(engine: DiagnosticEngine())
+//   _ = try peer.receive()                                    // Hello
+//   XCTAssertEqual(try peer.call(.ping(Ping(nonce: 1))), .pong(Pong(nonce: 1)))
 import Foundation
 import XCTest
-import DiagnosticEngine
-@testable import HelperCore
+import HelperCore
 
 /// The supervisor's end of a connection to an in-process Dispatcher.
-final class Peer {
-    let fd: Int32
-    let dispatcher: Dispatcher
-    let finished = Locked<Int32?>(nil)
+public final class Peer {
+    public let fd: Int32
+    public let dispatcher: Dispatcher
+    public let finished = Locked<Int32?>(nil)
     private var buffer: [UInt8] = []
     private var nextId: UInt64 = 1
 
-    init(engine: Engine = DiagnosticEngine()) throws {
+    public init(engine: Engine) throws {
         let (a, b) = try Sys.socketPair()
         fd = a
         dispatcher = Dispatcher(engine: engine, connection: Connection(fd: b))
@@ -27,18 +33,18 @@ final class Peer {
 
     deinit { try? Sys.closeFD(fd) }
 
-    func newId() -> UInt64 {
+    public func newId() -> UInt64 {
         defer { nextId += 1 }
         return nextId
     }
 
-    func send(_ id: UInt64, _ m: Message) throws {
+    public func send(_ id: UInt64, _ m: Message) throws {
         try FrameWriter(fd: fd).write(Envelope(requestId: id, message: m).encode())
     }
 
     /// Sends a request with a fresh id and returns the id.
     @discardableResult
-    func request(_ m: Message) throws -> UInt64 {
+    public func request(_ m: Message) throws -> UInt64 {
         let id = newId()
         try send(id, m)
         return id
@@ -56,11 +62,11 @@ final class Peer {
         return true
     }
 
-    struct Timeout: Error {}
-    struct Closed: Error {}
+    public struct Timeout: Error { public init() {} }
+    public struct Closed: Error { public init() {} }
 
     /// The next frame body, or throws Timeout / Closed.
-    func receiveBody(timeout: TimeInterval = 10) throws -> [UInt8] {
+    public func receiveBody(timeout: TimeInterval = 10) throws -> [UInt8] {
         let deadline = Date().addingTimeInterval(timeout)
         guard try fill(4, deadline: deadline) else { throw Closed() }
         let n = buffer.prefix(4).reduce(0) { ($0 << 8) | Int($1) }
@@ -70,16 +76,16 @@ final class Peer {
         return body
     }
 
-    func receive(timeout: TimeInterval = 10) throws -> Envelope { try Envelope.decode(try receiveBody(timeout: timeout)) }
+    public func receive(timeout: TimeInterval = 10) throws -> Envelope { try Envelope.decode(try receiveBody(timeout: timeout)) }
 
     /// Whether nothing arrives within `seconds`.
-    func silent(for seconds: TimeInterval) throws -> Bool {
+    public func silent(for seconds: TimeInterval) throws -> Bool {
         if !buffer.isEmpty { return false }
         return try !Sys.waitReadable(fd, timeoutMs: Int32(seconds * 1000))
     }
 
     /// Sends and waits for the reply with the same id.
-    func call(_ m: Message, timeout: TimeInterval = 10) throws -> Message {
+    public func call(_ m: Message, timeout: TimeInterval = 10) throws -> Message {
         let id = try request(m)
         let env = try receive(timeout: timeout)
         XCTAssertEqual(env.requestId, id, "reply echoes the request id")
@@ -88,12 +94,12 @@ final class Peer {
 }
 
 /// A shared-memory region created the way the supervisor creates it, mapped for the test.
-final class TestRegion {
-    let name: String
-    let size: Int
-    let map: SharedMemoryRegion
+public final class TestRegion {
+    public let name: String
+    public let size: Int
+    public let map: SharedMemoryRegion
 
-    init(size: Int = 1 << 20) throws {
+    public init(size: Int = 1 << 20) throws {
         name = "/cmbt-\(Sys.pid())-\(UInt32.random(in: 0...UInt32.max))"
         self.size = size
         let fd = try Sys.shmOpen(name, readWrite: true, create: true)
@@ -104,15 +110,15 @@ final class TestRegion {
 
     deinit { try? Sys.shmUnlink(name) }
 
-    func write<T>(_ values: [T], at offset: Int) {
+    public func write<T>(_ values: [T], at offset: Int) {
         values.withUnsafeBytes { (map.base + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
     }
 
-    func read<T>(_ type: T.Type, count: Int, at offset: Int) -> [T] {
+    public func read<T>(_ type: T.Type, count: Int, at offset: Int) -> [T] {
         (0..<count).map { (map.base + offset + $0 * MemoryLayout<T>.stride).loadUnaligned(as: T.self) }
     }
 }
 
-extension Message {
+public extension Message {
     var errorCode: ErrorCode? { if case .error(let e) = self { return e.code } else { return nil } }
 }
