@@ -101,8 +101,11 @@ pub struct SupervisorStats {
     pub retried: u64,
     /// Models registered (reloaded after restarts).
     pub models: usize,
-    /// Shared-memory bytes in regions / in slots.
+    /// Shared-memory bytes in regions.
     pub shm_bytes: u64,
+    /// Shared-memory bytes in allocated slots (including input slots the helper
+    /// still holds).
+    pub shm_in_use: u64,
     /// Sandbox parts applied to the current helper.
     pub sandbox: Option<SandboxReport>,
 }

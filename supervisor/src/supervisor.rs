@@ -179,6 +179,7 @@ impl Supervisor {
             retried: inner.counters.retried.load(Ordering::Relaxed),
             models: lock(&inner.models).len(),
             shm_bytes: inner.arena.regions().iter().map(|r| r.len).sum(),
+            shm_in_use: inner.arena.in_use(),
             sandbox: conn.as_ref().map(|c| {
                 let mut s = c.process.sandbox().clone();
                 s.helper_self_sandboxed = Some(c.hello.sandboxed);

@@ -78,6 +78,8 @@ pub struct DiagModel {
     pub at: At,
     pub after: u64,
     pub once: Option<String>,
+    /// Keep the inputs referenced this many ms after replying (`InputsReleased` later).
+    pub retain: u64,
     /// Successful predictions so far.
     pub successes: u64,
 }
@@ -105,6 +107,7 @@ impl DiagModel {
             at: At::Predict,
             after: 0,
             once: None,
+            retain: 0,
             successes: 0,
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -131,6 +134,7 @@ impl DiagModel {
                 }
                 "after" => m.after = v.parse().map_err(|_| bad())?,
                 "once" => m.once = Some(v.to_string()),
+                "retain" => m.retain = v.parse().map_err(|_| bad())?,
                 other => return Err(format!("unknown key {other:?}")),
             }
         }

@@ -312,8 +312,23 @@ impl State {
         model.successes += 1;
         self.stats.predictions += 1;
         let (m, xt, yt) = (model.clone(), x.tensor.clone(), y.tensor.clone());
+        let retained = m.retain > 0;
         let sleeps = m.kind == Kind::Sleep;
         let model_id = p.model_id;
+        let retain = (m.retain > 0).then(|| {
+            // Remember the input as the engine saw it; at release time it must be unchanged,
+            // or the supervisor reused a slot the helper still referenced.
+            let mut seen = vec![0u8; xt.len as usize];
+            xr.read(xt.offset as usize, &mut seen);
+            (
+                m.retain,
+                seen,
+                xt.clone(),
+                xr.clone(),
+                self.out.clone(),
+                model_id,
+            )
+        });
         let work = move || {
             let t0 = std::time::Instant::now();
             if m.kind == Kind::Sleep {
@@ -323,7 +338,7 @@ impl State {
             Message::Predicted(Predicted {
                 model_id,
                 outputs,
-                inputs_retained: false,
+                inputs_retained: retained,
                 marshal_in_us: 0,
                 predict_us: t0.elapsed().as_micros() as u64,
                 marshal_out_us: 0,
@@ -336,6 +351,22 @@ impl State {
         }
         let r = work();
         self.reply(reply_id, r);
+        if let Some((ms, seen, xt, xr, out, model_id)) = retain {
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(ms));
+                let mut now = vec![0u8; seen.len()];
+                xr.read(xt.offset as usize, &mut now);
+                if now != seen {
+                    eprintln!("coreml-test-helper: a retained input slot was overwritten before InputsReleased");
+                    std::process::exit(7);
+                }
+                send(
+                    &out,
+                    reply_id,
+                    Message::InputsReleased(InputsReleased { model_id }),
+                );
+            });
+        }
         None
     }
 }
