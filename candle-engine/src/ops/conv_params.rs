@@ -78,6 +78,28 @@ impl ConvParams {
         })
     }
 
+    /// An all-zero conv (weights and bias) to sum branches into.
+    pub fn zeros(
+        c_in: usize,
+        c_out: usize,
+        groups: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Self {
+        Self {
+            c_out,
+            c_in,
+            groups,
+            kh: k,
+            kw: k,
+            stride,
+            padding,
+            weight: vec![0.0; c_out * (c_in / groups) * k * k],
+            bias: vec![0.0; c_out],
+        }
+    }
+
     /// The conv that maps channel `o` to itself (`c_in = c_out`), as a `k×k` kernel with
     /// a centred 1; `groups` as in the branch it is added to.
     pub fn identity(channels: usize, groups: usize, k: usize, stride: usize, padding: usize) -> Self {
