@@ -18,16 +18,16 @@ use std::time::{Duration, Instant};
 use coreml_ipc_schema::{
     read_frame_async, Envelope, FrameError, Hello, Message, MAX_FRAME_LEN, UNSOLICITED,
 };
-use tokio::io::AsyncWriteExt;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::arena::Slot;
 use crate::config::SupervisorConfig;
 use crate::error::{DeathCause, HandshakeError, Stage};
 use crate::memwatch::MemoryWatcher;
+use crate::outbox::Outbox;
 use crate::process::HelperProcess;
 
 /// How a request on a connection ended without a reply.
@@ -63,7 +63,7 @@ pub(crate) struct Connection {
     pub generation: u64,
     pub process: HelperProcess,
     pub hello: Hello,
-    frames: mpsc::Sender<Vec<u8>>,
+    outbox: Arc<Outbox>,
     pending: Mutex<HashMap<u64, Pending>>,
     death: watch::Sender<Option<DeathCause>>,
     held: Mutex<Held>,
@@ -145,13 +145,13 @@ impl Connection {
         report.helper_self_sandboxed = Some(hello.sandboxed);
         tracing::info!(generation, pid = process.pid(), engine = %hello.engine, sandbox = %report, "helper ready");
 
-        let (frames, rx) = mpsc::channel(cfg.max_in_flight.max(1) * 2);
+        let outbox = Outbox::new(writer);
         let (death, _) = watch::channel(None);
         let conn = Arc::new(Connection {
             generation,
             process,
             hello,
-            frames,
+            outbox: outbox.clone(),
             pending: Mutex::new(HashMap::new()),
             death,
             held: Mutex::new(Held::default()),
@@ -161,7 +161,7 @@ impl Connection {
             rss: AtomicU64::new(0),
             writer: Mutex::new(None),
         });
-        *lock(&conn.writer) = Some(tokio::spawn(write_loop(Arc::downgrade(&conn), writer, rx)));
+        *lock(&conn.writer) = Some(tokio::spawn(write_loop(Arc::downgrade(&conn), outbox)));
         tokio::spawn(read_loop(conn.clone(), reader));
         tokio::spawn(exit_watch(conn.clone()));
         if let Some(limit) = cfg.memory_limit {
@@ -309,7 +309,10 @@ impl Connection {
         let budget = deadline.saturating_duration_since(start);
         let tdl = tokio::time::Instant::from_std(deadline);
         let outcome = tokio::time::timeout_at(tdl, async {
-            if self.frames.send(frame).await.is_err() {
+            if let Err(e) = self.outbox.send(frame) {
+                self.die(DeathCause::Crashed {
+                    detail: format!("socket write failed: {e}"),
+                });
                 return None;
             }
             rx.await.ok()
@@ -409,20 +412,12 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
-async fn write_loop(
-    conn: Weak<Connection>,
-    mut w: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Vec<u8>>,
-) {
-    while let Some(frame) = rx.recv().await {
-        if let Err(e) = w.write_all(&frame).await {
-            if let Some(c) = conn.upgrade() {
-                c.die(DeathCause::Crashed {
-                    detail: format!("socket write failed: {e}"),
-                });
-            }
-            return;
-        }
+async fn write_loop(conn: Weak<Connection>, outbox: Arc<Outbox>) {
+    let e = outbox.run().await;
+    if let Some(c) = conn.upgrade() {
+        c.die(DeathCause::Crashed {
+            detail: format!("socket write failed: {e}"),
+        });
     }
 }
 

@@ -34,6 +34,7 @@ mod connection;
 mod error;
 mod events;
 pub mod memwatch;
+mod outbox;
 mod predict;
 mod process;
 pub mod restart;

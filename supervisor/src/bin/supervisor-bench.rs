@@ -132,6 +132,8 @@ async fn main() {
     if std::env::args().nth(1).as_deref() == Some("--pong") {
         return pong();
     }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?").to_string();
     let (cmd, helper_name) = helper();
     let mut cfg = SupervisorConfig::new(cmd);
     cfg.memory_limit = Some(8 << 30);
@@ -227,10 +229,10 @@ async fn main() {
         .unwrap_or_else(|| std::env::consts::ARCH.into());
     let section = format!(
         "## Supervisor (issue 3)\n\n\
-         Written by `cargo run --release -p coreml-supervisor --bin supervisor-bench`. Machine: {cpu}, {cores} cores, {os}. \
+         Written by `cargo run --release -p coreml-supervisor --bin supervisor-bench`. Machine: {cpu}, {cores} cores, {os}, 1-minute load average {load} at start. \
          Helper: {helper_name}, sandbox {sandbox}; memory watcher on (50 ms poll).\n\n\
          Raw Unix-socket ping-pong of 64 bytes with another process: p50 {raw50} µs, p99 {raw99} µs. \
-         Protocol `Ping` through the supervisor (framing, MessagePack, request map, writer task): p50 {ping50} µs, p99 {ping99} µs.\n\n\
+         Protocol `Ping` through the supervisor (framing, MessagePack, request map, reader task): p50 {ping50} µs, p99 {ping99} µs.\n\n\
          Predict round trip on the echo model (input copied once into a slot, helper copies x→y inside shared memory, \
          output read through a view without copying), against an in-process memcpy of the same bytes:\n\n\
          | input | predict p50 µs | predict p99 µs | memcpy p50 µs | memcpy p99 µs | predict p50 / raw ping-pong p50 | predict p50 − 2 memcpy p50 µs |\n\

@@ -1,0 +1,123 @@
+//! Frames to the helper, in order, without a task hop in the common case: the
+//! calling task writes the frame itself with a non-blocking `try_write`; only when
+//! the socket is full is the rest queued for the writer task, and then every later
+//! frame queues behind it so frames never interleave.
+//!
+//! ```text
+//! outbox.send(frame)?;          // never blocks; written now or queued
+//! tokio::spawn(outbox.run());   // drains the queue when the socket is writable again
+//! ```
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::Notify;
+
+pub(crate) struct Outbox {
+    half: OwnedWriteHalf,
+    /// Frames (and how much of the first one is written) waiting for the writer task.
+    queue: Mutex<VecDeque<(Vec<u8>, usize)>>,
+    wake: Notify,
+}
+
+impl Outbox {
+    pub(crate) fn new(half: OwnedWriteHalf) -> Arc<Self> {
+        Arc::new(Self {
+            half,
+            queue: Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Writes `frame` now if the socket takes it whole, else queues (the rest of) it.
+    pub(crate) fn send(&self, frame: Vec<u8>) -> io::Result<()> {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if q.is_empty() {
+            let mut done = 0;
+            while done < frame.len() {
+                match self.half.try_write(&frame[done..]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => done += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if done == frame.len() {
+                return Ok(());
+            }
+            q.push_back((frame, done));
+        } else {
+            q.push_back((frame, 0));
+        }
+        drop(q);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// The writer task: drains queued frames as the socket becomes writable.
+    /// Returns the error that ended the connection.
+    pub(crate) async fn run(self: Arc<Self>) -> io::Error {
+        loop {
+            self.wake.notified().await;
+            loop {
+                let blocked = {
+                    let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                    let Some((frame, done)) = q.front_mut() else {
+                        break;
+                    };
+                    match self.half.try_write(&frame[*done..]) {
+                        Ok(0) => return io::ErrorKind::WriteZero.into(),
+                        Ok(n) => {
+                            *done += n;
+                            if *done == frame.len() {
+                                q.pop_front();
+                            }
+                            false
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
+                        Err(e) => return e,
+                    }
+                };
+                if blocked {
+                    if let Err(e) = self.half.writable().await {
+                        return e;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn frames_stay_whole_and_ordered_when_the_socket_is_full() {
+        let (a, mut b) = tokio::net::UnixStream::pair().unwrap();
+        let (_r, w) = a.into_split();
+        let outbox = Outbox::new(w);
+        let writer = tokio::spawn(outbox.clone().run());
+        // 64 frames of 64 KiB: far more than the socket buffer holds, nobody reads yet.
+        let frames: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 64 * 1024]).collect();
+        for f in &frames {
+            outbox.send(f.clone()).unwrap();
+        }
+        assert!(
+            !outbox.queue.lock().unwrap().is_empty(),
+            "expected a backlog"
+        );
+        let mut got = vec![0u8; 64 * 64 * 1024];
+        tokio::time::timeout(std::time::Duration::from_secs(10), b.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, frames.concat());
+        writer.abort();
+    }
+}
