@@ -165,12 +165,14 @@ pub async fn wait_generation(sup: &Supervisor, gen: u64, limit: Duration) {
 /// The common fault scenario: a healthy echo model and a faulty one are loaded; a
 /// predict on the faulty one must end with an error accepted by `expect` within its
 /// budget plus a margin; the helper must be restarted and serve the healthy model;
-/// afterwards no fd, zombie or shared-memory segment may be left.
+/// afterwards no fd, zombie or shared-memory segment may be left. Returns each
+/// helper's stats taken just before shutdown.
 pub async fn predict_fault_scenario(
     fault: &str,
     mut cfg_edit: impl FnMut(&mut SupervisorConfig),
     expect: fn(&Error) -> bool,
-) {
+) -> Vec<coreml_supervisor::SupervisorStats> {
+    let mut all = Vec::new();
     for h in helpers() {
         let before = snapshot();
         let mut cfg = config(&h);
@@ -216,8 +218,10 @@ pub async fn predict_fault_scenario(
         assert_eq!(again.output("y").unwrap().to_vec(), x);
         drop(again);
         assert!(sup.stats().restarts >= 1);
+        all.push(sup.stats());
         sup.shutdown().await;
         drop(sup);
         assert_clean(&before, &format!("[{}] {fault}", h.name)).await;
     }
+    all
 }
