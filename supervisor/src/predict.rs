@@ -157,7 +157,7 @@ impl Supervisor {
             .get(&model)
             .cloned();
         let info = info.ok_or(Error::UnknownModel(model.0))?;
-        let _permit = inner.permit(deadline).await?;
+        let _permit = inner.permit(deadline, budget).await?;
 
         // Inputs: one copy each into a fresh slot. Outputs: slots from the schema.
         let mut slots = Vec::with_capacity(info.inputs.len() + info.outputs.len());

@@ -300,6 +300,33 @@ impl Supervisor {
         }
     }
 
+    /// Starts a fresh helper after the supervisor declared the helper unavailable,
+    /// with a fresh restart budget (the router can call this when it wants to try
+    /// Core ML again). A no-op when a helper is ready or restarting.
+    pub async fn revive(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        match &*inner.phase.borrow() {
+            Phase::Unavailable(_) => {}
+            Phase::Shutdown => return Err(Error::ShuttingDown),
+            Phase::Ready(_) | Phase::Restarting => return Ok(()),
+        }
+        let conn = inner.bring_up().await?;
+        let mut installed = false;
+        inner.phase.send_if_modified(|p| {
+            if matches!(p, Phase::Unavailable(_)) {
+                *p = Phase::Ready(conn.clone());
+                installed = true;
+            }
+            installed
+        });
+        if !installed {
+            conn.die(DeathCause::Shutdown);
+            return Ok(());
+        }
+        *lock(&inner.manager) = Some(tokio::spawn(manage(inner.clone(), conn)));
+        Ok(())
+    }
+
     /// Kills the current helper as if it had crashed (tests, operators). It is
     /// restarted by the usual policy.
     pub fn kill_helper(&self) {
@@ -394,14 +421,18 @@ impl Inner {
     }
 
     /// Waits for a free request slot until `deadline` (back-pressure).
-    pub(crate) async fn permit(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, Error> {
+    pub(crate) async fn permit(
+        &self,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<OwnedSemaphorePermit, Error> {
         let wait = tokio::time::timeout_at(deadline.into(), self.queue.clone().acquire_owned());
         match wait.await {
             Ok(Ok(p)) => Ok(p),
             Ok(Err(_)) => Err(Error::ShuttingDown),
             Err(_) => Err(Error::Timeout {
                 stage: Stage::Queue,
-                after: self.cfg.deadlines.predict,
+                after: budget,
             }),
         }
     }
@@ -560,7 +591,7 @@ impl Inner {
     ) -> Result<(Message, Arc<Connection>), Error> {
         let budget = budget.unwrap_or(self.cfg.deadlines.for_stage(stage));
         let deadline = Instant::now() + budget;
-        let _permit = self.permit(deadline).await?;
+        let _permit = self.permit(deadline, budget).await?;
         let mut retried = false;
         let result = loop {
             let _lane = match self.lane(retried, deadline, budget).await {

@@ -1,5 +1,6 @@
 //! A helper that keeps dying spends the restart budget: the supervisor declares it
-//! unavailable with a typed error instead of restarting forever.
+//! unavailable with a typed error instead of restarting forever; `revive` starts
+//! over with a fresh budget.
 mod common;
 
 use std::time::{Duration, Instant};
@@ -51,6 +52,24 @@ async fn restart_budget_unavailable() {
                 saw |= matches!(ev, Event::Unavailable { .. });
             }
             assert!(saw, "[{}] no Unavailable event", h.name);
+            // The caller can ask for a fresh helper and budget; registered models come back.
+            sup.revive()
+                .await
+                .unwrap_or_else(|e| panic!("[{}] revive: {e}", h.name));
+            let good = sup
+                .load("diag:echo?shape=4", None)
+                .await
+                .expect("load after revive");
+            let p = sup
+                .predict(good.id, &[("x", &[5u8; 16])])
+                .await
+                .expect("predict after revive");
+            assert_eq!(p.output("y").unwrap().to_vec(), vec![5u8; 16]);
+            drop(p);
+            assert!(matches!(
+                sup.predict(bad.id, &[("x", &[0u8; 16])]).await,
+                Err(Error::HelperCrashed { .. })
+            ));
             sup.shutdown().await;
             drop(sup);
             common::assert_clean(&before, &h.name).await;
