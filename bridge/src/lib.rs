@@ -36,10 +36,15 @@
 pub mod breaker;
 mod breaker_config;
 pub mod clock;
+mod coreml_compile;
+pub mod coreml_convert;
+pub mod coreml_engine;
+pub mod coreml_events;
 pub mod events;
 pub mod force_enable;
 pub mod health;
 pub mod latency;
+pub mod model_cache;
 pub mod prometheus;
 pub mod routed;
 pub mod router;
@@ -53,3 +58,5 @@ pub mod trip;
 
 /// The engine-neutral API (`coreml-inference`).
 pub use coreml_inference as inference;
+/// The helper's supervisor (`coreml-supervisor`).
+pub use coreml_supervisor as supervisor;

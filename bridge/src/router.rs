@@ -61,6 +61,9 @@ pub use crate::router_builder::RouterBuilder;
 pub const HINT_CANDLE_ARTIFACT: &str = "router.candle_artifact";
 /// Hint naming the Core ML-side artifact of a model prepared from a Candle artifact.
 pub const HINT_COREML_ARTIFACT: &str = "router.coreml_artifact";
+/// Time kept back from Core ML's share of a deadline so that the fallback
+/// can still answer (at least this, or twice the fallback's expected p99).
+pub const MIN_FALLBACK_RESERVE: Duration = Duration::from_millis(20);
 /// The router's engine name.
 pub const ROUTER_ENGINE: &str = "router";
 
@@ -284,7 +287,7 @@ impl Router {
         };
         // Leave the fallback time to answer if Core ML fails.
         let reserve = match &r.fallback {
-            Some(f) => (f.sla.infer_p99 * 2).min(deadline.remaining() / 2),
+            Some(f) => (f.sla.infer_p99 * 2).max(MIN_FALLBACK_RESERVE).min(deadline.remaining() / 2),
             None => Duration::ZERO,
         };
         let primary_deadline = Deadline::after(deadline.remaining().saturating_sub(reserve));

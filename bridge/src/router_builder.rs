@@ -116,7 +116,9 @@ impl RouterBuilder {
     pub fn build(self) -> Router {
         let clock = self.clock.unwrap_or_else(clock::system);
         let telemetry = self.telemetry.unwrap_or_else(|| Arc::new(Telemetry::with_clock(clock.clone())));
-        telemetry.set_helper_memory_limit(self.breaker.memory_limit);
+        if self.breaker.memory_limit.is_some() {
+            telemetry.set_helper_memory_limit(self.breaker.memory_limit);
+        }
         let router = Router {
             primary: Mutex::new(self.primary.unwrap_or(Primary::Unavailable {
                 engine: "coreml".into(),

@@ -2,6 +2,8 @@
 //! hangs, so a hang fails fast instead of stalling CI.
 #![allow(dead_code)]
 
+pub mod helper;
+
 use std::sync::mpsc;
 use std::time::Duration;
 

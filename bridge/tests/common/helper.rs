@@ -1,0 +1,227 @@
+//! Router rigs over the fault-injecting test helper (`coreml-test-helper`)
+//! through the supervisor, with a Candle-side equivalent of the diagnostic
+//! models computed in process (`y = x + c`; `echo`/`sleep` are `c = 0`).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use coreml_bridge::breaker::BreakerConfig;
+use coreml_bridge::clock::SharedClock;
+use coreml_bridge::coreml_engine::{CoreMlEngine, CoreMlOptions};
+use coreml_bridge::force_enable::ForceSource;
+use coreml_bridge::health::HealthBus;
+use coreml_bridge::inference::{
+    async_trait, CacheKey, CapabilityError, CapabilityReport, ComputeUnits, DType, Deadline, DeviceClass, InferError,
+    InferenceEngine, IoSchema, ModelArtifact, ModelId, PrepareError, PrepareOptions, PreparedModel, SlaEstimate,
+    Tensor, TensorMap, TensorSpec, UnloadError, Validated,
+};
+use coreml_bridge::router::{Router, HINT_CANDLE_ARTIFACT};
+use coreml_bridge::supervisor::restart::RestartPolicy;
+use coreml_bridge::supervisor::{HelperCommand, SupervisorConfig};
+use coreml_bridge::telemetry::Telemetry;
+
+/// `target/<profile>/coreml-test-helper`, built on demand.
+pub fn test_helper() -> PathBuf {
+    if let Some(p) = std::env::var_os("COREML_TEST_HELPER_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>").to_owned();
+    let bin = profile_dir.join("coreml-test-helper");
+    if !bin.exists() {
+        let target = profile_dir.parent().expect("target dir");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "coreml-test-helper"]).env("CARGO_TARGET_DIR", target);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build -p coreml-test-helper");
+        assert!(status.success() && bin.exists(), "could not build {}", bin.display());
+    }
+    bin
+}
+
+/// A supervisor configuration for tests: short deadlines, quick restarts.
+pub fn supervisor_config(memory_limit: Option<u64>) -> SupervisorConfig {
+    let mut cfg = SupervisorConfig::new(HelperCommand::new(test_helper()));
+    cfg.deadlines.handshake = Duration::from_secs(5);
+    cfg.deadlines.load = Duration::from_secs(10);
+    cfg.deadlines.compile = Duration::from_secs(10);
+    cfg.deadlines.predict = Duration::from_secs(5);
+    cfg.restart = RestartPolicy {
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(50),
+        max_restarts: 200,
+        window: Duration::from_secs(60),
+    };
+    cfg.arena.region_size = 4 << 20;
+    cfg.arena.max_total = 64 << 20;
+    cfg.memory_limit = memory_limit;
+    cfg.memory_poll = Duration::from_millis(10);
+    cfg.sandbox = cfg.sandbox.read_write(std::env::temp_dir());
+    cfg
+}
+
+/// The Candle-side equivalent of `diag:add?c=C&shape=4` (and of echo/sleep with C = 0).
+pub struct AddEngine {
+    next: AtomicU64,
+    loaded: Mutex<Vec<(ModelId, f32)>>,
+    pub calls: AtomicU64,
+}
+
+pub const WIDTH: usize = 4;
+
+impl AddEngine {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self { next: AtomicU64::new(1), loaded: Mutex::new(Vec::new()), calls: AtomicU64::new(0) })
+    }
+
+    /// Writes the "weights" (`c`) of the Candle side.
+    pub fn write_artifact(dir: &std::path::Path, c: f32) -> PathBuf {
+        let p = dir.join(format!("add-{c}.safetensors"));
+        TensorMap::new().with("c", Tensor::new(vec![1], vec![c]).unwrap()).write_safetensors(&p).unwrap();
+        p
+    }
+
+    fn schema() -> IoSchema {
+        IoSchema::new(
+            vec![TensorSpec::fixed("x", DType::F32, &[WIDTH])],
+            vec![TensorSpec::fixed("y", DType::F32, &[WIDTH])],
+        )
+    }
+}
+
+#[async_trait]
+impl InferenceEngine for AddEngine {
+    fn name(&self) -> &str {
+        "candle"
+    }
+    async fn prepare(&self, a: &ModelArtifact, o: &PrepareOptions) -> Result<PreparedModel, PrepareError> {
+        let w =
+            TensorMap::read_safetensors(&a.path).map_err(|e| PrepareError::InvalidModel { message: e.to_string() })?;
+        let c = w.f32("c").map_err(|e| PrepareError::InvalidModel { message: e.to_string() })?[0];
+        let id = ModelId(self.next.fetch_add(1, Ordering::SeqCst));
+        self.loaded.lock().unwrap().push((id, c));
+        let d = Duration::from_micros(50);
+        Ok(PreparedModel {
+            engine: "candle".into(),
+            id,
+            cache_key: CacheKey::derive("candle", &a.compute_sha256()?, o),
+            schema: Self::schema(),
+            sla: SlaEstimate { prepare_time: d, infer_p50: d, infer_p99: d },
+        })
+    }
+    async fn execute(&self, m: &PreparedModel, x: Validated, _: Deadline) -> Result<TensorMap, InferError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let c = self.loaded.lock().unwrap().iter().find(|(id, _)| *id == m.id).map(|(_, c)| *c);
+        let c = c.ok_or(InferError::UnknownModel { model: m.id })?;
+        let xs = x.inputs().f32("x").map_err(|e| InferError::Backend { message: e.to_string() })?;
+        let ys: Vec<f32> = xs.iter().map(|v| v + c).collect();
+        Ok(TensorMap::new().with("y", Tensor::new(vec![WIDTH], ys).unwrap()))
+    }
+    async fn capabilities(&self, m: &PreparedModel) -> Result<CapabilityReport, CapabilityError> {
+        let mut r = CapabilityReport::new("candle", DeviceClass::Cpu, ComputeUnits::All, ComputeUnits::CpuOnly);
+        r.dtypes = vec![DType::F32];
+        let _ = m;
+        Ok(r)
+    }
+    async fn unload(&self, m: &PreparedModel) -> Result<(), UnloadError> {
+        self.loaded.lock().unwrap().retain(|(id, _)| *id != m.id);
+        Ok(())
+    }
+}
+
+/// A router over the test helper and [`AddEngine`], with one model prepared.
+pub struct HelperRig {
+    pub router: Router,
+    pub candle: Arc<AddEngine>,
+    pub model: PreparedModel,
+    pub name: String,
+    pub c: f32,
+    pub engine: Arc<CoreMlEngine>,
+    pub _dir: tempfile::TempDir,
+}
+
+pub struct RigOptions {
+    pub uri: String,
+    pub c: f32,
+    pub breaker: BreakerConfig,
+    pub memory_limit: Option<u64>,
+    pub force: ForceSource,
+    pub clock: Option<SharedClock>,
+}
+
+impl RigOptions {
+    pub fn new(uri: &str, c: f32) -> Self {
+        Self {
+            uri: uri.into(),
+            c,
+            breaker: BreakerConfig::default(),
+            memory_limit: None,
+            force: ForceSource::Env,
+            clock: None,
+        }
+    }
+}
+
+impl HelperRig {
+    pub async fn start(o: RigOptions) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let telemetry = Arc::new(match &o.clock {
+            Some(c) => Telemetry::with_clock(c.clone()),
+            None => Telemetry::new(),
+        });
+        let health = HealthBus::new();
+        let opts = CoreMlOptions { cache_dir: Some(dir.path().join("cache")) };
+        let engine = Arc::new(
+            CoreMlEngine::start(supervisor_config(o.memory_limit), opts, telemetry.clone(), health.clone())
+                .await
+                .expect("helper starts"),
+        );
+        let candle = AddEngine::new();
+        let mut b = Router::builder()
+            .primary(engine.clone())
+            .primary_self_timed()
+            .fallback(candle.clone())
+            .breaker(o.breaker)
+            .telemetry(telemetry)
+            .health(health)
+            .force_source(o.force);
+        if let Some(c) = o.clock {
+            b = b.clock(c);
+        }
+        let router = b.build();
+        let candle_art = AddEngine::write_artifact(dir.path(), o.c);
+        let name = format!("diag-{}", o.uri.trim_start_matches("diag:").split('?').next().unwrap());
+        let options = PrepareOptions::new(ComputeUnits::CpuAndNe)
+            .with_model_name(name.clone())
+            .with_hint(HINT_CANDLE_ARTIFACT, candle_art.to_str().unwrap());
+        let artifact = ModelArtifact::new(coreml_bridge::inference::ModelFormat::MlPackage, o.uri.clone());
+        let model = router.prepare(&artifact, &options).await.expect("prepare");
+        HelperRig { router, candle, model, name, c: o.c, engine, _dir: dir }
+    }
+
+    /// One request; checks y = x + c whoever served, returns who served.
+    pub async fn infer(&self, i: f32, budget: Duration) -> String {
+        let x = TensorMap::new().with("x", Tensor::new(vec![WIDTH], vec![i, i + 1.0, i + 2.0, i + 3.0]).unwrap());
+        let y = self
+            .router
+            .infer(&self.model, x, Deadline::after(budget))
+            .await
+            .unwrap_or_else(|e| panic!("request {i} failed: {e}"));
+        let want: Vec<f32> = (0..WIDTH).map(|k| i + k as f32 + self.c).collect();
+        assert_eq!(y.f32("y").unwrap(), want.as_slice(), "correct output");
+        self.router.served_by(&self.name).unwrap()
+    }
+
+    pub fn events(&self) -> Vec<String> {
+        self.router.telemetry().events().recent().iter().map(ToString::to_string).collect()
+    }
+
+    pub async fn shutdown(&self) {
+        self.engine.shutdown().await;
+    }
+}
