@@ -19,6 +19,8 @@ public struct DiagModel: Sendable, Equatable {
     public var at: At = .predict
     public var after: UInt64 = 0
     public var once: String?
+    /// Milliseconds the inputs stay referenced after the reply (`retain`, docs/diagnostics.md).
+    public var retainMs: UInt64 = 0
 
     /// Parses a URI. Errors are `BAD_REQUEST`; a `fault` key in a build without the fault
     /// switches is `UNSUPPORTED`.
@@ -49,6 +51,7 @@ public struct DiagModel: Sendable, Equatable {
             case "at": m.at = try At(rawValue: v) ?? { throw bad }()
             case "after": m.after = try UInt64(v) ?? { throw bad }()
             case "once": m.once = v
+            case "retain": m.retainMs = try UInt64(v) ?? { throw bad }()
             default: throw EngineError(.badRequest, "unknown key \(k.debugDescription)")
             }
         }

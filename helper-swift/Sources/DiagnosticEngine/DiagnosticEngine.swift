@@ -93,6 +93,7 @@ public final class DiagnosticEngine: Engine, @unchecked Sendable {
         try Task.checkCancellation()
         model.run(x: x, y: y)
         let result = PredictResult(outputs: [output], predictUs: micros(from: start))
+        if model.retainMs > 0 { Self.retain(x, for: model.retainMs, lease: call.lease) }
         if replyId != ctx.requestId {
             // Inputs were never retained: the diagnostic models read them synchronously.
             ctx.connection.send(Envelope(requestId: replyId, message: .predicted(Predicted(
@@ -101,6 +102,23 @@ public final class DiagnosticEngine: Engine, @unchecked Sendable {
             throw ReplySuppressed()
         }
         return result
+    }
+
+    /// Keeps referencing the input for `ms` after the reply (`retain`): the lease stays held, so
+    /// the reply says inputs_retained = true and InputsReleased follows. At release time the
+    /// input must be unchanged, or the supervisor reused a slot the helper still held: exit 7.
+    static func retain(_ x: BoundTensor, for ms: UInt64, lease: InputLease) {
+        let seen = Array(UnsafeRawBufferPointer(start: x.base, count: x.byteCount))
+        lease.acquire()
+        Task.detached {
+            try? await Task.sleep(nanoseconds: ms.multipliedReportingOverflow(by: 1_000_000).partialValue)
+            let now = Array(UnsafeRawBufferPointer(start: x.base, count: x.byteCount))
+            if now != seen {
+                Sys.log("coreml-helper: a retained input slot was overwritten before InputsReleased")
+                Sys.exitImmediately(7)
+            }
+            lease.release()
+        }
     }
 
     /// The fault to fire now, if any (consumes the `once` marker file).

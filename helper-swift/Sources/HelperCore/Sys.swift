@@ -39,6 +39,12 @@ public enum SignalNumber {
     public static let term = SIGTERM
 }
 
+#if canImport(Darwin)
+// Darwin's Swift overlay marks fork() unavailable; only the fork-child fault switch uses it,
+// and the child only calls pause().
+@_silgen_name("fork") private func darwin_fork() -> Int32
+#endif
+
 #if os(macOS)
 // Not imported into Swift (sandbox.h marks them deprecated); declared as the fact sheet says.
 @_silgen_name("sandbox_init")
@@ -196,11 +202,13 @@ public enum Sys {
         try injected(.shmOpen)
         var flags = readWrite ? O_RDWR : O_RDONLY
         if create { flags |= O_CREAT | O_EXCL }
+        // No O_CLOEXEC: POSIX has shm_open set FD_CLOEXEC itself, and macOS accepts only
+        // O_RDONLY/O_RDWR/O_CREAT/O_EXCL/O_TRUNC here.
         #if canImport(Darwin)
         if create { throw SysError(.shmOpen, .invalid) }
-        let fd = darwin_shm_open(name, flags | O_CLOEXEC)
+        let fd = darwin_shm_open(name, flags)
         #else
-        let fd = shm_open(name, flags | O_CLOEXEC, mode_t(mode))
+        let fd = shm_open(name, flags, mode_t(mode))
         #endif
         guard fd >= 0 else { throw fail(.shmOpen) }
         return fd
@@ -311,7 +319,11 @@ public enum Sys {
 
     public static func forkProcess() throws -> Int32 {
         try injected(.fork)
+        #if canImport(Darwin)
+        let pid = darwin_fork()
+        #else
         let pid = fork()
+        #endif
         guard pid >= 0 else { throw fail(.fork) }
         return Int32(pid)
     }

@@ -81,6 +81,22 @@ final class PredictTests: XCTestCase {
         guard case .predicted = second.message else { return XCTFail("\(second.message)") }
     }
 
+    func testRetainKeepsInputsUntilInputsReleased() throws {
+        _ = try load(1, "diag:echo?retain=300")
+        region.write([Float(1), 2, 3, 4], at: 0)
+        let start = Date()
+        let id = try peer.request(predict(1, x: .contiguous(.f32, shape: [4], region: 7, offset: 0),
+                                          y: .contiguous(.f32, shape: [4], region: 7, offset: 16384)))
+        let reply = try peer.receive()
+        guard case .predicted(let p) = reply.message else { return XCTFail("\(reply)") }
+        XCTAssertEqual(reply.requestId, id)
+        XCTAssertTrue(p.inputsRetained)
+        let released = try peer.receive()
+        XCTAssertEqual(released.requestId, id)
+        XCTAssertEqual(released.message, .inputsReleased(ModelId(modelId: 1)))
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(start), 0.3)
+    }
+
     func testDeadlineCancelsTheSleepWithTimeout() throws {
         _ = try load(1, "diag:sleep?ms=60000")
         let start = Date()

@@ -250,6 +250,17 @@ final class ProcessTests: XCTestCase {
         }
     }
 
+    func testRetainedInputOverwrittenBeforeReleaseExitsSeven() throws {
+        let region = try TestRegion(size: 65536)
+        let (h, _) = try started()
+        guard case .predicted(let p) = try loadAndPredict(h, "diag:echo?retain=300", region: region).message else {
+            return XCTFail("no Predicted")
+        }
+        XCTAssertTrue(p.inputsRetained)
+        region.write([Float(-1)], at: 0)      // the supervisor bug the key exists to catch
+        XCTAssertEqual(h.waitForExit()?.1, 7)
+    }
+
     func testReleaseParsingRefusesFaults() {
         XCTAssertThrowsError(try DiagModel.parse("diag:echo?fault=segv", faultsEnabled: false)) {
             XCTAssertEqual(($0 as? EngineError)?.code, .unsupported)
