@@ -1,15 +1,17 @@
 //! Spawning the helper: a process-group leader with a socketpair end as fd 3, the
 //! sandbox applied before exec, killed with its whole group on drop, always reaped.
 //!
-//! ```no_run
+//! ```
 //! use coreml_supervisor::{HelperCommand, HelperProcess, SandboxConfig};
 //!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let (helper, socket) = HelperProcess::spawn(&HelperCommand::new("/bin/sleep").arg("60"), &SandboxConfig::default())?;
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let cmd = HelperCommand::new("/bin/sleep").arg("60");
+//! let (helper, socket) = HelperProcess::spawn(&cmd, &SandboxConfig::default()).unwrap();
 //! println!("pid {} sandbox: {}", helper.pid(), helper.sandbox());
+//! helper.kill(); // SIGKILL to the whole group; the reaper thread collects the status
+//! assert!(!helper.wait().await.success());
 //! drop(socket);
-//! drop(helper); // SIGKILL to the whole group; a reaper thread collects the exit status
-//! # Ok(()) }
+//! # }
 //! ```
 
 use std::collections::VecDeque;

@@ -110,6 +110,14 @@ pub struct Supervisor {
     _guard: Arc<DropGuard>,
 }
 
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
 struct DropGuard(Arc<Inner>);
 
 impl Drop for DropGuard {
