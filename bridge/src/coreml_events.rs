@@ -98,12 +98,10 @@ pub fn watch_supervisor(sup: &Supervisor, telemetry: Arc<Telemetry>, health: Arc
                     s.helper_self_sandboxed = Some(hello.sandboxed);
                     telemetry.set_sandbox(sandbox_parts(&s));
                     if generation > 1 {
-                        health.push(HealthEvent::Restarted {
-                            detail: format!(
-                                "helper generation {generation} (pid {}), {models_reloaded} model(s) reloaded",
-                                hello.pid
-                            ),
-                        });
+                        telemetry.record_helper_restart(format!(
+                            "helper generation {generation} (pid {}), {models_reloaded} model(s) reloaded",
+                            hello.pid
+                        ));
                     }
                 }
                 Event::HelperDied { cause, pid, .. } => match cause {

@@ -50,6 +50,7 @@ pub mod routed;
 pub mod router;
 mod router_builder;
 mod router_prepare;
+pub mod setup;
 pub mod snapshot;
 pub mod table;
 pub mod taxonomy;
