@@ -14,11 +14,19 @@ use std::collections::{HashMap, HashSet};
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
+/// Full process-table scans (to find new descendants) happen every this many
+/// samples; in between only the known tree is refreshed (a few `/proc` reads
+/// instead of one per process on the machine).
+const RESCAN_EVERY: u32 = 20;
+
 /// Samples the resident set size of a process tree.
 #[derive(Debug)]
 pub struct MemoryWatcher {
     system: Option<System>,
     high_water: u64,
+    /// The tree found by the last full scan.
+    tree: Vec<Pid>,
+    samples: u32,
 }
 
 impl Default for MemoryWatcher {
@@ -33,6 +41,8 @@ impl MemoryWatcher {
         Self {
             system: System::new_with_specifics(sysinfo::RefreshKind::nothing()).ok(),
             high_water: 0,
+            tree: Vec::new(),
+            samples: 0,
         }
     }
 
@@ -42,35 +52,25 @@ impl MemoryWatcher {
         let Some(sys) = self.system.as_mut() else {
             return 0;
         };
-        sys.refresh_processes_specifics(
-            ProcessesToUpdate::All,
-            true,
-            ProcessRefreshKind::nothing().with_memory(),
-        );
+        let root = Pid::from_u32(root);
+        let rescan = self.samples % RESCAN_EVERY == 0 || self.tree.first() != Some(&root);
+        self.samples = self.samples.wrapping_add(1);
+        let kind = ProcessRefreshKind::nothing().with_memory();
+        if rescan {
+            sys.refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
+            self.tree = descendants(sys, root);
+        } else {
+            sys.refresh_processes_specifics(ProcessesToUpdate::Some(&self.tree), true, kind);
+        }
         let procs = sys.processes();
-        let mut children: HashMap<Pid, Vec<Pid>> = HashMap::new();
-        for (pid, p) in procs {
-            if let Some(parent) = p.parent() {
-                children.entry(parent).or_default().push(*pid);
-            }
-        }
-        let mut seen = HashSet::new();
-        let mut stack = vec![Pid::from_u32(root)];
-        let mut total = 0u64;
-        while let Some(pid) = stack.pop() {
-            if !seen.insert(pid) {
-                continue;
-            }
-            // Threads show up as processes on Linux: count only thread-group leaders.
-            if let Some(p) = procs.get(&pid) {
-                if p.thread_kind().is_none() {
-                    total += p.memory();
-                }
-            }
-            if let Some(c) = children.get(&pid) {
-                stack.extend(c.iter().copied());
-            }
-        }
+        // Threads show up as processes on Linux: count only thread-group leaders.
+        let total = self
+            .tree
+            .iter()
+            .filter_map(|pid| procs.get(pid))
+            .filter(|p| p.thread_kind().is_none())
+            .map(|p| p.memory())
+            .sum();
         self.high_water = self.high_water.max(total);
         total
     }
@@ -84,4 +84,26 @@ impl MemoryWatcher {
     pub fn reset(&mut self) {
         self.high_water = 0;
     }
+}
+
+/// `root` and every process below it, `root` first.
+fn descendants(sys: &System, root: Pid) -> Vec<Pid> {
+    let mut children: HashMap<Pid, Vec<Pid>> = HashMap::new();
+    for (pid, p) in sys.processes() {
+        if let Some(parent) = p.parent() {
+            children.entry(parent).or_default().push(*pid);
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        if seen.insert(pid) {
+            out.push(pid);
+            if let Some(c) = children.get(&pid) {
+                stack.extend(c.iter().copied());
+            }
+        }
+    }
+    out
 }
