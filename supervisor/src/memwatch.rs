@@ -53,7 +53,7 @@ impl MemoryWatcher {
             return 0;
         };
         let root = Pid::from_u32(root);
-        let rescan = self.samples % RESCAN_EVERY == 0 || self.tree.first() != Some(&root);
+        let rescan = self.samples.is_multiple_of(RESCAN_EVERY) || self.tree.first() != Some(&root);
         self.samples = self.samples.wrapping_add(1);
         let kind = ProcessRefreshKind::nothing().with_memory();
         if rescan {
