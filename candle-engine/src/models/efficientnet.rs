@@ -1,0 +1,269 @@
+//! EfficientNet-Lite0 written with candle-nn, loading efficientnet_pytorch
+//! weight names (`_conv_stem`, `_bn0`, `_blocks.N._expand_conv`,
+//! `_depthwise_conv`, `_project_conv`, `_bn0/1/2`, `_conv_head`, `_bn1`, `_fc`).
+//!
+//! ```
+//! use coreml_candle::models::efficientnet::{same_padding, BLOCKS};
+//! assert_eq!(BLOCKS.len(), 16);
+//! // TensorFlow "SAME": stride 2 on an even size pads one more at the end.
+//! assert_eq!(same_padding(224, 3, 2), (0, 1));
+//! assert_eq!(same_padding(56, 5, 2), (1, 2));
+//! assert_eq!(same_padding(14, 5, 1), (2, 2));
+//! ```
+//!
+//! Lite differs from B0: ReLU6 instead of swish, no squeeze-excitation, stem
+//! (32) and head (1280) not scaled. The released weights come from TF-Lite
+//! checkpoints: "SAME" padding (asymmetric for stride 2), BatchNorm eps 1e-3,
+//! inputs normalised as `(pixel - 127) / 128`
+//! ([`ImagePreprocessor::efficientnet_lite`]). BatchNorm is folded into the
+//! preceding convolution at load time.
+//!
+//! Input `pixel_values`: `f32[B, 3, 224, 224]`; output `logits`: `f32[B, 1000]`.
+
+use candle_core::{Device, Module, Tensor as CTensor, D};
+use candle_nn::{Conv2dConfig, Linear, VarBuilder};
+use coreml_inference::{DType, Dim, IoSchema, PrepareError, Tensor, TensorMap, TensorSpec};
+
+use crate::preprocess::ImagePreprocessor;
+use crate::registry::{invalid, CandleModel, LoadContext, Registration};
+use crate::tensors::{from_candle, to_candle};
+
+/// The registry entry.
+pub fn registration() -> Registration {
+    Registration {
+        architecture: "efficientnet-lite0",
+        aliases: &["efficientnet_lite0", "efficientnet-lite"],
+        load,
+        image_preprocessor: Some(ImagePreprocessor::efficientnet_lite()),
+    }
+}
+
+/// One MBConv block: (kernel, stride, expand ratio, in, out).
+pub type BlockArgs = (usize, usize, usize, usize, usize);
+
+/// The 16 blocks of Lite0 (stages r1 k3 s1 e1 32→16, r2 k3 s2 e6 →24,
+/// r2 k5 s2 →40, r3 k3 s2 →80, r3 k5 s1 →112, r4 k5 s2 →192, r1 k3 s1 →320).
+pub const BLOCKS: [BlockArgs; 16] = [
+    (3, 1, 1, 32, 16),
+    (3, 2, 6, 16, 24),
+    (3, 1, 6, 24, 24),
+    (5, 2, 6, 24, 40),
+    (5, 1, 6, 40, 40),
+    (3, 2, 6, 40, 80),
+    (3, 1, 6, 80, 80),
+    (3, 1, 6, 80, 80),
+    (5, 1, 6, 80, 112),
+    (5, 1, 6, 112, 112),
+    (5, 1, 6, 112, 112),
+    (5, 2, 6, 112, 192),
+    (5, 1, 6, 192, 192),
+    (5, 1, 6, 192, 192),
+    (5, 1, 6, 192, 192),
+    (3, 1, 6, 192, 320),
+];
+
+const BN_EPS: f64 = 1e-3;
+const SIZE: usize = 224;
+const CLASSES: usize = 1000;
+
+/// TensorFlow "SAME" padding `(before, after)` of one axis.
+pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let out = input.div_ceil(stride);
+    let total = ((out - 1) * stride + kernel).saturating_sub(input);
+    (total / 2, total - total / 2)
+}
+
+/// A convolution with BatchNorm folded in, TF "SAME" padding, optional ReLU6.
+struct ConvBn {
+    weight: CTensor,
+    bias: CTensor,
+    kernel: usize,
+    stride: usize,
+    groups: usize,
+    relu6: bool,
+}
+
+impl ConvBn {
+    /// `shape` is (in, out, kernel, stride, groups).
+    fn load(
+        vb: &VarBuilder<'_>,
+        conv: &str,
+        bn: &str,
+        shape: (usize, usize, usize, usize, usize),
+        relu6: bool,
+    ) -> candle_core::Result<Self> {
+        let (cin, cout, k, stride, groups) = shape;
+        let w = vb.pp(conv).get((cout, cin / groups, k, k), "weight")?;
+        let b = vb.pp(bn);
+        let gamma = b.get(cout, "weight")?;
+        let beta = b.get(cout, "bias")?;
+        let mean = b.get(cout, "running_mean")?;
+        let var = b.get(cout, "running_var")?;
+        let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
+        let weight = w.broadcast_mul(&scale.reshape((cout, 1, 1, 1))?)?;
+        let bias = (beta - (mean * &scale)?)?;
+        Ok(Self {
+            weight,
+            bias,
+            kernel: k,
+            stride,
+            groups,
+            relu6,
+        })
+    }
+
+    fn forward(&self, x: &CTensor) -> candle_core::Result<CTensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let (pt, pb) = same_padding(h, self.kernel, self.stride);
+        let (pl, pr) = same_padding(w, self.kernel, self.stride);
+        let (x, padding) = if pt == pb && pl == pr && pt == pl {
+            (x.clone(), pt)
+        } else {
+            (
+                x.pad_with_zeros(D::Minus2, pt, pb)?
+                    .pad_with_zeros(D::Minus1, pl, pr)?,
+                0,
+            )
+        };
+        let cfg = Conv2dConfig {
+            padding,
+            stride: self.stride,
+            dilation: 1,
+            groups: self.groups,
+            cudnn_fwd_algo: None,
+        };
+        let y = x.conv2d(
+            &self.weight,
+            cfg.padding,
+            cfg.stride,
+            cfg.dilation,
+            cfg.groups,
+        )?;
+        let y = y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
+        if self.relu6 {
+            y.clamp(0f32, 6f32)
+        } else {
+            Ok(y)
+        }
+    }
+}
+
+struct MbConv {
+    expand: Option<ConvBn>,
+    depthwise: ConvBn,
+    project: ConvBn,
+    skip: bool,
+}
+
+/// A loaded EfficientNet-Lite0.
+pub struct EfficientNetLite0 {
+    stem: ConvBn,
+    blocks: Vec<MbConv>,
+    head: ConvBn,
+    fc: Linear,
+    device: Device,
+    max_batch: usize,
+}
+
+impl EfficientNetLite0 {
+    /// Builds the model from efficientnet_pytorch-named weights.
+    pub fn load(
+        vb: &VarBuilder<'_>,
+        device: &Device,
+        max_batch: usize,
+    ) -> candle_core::Result<Self> {
+        let stem = ConvBn::load(vb, "_conv_stem", "_bn0", (3, 32, 3, 2, 1), true)?;
+        let blocks = BLOCKS
+            .iter()
+            .enumerate()
+            .map(|(i, &(k, s, e, cin, cout))| {
+                let b = vb.pp("_blocks").pp(i);
+                let mid = cin * e;
+                let expand = (e != 1)
+                    .then(|| ConvBn::load(&b, "_expand_conv", "_bn0", (cin, mid, 1, 1, 1), true))
+                    .transpose()?;
+                Ok(MbConv {
+                    expand,
+                    depthwise: ConvBn::load(
+                        &b,
+                        "_depthwise_conv",
+                        "_bn1",
+                        (mid, mid, k, s, mid),
+                        true,
+                    )?,
+                    project: ConvBn::load(
+                        &b,
+                        "_project_conv",
+                        "_bn2",
+                        (mid, cout, 1, 1, 1),
+                        false,
+                    )?,
+                    skip: s == 1 && cin == cout,
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let head = ConvBn::load(vb, "_conv_head", "_bn1", (320, 1280, 1, 1, 1), true)?;
+        let fc = candle_nn::linear(1280, CLASSES, vb.pp("_fc"))?;
+        Ok(Self {
+            stem,
+            blocks,
+            head,
+            fc,
+            device: device.clone(),
+            max_batch,
+        })
+    }
+
+    /// Logits `[B, 1000]` of `pixel_values` `[B, 3, H, W]`.
+    pub fn logits(&self, x: &CTensor) -> candle_core::Result<CTensor> {
+        let mut x = self.stem.forward(x)?;
+        for b in &self.blocks {
+            let mut y = match &b.expand {
+                Some(e) => e.forward(&x)?,
+                None => x.clone(),
+            };
+            y = b.project.forward(&b.depthwise.forward(&y)?)?;
+            x = if b.skip { (y + &x)? } else { y };
+        }
+        let x = self.head.forward(&x)?.mean((2, 3))?;
+        self.fc.forward(&x)
+    }
+}
+
+fn load(ctx: &LoadContext<'_>) -> Result<Box<dyn CandleModel>, PrepareError> {
+    let vb = ctx.var_builder()?;
+    let m = EfficientNetLite0::load(&vb, ctx.device, ctx.max_batch())
+        .map_err(|e| invalid(format!("efficientnet-lite0 weights: {e}")))?;
+    Ok(Box::new(m))
+}
+
+impl CandleModel for EfficientNetLite0 {
+    fn schema(&self) -> IoSchema {
+        let b = Dim::range(1, self.max_batch);
+        IoSchema::new(
+            vec![TensorSpec::new(
+                "pixel_values",
+                DType::F32,
+                vec![b, 3.into(), SIZE.into(), SIZE.into()],
+            )
+            .batch_capable()],
+            vec![TensorSpec::new("logits", DType::F32, vec![b, CLASSES.into()]).batch_capable()],
+        )
+    }
+
+    fn forward(&self, inputs: &TensorMap) -> candle_core::Result<TensorMap> {
+        let x = inputs
+            .get("pixel_values")
+            .ok_or_else(|| candle_core::Error::Msg("missing pixel_values".into()))?;
+        let logits = self.logits(&to_candle(x, &self.device)?)?;
+        Ok(TensorMap::new().with("logits", from_candle(&logits)?))
+    }
+
+    fn example_inputs(&self) -> candle_core::Result<TensorMap> {
+        let n = 3 * SIZE * SIZE;
+        let v: Vec<f32> = (0..n).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect();
+        let t = Tensor::new(vec![1, 3, SIZE, SIZE], v)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Ok(TensorMap::new().with("pixel_values", t))
+    }
+}
