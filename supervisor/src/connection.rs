@@ -11,8 +11,8 @@
 use std::collections::{HashMap, HashSet};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coreml_ipc_schema::{
@@ -26,9 +26,9 @@ use tokio::task::JoinHandle;
 use crate::arena::Slot;
 use crate::config::SupervisorConfig;
 use crate::error::{DeathCause, HandshakeError, Stage};
-use crate::memwatch::MemoryWatcher;
 use crate::outbox::Outbox;
 use crate::process::HelperProcess;
+use crate::watchers::{exit_watch, memory_watch, read_loop, write_loop};
 
 /// How a request on a connection ended without a reply.
 #[derive(Debug, Clone)]
@@ -358,7 +358,15 @@ impl Connection {
         }
     }
 
-    fn dispatch(&self, env: Envelope) {
+    /// The helper is gone: every slot it held is free again.
+    pub(crate) fn helper_reaped(&self) {
+        let mut held = lock(&self.held);
+        held.reaped = true;
+        held.retained.clear();
+        held.quarantine.clear();
+    }
+
+    pub(crate) fn dispatch(&self, env: Envelope) {
         let id = env.request_id;
         match env.message {
             Message::InputsReleased(_) => return self.release_inputs(id),
@@ -408,85 +416,6 @@ impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
             self.conn.abandon(self.id, std::mem::take(&mut self.slots));
-        }
-    }
-}
-
-async fn write_loop(conn: Weak<Connection>, outbox: Arc<Outbox>) {
-    let e = outbox.run().await;
-    if let Some(c) = conn.upgrade() {
-        c.die(DeathCause::Crashed {
-            detail: format!("socket write failed: {e}"),
-        });
-    }
-}
-
-async fn read_loop(conn: Arc<Connection>, mut r: OwnedReadHalf) {
-    loop {
-        match read_frame_async(&mut r, MAX_FRAME_LEN).await {
-            Ok(Some(body)) => match Envelope::decode(&body) {
-                Ok(env) => conn.dispatch(env),
-                Err(e) => {
-                    return conn.die(DeathCause::ProtocolViolation {
-                        request_id: None,
-                        detail: format!("undecodable frame: {e}"),
-                    })
-                }
-            },
-            Ok(None) | Err(FrameError::Io(_)) => {
-                if conn.death_cause().is_some() {
-                    return;
-                }
-                // EOF: prefer the exit status if the helper is dying anyway.
-                let status =
-                    tokio::time::timeout(Duration::from_millis(200), conn.process.wait()).await;
-                let detail = match status {
-                    Ok(s) => describe_exit(s),
-                    Err(_) => "closed its socket while still running".into(),
-                };
-                return conn.die(DeathCause::Crashed { detail });
-            }
-            Err(e) => {
-                return conn.die(DeathCause::ProtocolViolation {
-                    request_id: None,
-                    detail: format!("bad frame: {e}"),
-                })
-            }
-        }
-    }
-}
-
-async fn exit_watch(conn: Arc<Connection>) {
-    let status = conn.process.wait().await;
-    conn.die(DeathCause::Crashed {
-        detail: describe_exit(status),
-    });
-    let mut held = lock(&conn.held);
-    held.reaped = true;
-    held.retained.clear();
-    held.quarantine.clear();
-}
-
-fn memory_watch(
-    conn: Weak<Connection>,
-    pid: u32,
-    limit: u64,
-    poll: Duration,
-    high_water: Arc<AtomicU64>,
-) {
-    let mut watcher = MemoryWatcher::new();
-    loop {
-        std::thread::sleep(poll);
-        let Some(c) = conn.upgrade() else { return };
-        if c.death_cause().is_some() {
-            return;
-        }
-        let rss = watcher.sample(pid);
-        c.rss.store(rss, Ordering::Relaxed);
-        high_water.fetch_max(rss, Ordering::Relaxed);
-        if rss > limit {
-            c.die(DeathCause::MemoryLimit { rss, limit });
-            return;
         }
     }
 }

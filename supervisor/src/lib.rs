@@ -33,22 +33,26 @@ mod config;
 mod connection;
 mod error;
 mod events;
+mod lifecycle;
 pub mod memwatch;
 mod outbox;
+mod output;
 mod predict;
 mod process;
+mod requests;
 pub mod restart;
 mod sandbox;
 pub mod shm;
 mod supervisor;
 mod sys;
+mod watchers;
 
 pub use command::{HelperCommand, NoHelperConfigured, HELPER_ENV, HELPER_LAUNCHER_ENV};
 pub use config::{Deadlines, SupervisorConfig};
 pub use coreml_ipc_schema as schema;
 pub use error::{DeathCause, Error, HandshakeError, Stage};
 pub use events::{Event, HelperState, SupervisorStats};
-pub use predict::{OutputTensor, Prediction};
+pub use output::{OutputTensor, Prediction};
 pub use process::{HelperProcess, SpawnError};
 pub use sandbox::{
     Applied, PreparedSandbox, SandboxConfig, SandboxError, SandboxReport, SYSTEM_READ_ONLY,

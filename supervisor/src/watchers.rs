@@ -1,0 +1,98 @@
+//! The tasks around one helper connection: the writer (drains the outbox), the
+//! reader (dispatches replies, detects EOF and bad frames), the exit watcher (turns
+//! the helper's exit into a death and frees what it held), and the memory watcher
+//! thread (RSS over the limit is a death).
+//!
+//! ```text
+//! tokio::spawn(read_loop(conn.clone(), reader));   // EOF / bad frame -> conn.die(..)
+//! tokio::spawn(exit_watch(conn.clone()));          // exit -> conn.die(Crashed), release slots
+//! std::thread::spawn(move || memory_watch(weak, pid, limit, poll, high_water));
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use coreml_ipc_schema::{read_frame_async, Envelope, FrameError, MAX_FRAME_LEN};
+use tokio::net::unix::OwnedReadHalf;
+
+use crate::connection::{describe_exit, Connection};
+use crate::error::DeathCause;
+use crate::memwatch::MemoryWatcher;
+use crate::outbox::Outbox;
+
+pub(crate) async fn write_loop(conn: Weak<Connection>, outbox: Arc<Outbox>) {
+    let e = outbox.run().await;
+    if let Some(c) = conn.upgrade() {
+        c.die(DeathCause::Crashed {
+            detail: format!("socket write failed: {e}"),
+        });
+    }
+}
+
+pub(crate) async fn read_loop(conn: Arc<Connection>, mut r: OwnedReadHalf) {
+    loop {
+        match read_frame_async(&mut r, MAX_FRAME_LEN).await {
+            Ok(Some(body)) => match Envelope::decode(&body) {
+                Ok(env) => conn.dispatch(env),
+                Err(e) => {
+                    return conn.die(DeathCause::ProtocolViolation {
+                        request_id: None,
+                        detail: format!("undecodable frame: {e}"),
+                    })
+                }
+            },
+            Ok(None) | Err(FrameError::Io(_)) => {
+                if conn.death_cause().is_some() {
+                    return;
+                }
+                // EOF: prefer the exit status if the helper is dying anyway.
+                let status =
+                    tokio::time::timeout(Duration::from_millis(200), conn.process.wait()).await;
+                let detail = match status {
+                    Ok(s) => describe_exit(s),
+                    Err(_) => "closed its socket while still running".into(),
+                };
+                return conn.die(DeathCause::Crashed { detail });
+            }
+            Err(e) => {
+                return conn.die(DeathCause::ProtocolViolation {
+                    request_id: None,
+                    detail: format!("bad frame: {e}"),
+                })
+            }
+        }
+    }
+}
+
+pub(crate) async fn exit_watch(conn: Arc<Connection>) {
+    let status = conn.process.wait().await;
+    conn.die(DeathCause::Crashed {
+        detail: describe_exit(status),
+    });
+    conn.helper_reaped();
+}
+
+pub(crate) fn memory_watch(
+    conn: Weak<Connection>,
+    pid: u32,
+    limit: u64,
+    poll: Duration,
+    high_water: Arc<AtomicU64>,
+) {
+    let mut watcher = MemoryWatcher::new();
+    loop {
+        std::thread::sleep(poll);
+        let Some(c) = conn.upgrade() else { return };
+        if c.death_cause().is_some() {
+            return;
+        }
+        let rss = watcher.sample(pid);
+        c.rss.store(rss, Ordering::Relaxed);
+        high_water.fetch_max(rss, Ordering::Relaxed);
+        if rss > limit {
+            c.die(DeathCause::MemoryLimit { rss, limit });
+            return;
+        }
+    }
+}
