@@ -38,9 +38,7 @@ pub fn require(path: PathBuf) -> PathBuf {
 
 fn artifact(dir: &str, sha: &str) -> ModelArtifact {
     let d = weights_dir().join(dir);
-    for f in ["model.safetensors"] {
-        require(d.join(f));
-    }
+    require(d.join("model.safetensors"));
     ModelArtifact::new(ModelFormat::Safetensors, d.join("model.safetensors"))
         .with_sha256(sha.parse::<Sha256Digest>().unwrap())
 }
