@@ -21,9 +21,13 @@
 //! Input `pixel_values`: `f32[B, 3, 224, 224]`; output `logits`: `f32[B, 1000]`.
 
 use candle_core::{Device, Module, Tensor as CTensor, D};
-use candle_nn::{Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 use coreml_inference::{DType, Dim, IoSchema, PrepareError, Tensor, TensorMap, TensorSpec};
 
+use crate::ops::activation::Activation;
+use crate::ops::bn_fold::BatchNormParams;
+use crate::ops::conv_layer::{Conv2dLayer, Kernels};
+use crate::ops::conv_params::ConvParams;
 use crate::preprocess::ImagePreprocessor;
 use crate::registry::{invalid, CandleModel, LoadContext, Registration};
 use crate::tensors::{from_candle, to_candle};
@@ -73,13 +77,15 @@ pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize
     (total / 2, total - total / 2)
 }
 
-/// A convolution with BatchNorm folded in, TF "SAME" padding, optional ReLU6.
+/// A convolution with BatchNorm folded in, TF "SAME" padding, optional ReLU6,
+/// on the engine's CPU kernels ([`Conv2dLayer`]: direct depthwise, im2col +
+/// gemm for dense, bias and residual fused).
 struct ConvBn {
-    weight: CTensor,
-    bias: CTensor,
+    layer: Conv2dLayer,
     kernel: usize,
     stride: usize,
-    groups: usize,
+    /// Symmetric padding the layer applies itself (stride 1).
+    inner_padding: usize,
     relu6: bool,
 }
 
@@ -91,60 +97,60 @@ impl ConvBn {
         bn: &str,
         shape: (usize, usize, usize, usize, usize),
         relu6: bool,
+        kernels: Kernels,
     ) -> candle_core::Result<Self> {
         let (cin, cout, k, stride, groups) = shape;
-        let w = vb.pp(conv).get((cout, cin / groups, k, k), "weight")?;
-        let b = vb.pp(bn);
-        let gamma = b.get(cout, "weight")?;
-        let beta = b.get(cout, "bias")?;
-        let mean = b.get(cout, "running_mean")?;
-        let var = b.get(cout, "running_var")?;
-        let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
-        let weight = w.broadcast_mul(&scale.reshape((cout, 1, 1, 1))?)?;
-        let bias = (beta - (mean * &scale)?)?;
+        // For stride 1 and odd kernels "SAME" is symmetric: the layer pads itself.
+        let inner_padding = if stride == 1 { (k - 1) / 2 } else { 0 };
+        let mut p = ConvParams::load(
+            &vb.pp(conv),
+            cin,
+            cout,
+            k,
+            groups,
+            stride,
+            inner_padding,
+            false,
+        )?;
+        p.fold_bn(&BatchNormParams::load(&vb.pp(bn), cout, BN_EPS)?)?;
+        let layer = Conv2dLayer::build(p, Activation::Identity, kernels, vb.device())?;
         Ok(Self {
-            weight,
-            bias,
+            layer,
             kernel: k,
             stride,
-            groups,
+            inner_padding,
             relu6,
         })
     }
 
-    fn forward(&self, x: &CTensor) -> candle_core::Result<CTensor> {
+    fn pad(&self, x: &CTensor) -> candle_core::Result<CTensor> {
+        if self.stride == 1 && self.kernel % 2 == 1 {
+            return Ok(x.clone());
+        }
         let (_, _, h, w) = x.dims4()?;
         let (pt, pb) = same_padding(h, self.kernel, self.stride);
         let (pl, pr) = same_padding(w, self.kernel, self.stride);
-        let (x, padding) = if pt == pb && pl == pr && pt == pl {
-            (x.clone(), pt)
-        } else {
-            (
-                x.pad_with_zeros(D::Minus2, pt, pb)?
-                    .pad_with_zeros(D::Minus1, pl, pr)?,
-                0,
-            )
-        };
-        let cfg = Conv2dConfig {
-            padding,
-            stride: self.stride,
-            dilation: 1,
-            groups: self.groups,
-            cudnn_fwd_algo: None,
-        };
-        let y = x.conv2d(
-            &self.weight,
-            cfg.padding,
-            cfg.stride,
-            cfg.dilation,
-            cfg.groups,
-        )?;
-        let y = y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
+        debug_assert_eq!(self.inner_padding, 0);
+        x.pad_with_zeros(D::Minus2, pt, pb)?
+            .pad_with_zeros(D::Minus1, pl, pr)
+    }
+
+    fn finish(&self, y: CTensor) -> candle_core::Result<CTensor> {
         if self.relu6 {
             y.clamp(0f32, 6f32)
         } else {
             Ok(y)
         }
+    }
+
+    fn forward(&self, x: &CTensor) -> candle_core::Result<CTensor> {
+        self.finish(self.layer.forward(&self.pad(x)?)?)
+    }
+
+    /// `conv(x) + residual` (no activation: EfficientNet's skip follows the
+    /// linear projection).
+    fn forward_add(&self, x: &CTensor, residual: &CTensor) -> candle_core::Result<CTensor> {
+        self.finish(self.layer.forward_add(&self.pad(x)?, residual)?)
     }
 }
 
@@ -166,13 +172,28 @@ pub struct EfficientNetLite0 {
 }
 
 impl EfficientNetLite0 {
-    /// Builds the model from efficientnet_pytorch-named weights.
+    /// Builds the model from efficientnet_pytorch-named weights, on the
+    /// engine's fast kernels.
     pub fn load(
         vb: &VarBuilder<'_>,
         device: &Device,
         max_batch: usize,
     ) -> candle_core::Result<Self> {
-        let stem = ConvBn::load(vb, "_conv_stem", "_bn0", (3, 32, 3, 2, 1), true)?;
+        Self::load_with(vb, device, max_batch, Kernels::FAST)
+    }
+
+    /// Same, choosing the kernels (`Kernels::CANDLE` runs candle's own
+    /// convolutions, for benchmarks and cross-checks).
+    pub fn load_with(
+        vb: &VarBuilder<'_>,
+        device: &Device,
+        max_batch: usize,
+        kernels: Kernels,
+    ) -> candle_core::Result<Self> {
+        let conv = |vb: &VarBuilder<'_>, c: &str, bn: &str, shape, relu6| {
+            ConvBn::load(vb, c, bn, shape, relu6, kernels)
+        };
+        let stem = conv(vb, "_conv_stem", "_bn0", (3, 32, 3, 2, 1), true)?;
         let blocks = BLOCKS
             .iter()
             .enumerate()
@@ -180,29 +201,17 @@ impl EfficientNetLite0 {
                 let b = vb.pp("_blocks").pp(i);
                 let mid = cin * e;
                 let expand = (e != 1)
-                    .then(|| ConvBn::load(&b, "_expand_conv", "_bn0", (cin, mid, 1, 1, 1), true))
+                    .then(|| conv(&b, "_expand_conv", "_bn0", (cin, mid, 1, 1, 1), true))
                     .transpose()?;
                 Ok(MbConv {
                     expand,
-                    depthwise: ConvBn::load(
-                        &b,
-                        "_depthwise_conv",
-                        "_bn1",
-                        (mid, mid, k, s, mid),
-                        true,
-                    )?,
-                    project: ConvBn::load(
-                        &b,
-                        "_project_conv",
-                        "_bn2",
-                        (mid, cout, 1, 1, 1),
-                        false,
-                    )?,
+                    depthwise: conv(&b, "_depthwise_conv", "_bn1", (mid, mid, k, s, mid), true)?,
+                    project: conv(&b, "_project_conv", "_bn2", (mid, cout, 1, 1, 1), false)?,
                     skip: s == 1 && cin == cout,
                 })
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let head = ConvBn::load(vb, "_conv_head", "_bn1", (320, 1280, 1, 1, 1), true)?;
+        let head = conv(vb, "_conv_head", "_bn1", (320, 1280, 1, 1, 1), true)?;
         let fc = candle_nn::linear(1280, CLASSES, vb.pp("_fc"))?;
         Ok(Self {
             stem,
@@ -218,12 +227,15 @@ impl EfficientNetLite0 {
     pub fn logits(&self, x: &CTensor) -> candle_core::Result<CTensor> {
         let mut x = self.stem.forward(x)?;
         for b in &self.blocks {
-            let mut y = match &b.expand {
-                Some(e) => e.forward(&x)?,
-                None => x.clone(),
+            let y = match &b.expand {
+                Some(e) => b.depthwise.forward(&e.forward(&x)?)?,
+                None => b.depthwise.forward(&x)?,
             };
-            y = b.project.forward(&b.depthwise.forward(&y)?)?;
-            x = if b.skip { (y + &x)? } else { y };
+            x = if b.skip {
+                b.project.forward_add(&y, &x)?
+            } else {
+                b.project.forward(&y)?
+            };
         }
         let x = self.head.forward(&x)?.mean((2, 3))?;
         self.fc.forward(&x)
