@@ -127,14 +127,48 @@ fn write_section(section: &str) -> PathBuf {
     path
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    if std::env::args().nth(1).as_deref() == Some("--pong") {
-        return pong();
+/// p50/p99 of a sample.
+type P = (Duration, Duration);
+
+fn p50_99(mut v: Vec<Duration>) -> P {
+    (pct(&mut v, 0.5), pct(&mut v, 0.99))
+}
+
+/// Ping-pong of 64 bytes with the `--pong` child over a tokio Unix socket.
+async fn tokio_ping_pong(n: usize) -> Vec<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (ours, theirs) = UnixStream::pair().expect("socketpair");
+    let mut child = Command::new(std::env::current_exe().expect("exe"))
+        .arg("--pong")
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .spawn()
+        .expect("spawn pong");
+    ours.set_nonblocking(true).unwrap();
+    let mut s = tokio::net::UnixStream::from_std(ours).unwrap();
+    let mut buf = [7u8; 64];
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n + 200 {
+        let t = Instant::now();
+        s.write_all(&buf).await.unwrap();
+        s.read_exact(&mut buf).await.unwrap();
+        if i >= 200 {
+            v.push(t.elapsed());
+        }
     }
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load.split_whitespace().next().unwrap_or("?").to_string();
-    let (cmd, helper_name) = helper();
+    drop(s);
+    let _ = child.wait();
+    v
+}
+
+struct Run {
+    tokio_pp: P,
+    ping: P,
+    /// (label, bytes, predict p50/p99, memcpy p50/p99)
+    predict: Vec<(&'static str, usize, P, P)>,
+    kills: Option<P>,
+}
+
+async fn measure(cmd: HelperCommand, kills: bool) -> (Run, String) {
     let mut cfg = SupervisorConfig::new(cmd);
     cfg.memory_limit = Some(8 << 30);
     cfg.arena.region_size = 64 << 20;
@@ -147,10 +181,7 @@ async fn main() {
         .sandbox
         .map(|s| s.to_string())
         .unwrap_or_default();
-
-    let raw = raw_ping_pong(20_000);
-    let mut raw_c = raw.clone();
-    let (raw50, raw99) = (pct(&mut raw_c, 0.5), pct(&mut raw_c, 0.99));
+    let tokio_pp = p50_99(tokio_ping_pong(10_000).await);
     let mut ping: Vec<Duration> = Vec::new();
     for i in 0..5_200 {
         let d = sup.ping().await.expect("ping");
@@ -158,9 +189,7 @@ async fn main() {
             ping.push(d);
         }
     }
-    let (ping50, ping99) = (pct(&mut ping, 0.5), pct(&mut ping, 0.99));
-
-    let mut rows = String::new();
+    let mut predict = Vec::new();
     for (label, bytes, n) in [
         ("4 KiB", 4096usize, 5_000usize),
         ("600 KiB", 600 * 1024, 2_000),
@@ -182,43 +211,77 @@ async fn main() {
                 v.push(d);
             }
         }
-        let mut m = memcpy(bytes, n);
-        let (p50, p99, m50, m99) = (
-            pct(&mut v, 0.5),
-            pct(&mut v, 0.99),
-            pct(&mut m, 0.5),
-            pct(&mut m, 0.99),
-        );
-        rows += &format!(
-            "| {label} | {} | {} | {} | {} | {:.2}× | {} |\n",
-            us(p50),
-            us(p99),
-            us(m50),
-            us(m99),
-            p50.as_secs_f64() / raw50.as_secs_f64(),
-            us(p50.saturating_sub(m50 * 2)),
-        );
+        predict.push((label, bytes, p50_99(v), p50_99(memcpy(bytes, n))));
         sup.unload(model.id).await.expect("unload");
     }
-
-    let model = sup.load("diag:echo?shape=1024", None).await.expect("load");
-    let x = vec![1u8; 4096];
-    let mut kills = Vec::new();
-    for _ in 0..20 {
-        let t = Instant::now();
-        sup.kill_helper();
-        loop {
-            match sup.predict(model.id, &[("x", &x)]).await {
-                Ok(_) => break,
-                Err(e) => assert!(t.elapsed() < Duration::from_secs(10), "no recovery: {e}"),
+    let kills = if kills {
+        let model = sup.load("diag:echo?shape=1024", None).await.expect("load");
+        let x = vec![1u8; 4096];
+        let mut v = Vec::new();
+        for _ in 0..20 {
+            let t = Instant::now();
+            sup.kill_helper();
+            loop {
+                match sup.predict(model.id, &[("x", &x)]).await {
+                    Ok(_) => break,
+                    Err(e) => assert!(t.elapsed() < Duration::from_secs(10), "no recovery: {e}"),
+                }
             }
+            v.push(t.elapsed());
+            tokio::time::sleep(Duration::from_millis(1100)).await;
         }
-        kills.push(t.elapsed());
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-    }
-    let (k50, k99) = (pct(&mut kills, 0.5), pct(&mut kills, 0.99));
+        Some(p50_99(v))
+    } else {
+        None
+    };
     sup.shutdown().await;
+    (
+        Run {
+            tokio_pp,
+            ping: p50_99(ping),
+            predict,
+            kills,
+        },
+        sandbox,
+    )
+}
 
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--pong") {
+        return pong();
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?").to_string();
+    let (cmd, helper_name) = helper();
+    let (raw50, raw99) = p50_99(raw_ping_pong(20_000));
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (mt, sandbox) = multi.block_on(measure(cmd.clone(), true));
+    drop(multi);
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (ct, _) = single.block_on(measure(cmd, false));
+
+    let mut rows = String::new();
+    for (name, run) in [("multi-thread (2 workers)", &mt), ("current-thread", &ct)] {
+        for (label, _bytes, (p50, p99), (m50, _m99)) in &run.predict {
+            rows += &format!(
+                "| {name} | {label} | {} | {} | {} | {:.2}× | {:.2}× | {} |\n",
+                us(*p50),
+                us(*p99),
+                us(*m50),
+                p50.as_secs_f64() / raw50.as_secs_f64(),
+                p50.as_secs_f64() / run.tokio_pp.0.as_secs_f64(),
+                us(p50.saturating_sub(*m50 * 2)),
+            );
+        }
+    }
+    let (k50, k99) = mt.kills.expect("measured");
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -229,27 +292,40 @@ async fn main() {
         .unwrap_or_else(|| std::env::consts::ARCH.into());
     let section = format!(
         "## Supervisor (issue 3)\n\n\
-         Written by `cargo run --release -p coreml-supervisor --bin supervisor-bench`. Machine: {cpu}, {cores} cores, {os}, 1-minute load average {load} at start. \
+         Written by `cargo run --release -p coreml-supervisor --bin supervisor-bench`. Machine: {cpu}, {cores} cores, {os}, \
+         1-minute load average {load} at start (a shared machine: other builds may run at the same time). \
          Helper: {helper_name}, sandbox {sandbox}; memory watcher on (50 ms poll).\n\n\
-         Raw Unix-socket ping-pong of 64 bytes with another process: p50 {raw50} µs, p99 {raw99} µs. \
-         Protocol `Ping` through the supervisor (framing, MessagePack, request map, reader task): p50 {ping50} µs, p99 {ping99} µs.\n\n\
-         Predict round trip on the echo model (input copied once into a slot, helper copies x→y inside shared memory, \
-         output read through a view without copying), against an in-process memcpy of the same bytes:\n\n\
-         | input | predict p50 µs | predict p99 µs | memcpy p50 µs | memcpy p99 µs | predict p50 / raw ping-pong p50 | predict p50 − 2 memcpy p50 µs |\n\
-         |---|---|---|---|---|---|---|\n{rows}\n\
+         | 64-byte ping-pong with another process | p50 µs | p99 µs |\n|---|---|---|\n\
+         | raw blocking Unix socket | {raw50} | {raw99} |\n\
+         | tokio Unix socket, multi-thread runtime | {tmt50} | {tmt99} |\n\
+         | tokio Unix socket, current-thread runtime | {tct50} | {tct99} |\n\
+         | protocol `Ping` through the supervisor, multi-thread | {pmt50} | {pmt99} |\n\
+         | protocol `Ping` through the supervisor, current-thread | {pct50} | {pct99} |\n\n\
+         Predict round trip on the echo model (input copied once into a slot, the helper copies x→y inside shared \
+         memory, the output is read through a view without copying), against an in-process memcpy of the same bytes:\n\n\
+         | runtime | input | predict p50 µs | predict p99 µs | memcpy p50 µs | p50 / raw ping-pong | p50 / tokio ping-pong | p50 − 2 memcpy µs |\n\
+         |---|---|---|---|---|---|---|---|\n{rows}\n\
          Helper kill (SIGKILL of the group) to the next successful predict, the model reloaded in between \
          (diagnostic model: load time ≈ 0; restart backoff 10 ms, the default for a first restart), \
-         {n} kills: p50 {k50} ms, p99 {k99} ms.\n\n\
+         20 kills: p50 {k50} ms, p99 {k99} ms.\n\n\
          Targets (issue 3): predict overhead p50 under 2× the raw ping-pong and p99 under 100 µs at 600 KiB; \
          kill-to-next-success under 100 ms plus the model's load time. The last column subtracts the two copies \
-         of the bytes (supervisor copy-in, the echo model's own copy) to show the supervisor's share.\n\n",
+         of the bytes (supervisor copy-in, the echo model's own copy). The gap between the raw and the tokio \
+         ping-pong is the async runtime's wake-up cost (epoll, and in the multi-thread runtime a cross-thread \
+         wake), which any tokio client pays; the supervisor's own share is the gap between the tokio ping-pong \
+         and its `Ping`.\n\n",
         cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         os = std::env::consts::OS,
         raw50 = us(raw50),
         raw99 = us(raw99),
-        ping50 = us(ping50),
-        ping99 = us(ping99),
-        n = kills.len(),
+        tmt50 = us(mt.tokio_pp.0),
+        tmt99 = us(mt.tokio_pp.1),
+        tct50 = us(ct.tokio_pp.0),
+        tct99 = us(ct.tokio_pp.1),
+        pmt50 = us(mt.ping.0),
+        pmt99 = us(mt.ping.1),
+        pct50 = us(ct.ping.0),
+        pct99 = us(ct.ping.1),
         k50 = ms(k50),
         k99 = ms(k99),
     );
