@@ -114,9 +114,15 @@ public final class Dispatcher: @unchecked Sendable {
         case .predict(let p):
             let receipt = Sys.monotonicNanos()
             inFlight.enter()
-            Task {
+            let task = Task {
                 await self.predict(p, rid, receipt: receipt, ctx)
                 self.inFlight.leave()
+            }
+            // The deadline cancels the request's task (the engine's awaits see it); cheaper
+            // than a timer task per request.
+            if p.deadlineUs > 0 {
+                let us = Int(min(p.deadlineUs, UInt64(Int.max / 1000)))
+                DispatchQueue.global().asyncAfter(deadline: .now() + .microseconds(us)) { task.cancel() }
             }
         case .hello, .pong, .shutdownAck, .error, .regionAttached, .regionDetached, .compiled, .loaded,
              .unloaded, .computePlan, .predicted, .inputsReleased, .stats:
@@ -185,8 +191,8 @@ public final class Dispatcher: @unchecked Sendable {
         }
         let deadline: UInt64? = p.deadlineUs == 0 ? nil : receipt &+ p.deadlineUs.multipliedReportingOverflow(by: 1000).partialValue
         let call = PredictCall(modelId: modelId, inputs: inputs, outputs: outputs, deadlineNanos: deadline, lease: lease)
-        let engine = self.engine
-        let result = await Self.runWithDeadline(deadline) { try await engine.predict(call, ctx) }
+        let result: Result<PredictResult, Error>
+        do { result = .success(try await engine.predict(call, ctx)) } catch { result = .failure(error) }
         lease.release()
         switch result {
         case .success(let r):
@@ -212,22 +218,6 @@ public final class Dispatcher: @unchecked Sendable {
             throw EngineError(.shmFailed, "tensor \(t.name.debugDescription) names region \(t.tensor.region), which is not attached")
         }
         return try BoundTensor(name: t.name, ref: t.tensor, region: region)
-    }
-
-    /// Runs `body` in a task that is cancelled at `deadline` (CLOCK_MONOTONIC ns).
-    static func runWithDeadline<T: Sendable>(_ deadline: UInt64?, _ body: @escaping @Sendable () async throws -> T) async -> Result<T, Error> {
-        let work = Task { try await body() }
-        var timer: Task<Void, Never>?
-        if let deadline {
-            timer = Task {
-                let now = Sys.monotonicNanos()
-                if deadline > now { try? await Task.sleep(nanoseconds: deadline - now) }
-                if !Task.isCancelled { work.cancel() }
-            }
-        }
-        let result = await work.result
-        timer?.cancel()
-        return result
     }
 
     /// Maps any error to a protocol error code and message.
