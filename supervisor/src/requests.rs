@@ -290,9 +290,15 @@ impl Inner {
         let _permit = self.permit(deadline, budget).await?;
         let mut retried = false;
         let result = loop {
-            let _lane = match self.lane(retried, deadline, budget).await {
-                Ok(g) => g,
-                Err(e) => break Err(e),
+            // Compile and load can take minutes: they stay out of the lane, so a
+            // suspect's exclusive retry never waits behind them (nor they behind it).
+            let _lane = if matches!(stage, Stage::Compile | Stage::Load) {
+                None
+            } else {
+                match self.lane(retried, deadline, budget).await {
+                    Ok(g) => Some(g),
+                    Err(e) => break Err(e),
+                }
             };
             let conn = match self.ready_conn(deadline, budget).await {
                 Ok(c) => c,
