@@ -54,6 +54,8 @@ struct Held {
     retained: HashMap<u64, Vec<Slot>>,
     /// `InputsReleased` that arrived before the slots were handed over.
     released_early: HashSet<u64>,
+    /// Requests answered with `inputs_retained` whose slots were not handed over yet.
+    answered_retained: HashSet<u64>,
     /// Slots of requests that died in flight; freed once the helper is reaped.
     quarantine: Vec<Slot>,
 }
@@ -238,6 +240,7 @@ impl Connection {
     /// Hands over the input slots of a prediction the helper still references.
     pub(crate) fn retain_inputs(&self, id: u64, slots: Vec<Slot>) {
         let mut held = lock(&self.held);
+        held.answered_retained.remove(&id);
         if !held.reaped && !held.released_early.remove(&id) {
             held.retained.insert(id, slots);
         }
@@ -346,15 +349,20 @@ impl Connection {
     /// done with them.
     pub(crate) fn abandon(&self, id: u64, slots: Vec<Slot>) {
         let mut pending = lock(&self.pending);
-        match pending.get_mut(&id) {
-            Some(p) => {
-                p.tx = None;
-                p.orphan.extend(slots);
-            }
-            None => {
-                drop(pending);
-                self.quarantine(slots);
-            }
+        if let Some(p) = pending.get_mut(&id) {
+            p.tx = None;
+            p.orphan.extend(slots);
+            return;
+        }
+        drop(pending);
+        if self.death_cause().is_some() {
+            // Failed by a death: the helper may not be reaped yet.
+            return self.quarantine(slots);
+        }
+        // Answered, but the caller went away before reading the reply.
+        let retained = lock(&self.held).answered_retained.contains(&id);
+        if retained {
+            self.retain_inputs(id, slots);
         }
     }
 
@@ -364,6 +372,8 @@ impl Connection {
         held.reaped = true;
         held.retained.clear();
         held.quarantine.clear();
+        held.answered_retained.clear();
+        held.released_early.clear();
     }
 
     pub(crate) fn dispatch(&self, env: Envelope) {
@@ -394,6 +404,9 @@ impl Connection {
         };
         match p.tx {
             Some(tx) => {
+                if matches!(&env.message, Message::Predicted(pr) if pr.inputs_retained) {
+                    lock(&self.held).answered_retained.insert(id);
+                }
                 let _ = tx.send(Ok(env.message));
             }
             None => match env.message {

@@ -16,6 +16,7 @@
 //! ```
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coreml_ipc_schema::{DType, Message, NamedTensor, Predict, Predicted, TensorRef};
@@ -134,36 +135,17 @@ impl Supervisor {
         }
 
         let mut attempts = 0;
-        // The helper that last saw the slots: if the request ends between attempts,
-        // the slots stay with it until it is reaped.
-        let mut last: Option<std::sync::Arc<Connection>> = None;
-        let release = |last: Option<std::sync::Arc<Connection>>, slots: Vec<Slot>| match last {
-            Some(c) => c.quarantine(slots),
-            None => drop(slots),
-        };
+        let mut guard = SlotGuard { slots, conn: None };
         loop {
             attempts += 1;
             // A retry after a death nobody could be blamed for runs alone.
-            let lane = inner.lane(attempts > 1, deadline, budget).await;
-            let _lane = match lane {
-                Ok(g) => g,
-                Err(e) => {
-                    release(last, slots);
-                    return Err(e);
-                }
-            };
-            let conn = match inner.ready_conn(deadline, budget).await {
-                Ok(c) => c,
-                Err(e) => {
-                    release(last, slots);
-                    return Err(e);
-                }
-            };
-            last = Some(conn.clone());
+            let _lane = inner.lane(attempts > 1, deadline, budget).await?;
+            let conn = inner.ready_conn(deadline, budget).await?;
             let prepared = async {
                 inner.ensure_attached(&conn, deadline).await?;
                 inner.ensure_model(&conn, &info, deadline).await
             };
+            guard.conn = Some(conn.clone());
             let mut outcome = prepared.await;
             let id = inner.next_id();
             if outcome.is_ok() {
@@ -177,38 +159,43 @@ impl Supervisor {
                     outputs: out_refs.clone(),
                     deadline_us: (left - margin).as_micros() as u64,
                 });
-                let (reply, back) = conn.call(id, Stage::Predict, msg, deadline, slots).await;
-                slots = back;
+                let (reply, back) = conn
+                    .call(id, Stage::Predict, msg, deadline, guard.take())
+                    .await;
+                guard.slots = back;
                 outcome = match reply {
                     Ok(Message::Predicted(p)) => {
-                        return finish(&conn, id, &info, p, slots, n_in, &out_refs, attempts);
+                        return finish(
+                            &conn,
+                            id,
+                            &info,
+                            p,
+                            guard.take(),
+                            n_in,
+                            &out_refs,
+                            attempts,
+                        );
                     }
                     Ok(Message::Error(e)) => {
                         // The helper has released the inputs of a failed request.
+                        drop(guard.take());
                         return Err(Error::Helper {
                             stage: Stage::Predict,
                             code: e.code,
                             message: e.message,
                         });
                     }
-                    Ok(other) => {
-                        let e = inner.wrong_reply(&conn, Stage::Predict, &other);
-                        conn.quarantine(slots);
-                        return Err(e);
-                    }
+                    // The guard keeps the slots with the (now killed) helper.
+                    Ok(other) => return Err(inner.wrong_reply(&conn, Stage::Predict, &other)),
                     Err(n) => Err(Attempt::Died(n)),
                 };
             }
             match outcome {
                 Ok(()) => unreachable!("a successful attempt returns"),
-                Err(Attempt::Fatal(e)) => {
-                    conn.quarantine(slots);
-                    return Err(e);
-                }
+                Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Died(n))
                     if n.culprit || attempts > 1 || n.cause == DeathCause::Shutdown =>
                 {
-                    conn.quarantine(slots);
                     return Err(n.cause.to_error(Stage::Predict));
                 }
                 Err(Attempt::Died(_)) => {
@@ -217,6 +204,30 @@ impl Supervisor {
                     inner.counters.retried.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        }
+    }
+}
+
+/// A request's slots while it is not inside a `call`: when the request ends early
+/// or its caller drops the future, they stay with the helper that last saw them
+/// until it is reaped (or answered), instead of returning to the arena at once.
+struct SlotGuard {
+    slots: Vec<Slot>,
+    conn: Option<Arc<Connection>>,
+}
+
+impl SlotGuard {
+    fn take(&mut self) -> Vec<Slot> {
+        std::mem::take(&mut self.slots)
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let slots = self.take();
+        match &self.conn {
+            Some(c) if !slots.is_empty() => c.quarantine(slots),
+            _ => drop(slots),
         }
     }
 }
