@@ -287,6 +287,11 @@ impl Slot {
         assert!(len <= self.capacity(), "slot overflow");
         self.region.view(self.offset() as usize, len as usize)
     }
+    /// A writable view of the first `len` bytes (`&mut self`: one writer).
+    pub fn view_mut(&mut self, len: u64) -> &mut [u8] {
+        assert!(len <= self.capacity(), "slot overflow");
+        self.region.view_mut(self.offset() as usize, len as usize)
+    }
     /// A view of `len` bytes at `at` inside the slot.
     pub fn view_at(&self, at: u64, len: u64) -> &[u8] {
         assert!(at + len <= self.capacity(), "slot overflow");

@@ -52,7 +52,7 @@ pub use config::{Deadlines, SupervisorConfig};
 pub use coreml_ipc_schema as schema;
 pub use error::{DeathCause, Error, HandshakeError, Stage};
 pub use events::{Event, HelperState, SupervisorStats};
-pub use output::{OutputTensor, Prediction};
+pub use output::{InputBuffer, OutputTensor, Prediction};
 pub use process::{HelperProcess, SpawnError};
 pub use sandbox::{
     Applied, PreparedSandbox, SandboxConfig, SandboxError, SandboxReport, SYSTEM_READ_ONLY,

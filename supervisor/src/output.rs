@@ -14,6 +14,39 @@
 use coreml_ipc_schema::{DType, TensorRef};
 
 use crate::arena::Slot;
+use crate::supervisor::ModelId;
+
+/// A shared-memory slot for one model input, filled in place by the caller (zero
+/// copies on the supervisor side); see `Supervisor::input_buffer`.
+#[derive(Debug)]
+pub struct InputBuffer {
+    pub(crate) model: ModelId,
+    pub(crate) name: String,
+    pub(crate) slot: Slot,
+}
+
+impl InputBuffer {
+    /// The input's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Size in bytes (dtype size × the schema's shape).
+    pub fn len(&self) -> usize {
+        self.slot.len() as usize
+    }
+
+    /// Whether the input has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.slot.is_empty()
+    }
+
+    /// The bytes to fill.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        let len = self.slot.len();
+        self.slot.view_mut(len)
+    }
+}
 
 /// One output tensor, in a slot that is freed when this value drops.
 #[derive(Debug)]

@@ -24,9 +24,17 @@ use coreml_ipc_schema::{DType, Message, NamedTensor, Predict, Predicted, TensorR
 use crate::arena::Slot;
 use crate::connection::Connection;
 use crate::error::{DeathCause, Error, Stage};
-use crate::output::{OutputTensor, Prediction};
+use crate::output::{InputBuffer, OutputTensor, Prediction};
 use crate::requests::Attempt;
 use crate::supervisor::{ModelId, ModelInfo, Supervisor};
+
+/// Where a prediction's inputs come from.
+enum Inputs<'a> {
+    /// Caller's bytes, copied once into fresh slots.
+    Bytes(&'a [(&'a str, &'a [u8])]),
+    /// Slots the caller filled in place.
+    Buffers(Vec<InputBuffer>),
+}
 
 fn bytes_of(spec_dtype: DType, shape: &[u64]) -> Option<u64> {
     shape
@@ -52,51 +60,113 @@ impl Supervisor {
         inputs: &[(&str, &[u8])],
         budget: Duration,
     ) -> Result<Prediction, Error> {
-        let r = self.predict_inner(model, inputs, budget).await;
+        let r = self
+            .predict_inner(model, Inputs::Bytes(inputs), budget)
+            .await;
         self.inner.count(&r);
         r
+    }
+
+    /// A shared-memory buffer for input `name` of `model`, sized from its schema.
+    /// Fill it in place (no copy on the supervisor side) and pass it to
+    /// [`Supervisor::predict_buffers`].
+    pub fn input_buffer(&self, model: ModelId, name: &str) -> Result<InputBuffer, Error> {
+        let info = self.model_info(model)?;
+        let spec = info
+            .inputs
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| Error::BadRequest(format!("the model has no input {name:?}")))?;
+        let len = bytes_of(spec.dtype, &spec.shape)
+            .ok_or_else(|| Error::BadRequest("shape overflows".into()))?;
+        let slot = self.inner.arena.alloc(len)?;
+        Ok(InputBuffer {
+            model,
+            name: name.into(),
+            slot,
+        })
+    }
+
+    /// Runs a prediction on inputs already written into [`InputBuffer`]s.
+    pub async fn predict_buffers(
+        &self,
+        model: ModelId,
+        inputs: Vec<InputBuffer>,
+        budget: Duration,
+    ) -> Result<Prediction, Error> {
+        let r = self
+            .predict_inner(model, Inputs::Buffers(inputs), budget)
+            .await;
+        self.inner.count(&r);
+        r
+    }
+
+    fn model_info(&self, model: ModelId) -> Result<ModelInfo, Error> {
+        let models = self.inner.models.lock().unwrap_or_else(|p| p.into_inner());
+        models
+            .get(&model)
+            .cloned()
+            .ok_or(Error::UnknownModel(model.0))
     }
 
     async fn predict_inner(
         &self,
         model: ModelId,
-        inputs: &[(&str, &[u8])],
+        inputs: Inputs<'_>,
         budget: Duration,
     ) -> Result<Prediction, Error> {
         let inner = &self.inner;
         let deadline = Instant::now() + budget;
-        let info = inner
-            .models
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&model)
-            .cloned();
-        let info = info.ok_or(Error::UnknownModel(model.0))?;
+        let info = self.model_info(model)?;
         let _permit = inner.permit(deadline, budget).await?;
 
-        // Inputs: one copy each into a fresh slot. Outputs: slots from the schema.
+        // Inputs: one copy each into a fresh slot (or the caller's filled buffers).
+        // Outputs: slots from the schema.
         let mut slots = Vec::with_capacity(info.inputs.len() + info.outputs.len());
         let mut in_refs = Vec::with_capacity(info.inputs.len());
+        let (bytes, mut buffers): (&[(&str, &[u8])], Vec<InputBuffer>) = match inputs {
+            Inputs::Bytes(b) => (b, Vec::new()),
+            Inputs::Buffers(v) => (&[], v),
+        };
+        let given = bytes
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(buffers.iter().map(|b| b.name.as_str()));
+        for n in given {
+            if !info.inputs.iter().any(|s| s.name == n) {
+                return Err(Error::BadRequest(format!("the model has no input {n:?}")));
+            }
+        }
         for spec in &info.inputs {
-            let Some((_, data)) = inputs.iter().find(|(n, _)| *n == spec.name) else {
-                if spec.optional {
-                    continue;
-                }
-                return Err(Error::BadRequest(format!("missing input {:?}", spec.name)));
-            };
             let want = bytes_of(spec.dtype, &spec.shape)
                 .ok_or_else(|| Error::BadRequest("shape overflows".into()))?;
-            if data.len() as u64 != want {
-                return Err(Error::BadRequest(format!(
-                    "input {:?} has {} bytes; {}{:?} needs {want}",
-                    spec.name,
-                    data.len(),
-                    spec.dtype.name(),
-                    spec.shape
-                )));
-            }
-            let slot = inner.arena.alloc(want)?;
-            slot.write(data);
+            let slot = if let Some(i) = buffers.iter().position(|b| b.name == spec.name) {
+                let b = buffers.swap_remove(i);
+                if b.model != model || b.slot.len() != want {
+                    return Err(Error::BadRequest(format!(
+                        "buffer {:?} was made for another model",
+                        spec.name
+                    )));
+                }
+                b.slot
+            } else if let Some((_, data)) = bytes.iter().find(|(n, _)| *n == spec.name) {
+                if data.len() as u64 != want {
+                    return Err(Error::BadRequest(format!(
+                        "input {:?} has {} bytes; {}{:?} needs {want}",
+                        spec.name,
+                        data.len(),
+                        spec.dtype.name(),
+                        spec.shape
+                    )));
+                }
+                let slot = inner.arena.alloc(want)?;
+                slot.write(data);
+                slot
+            } else if spec.optional {
+                continue;
+            } else {
+                return Err(Error::BadRequest(format!("missing input {:?}", spec.name)));
+            };
             let t = TensorRef::contiguous(
                 spec.dtype,
                 spec.shape.clone(),
@@ -108,12 +178,6 @@ impl Supervisor {
                 tensor: t,
             });
             slots.push(slot);
-        }
-        if let Some((n, _)) = inputs
-            .iter()
-            .find(|(n, _)| !info.inputs.iter().any(|s| s.name == *n))
-        {
-            return Err(Error::BadRequest(format!("the model has no input {n:?}")));
         }
         let n_in = slots.len();
         let mut out_refs = Vec::with_capacity(info.outputs.len());

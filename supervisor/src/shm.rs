@@ -142,6 +142,12 @@ impl Region {
         self.map.fill(offset, len, byte)
     }
 
+    /// A writable view of a range. The arena hands each range to one slot owner,
+    /// and `Slot::view_mut` takes `&mut Slot`, so the view is unique in this process.
+    pub(crate) fn view_mut(&self, offset: usize, len: usize) -> &mut [u8] {
+        self.map.view_mut(offset, len)
+    }
+
     /// A view of a range (bounds-checked, panics when out of range).
     pub fn view(&self, offset: usize, len: usize) -> &[u8] {
         self.map.view(offset, len)

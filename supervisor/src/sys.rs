@@ -276,6 +276,21 @@ impl Mapping {
     }
 }
 
+impl Mapping {
+    /// A writable view of `len` bytes at `offset`. Panics if out of range. Callers
+    /// guarantee that no other view of the range exists (the arena gives each range
+    /// to one slot, and slots hand out `&mut` views only through `&mut self`).
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) fn view_mut(&self, offset: usize, len: usize) -> &mut [u8] {
+        let end = offset.checked_add(len).expect("range overflow");
+        assert!(end <= self.len, "view outside mapping");
+        // SAFETY: the range is inside the live mapping, which outlives the borrow; the
+        // caller guarantees exclusivity within this process (see above). The helper may
+        // also write there, but bytes have no invalid values.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(offset), len) }
+    }
+}
+
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`len` are exactly what mmap returned; no borrows outlive `self`.
