@@ -48,22 +48,33 @@ echo "[swift-bench] Rust test helper" >&2
 env -u COREML_HELPER -u COREML_HELPER_LAUNCHER "$BENCH" >"$rust_out"
 cd "$REPO"
 
-# row LABEL FILE -> "p50 p99" of that input size
-row() { awk -F'|' -v l="$1" '$2 ~ "^ *"l" *$" {gsub(/ /,"",$3); gsub(/ /,"",$4); print $3, $4}' "$2"; }
-# stat PREFIX FILE -> "p50 p99" from the line starting with PREFIX
-stat() { grep -o "$1[^:]*: p50 [0-9.]* [µm]s, p99 [0-9.]* [µm]s" "$2" | sed -E 's/.*p50 ([0-9.]*) [µm]s, p99 ([0-9.]*) .*/\1 \2/' | head -1; }
+# row RUNTIME INPUT FILE -> "p50 p99" of the predict table row (| runtime | input | p50 | p99 | ...)
+row() {
+    awk -F'|' -v r="$1" -v l="$2" '{ rt=$2; in_=$3; gsub(/^ +| +$/,"",rt); gsub(/^ +| +$/,"",in_) }
+        index(rt, r) == 1 && in_ == l { gsub(/ /,"",$4); gsub(/ /,"",$5); print $4, $5; exit }' "$3"
+}
+# ping RUNTIME FILE -> "p50 p99" of the protocol Ping row
+ping() {
+    awk -F'|' -v r="$1" 'index($2, "protocol `Ping`") && index($2, r) { gsub(/ /,"",$3); gsub(/ /,"",$4); print $3, $4; exit }' "$2"
+}
+# kills FILE -> "p50 p99" of the kill-to-next-success line
+kills() { grep -o 'kills: p50 [0-9.]* ms, p99 [0-9.]* ms' "$1" | sed -E 's/.*p50 ([0-9.]*) ms, p99 ([0-9.]*) ms/\1 \2/' | head -1; }
 
 table=""
-for size in "4 KiB" "600 KiB" "16 MiB"; do
-    read -r r50 r99 <<<"$(row "$size" "$rust_out")"
-    read -r s50 s99 <<<"$(row "$size" "$swift_out")"
-    ratio=$(awk -v s="$s50" -v r="$r50" 'BEGIN{ if (r > 0) printf "%.2f", s / r; else print "?" }')
-    table+="| $size | $r50 | $r99 | $s50 | $s99 | ${ratio}× |"$'\n'
+pings=""
+for rt in multi-thread current-thread; do
+    for size in "4 KiB" "600 KiB" "16 MiB"; do
+        read -r r50 r99 <<<"$(row "$rt" "$size" "$rust_out")"
+        read -r s50 s99 <<<"$(row "$rt" "$size" "$swift_out")"
+        ratio=$(awk -v s="${s50:-0}" -v r="${r50:-0}" 'BEGIN{ if (r > 0) printf "%.2f", s / r; else print "?" }')
+        table+="| $rt | $size | ${r50:-?} | ${r99:-?} | ${s50:-?} | ${s99:-?} | ${ratio}× |"$'\n'
+    done
+    read -r rp50 rp99 <<<"$(ping "$rt" "$rust_out")"
+    read -r sp50 sp99 <<<"$(ping "$rt" "$swift_out")"
+    pings+="| $rt | ${rp50:-?} | ${rp99:-?} | ${sp50:-?} | ${sp99:-?} |"$'\n'
 done
-read -r rp50 rp99 <<<"$(stat 'Protocol `Ping`' "$rust_out")"
-read -r sp50 sp99 <<<"$(stat 'Protocol `Ping`' "$swift_out")"
-read -r rk50 rk99 <<<"$(stat 'kills' "$rust_out")"
-read -r sk50 sk99 <<<"$(stat 'kills' "$swift_out")"
+read -r rk50 rk99 <<<"$(kills "$rust_out")"
+read -r sk50 sk99 <<<"$(kills "$swift_out")"
 machine=$(grep -o 'Machine: [^,]*, [0-9]* cores, [a-z]*' "$rust_out" | head -1)
 load_rust=$(grep -o 'load average [0-9.]*' "$rust_out" | head -1 | awk '{print $3}')
 load_swift=$(grep -o 'load average [0-9.]*' "$swift_out" | head -1 | awk '{print $3}')
@@ -81,12 +92,16 @@ helper hosts only the diagnostic engine: these numbers measure its protocol serv
 shared-memory mapping and dispatch (a task per request, replies from the task), not Core ML
 (nothing here ran on macOS; see docs/macos.md).
 
-| input | Rust helper p50 µs | Rust helper p99 µs | Swift helper p50 µs | Swift helper p99 µs | Swift p50 / Rust p50 |
-|---|---|---|---|---|---|
+Predict round trip on the echo model, supervisor runtime as in the supervisor section:
+
+| supervisor runtime | input | Rust helper p50 µs | Rust helper p99 µs | Swift helper p50 µs | Swift helper p99 µs | Swift p50 / Rust p50 |
+|---|---|---|---|---|---|---|
 ${table}
-Protocol \`Ping\` through the supervisor: Rust helper p50 ${rp50} µs, p99 ${rp99} µs; Swift helper p50 ${sp50} µs, p99 ${sp99} µs.
-Helper kill to the next successful predict (model reloaded in between): Rust helper p50 ${rk50} ms, p99 ${rk99} ms;
-Swift helper p50 ${sk50} ms, p99 ${sk99} ms.
+| protocol \`Ping\` through the supervisor | Rust helper p50 µs | Rust helper p99 µs | Swift helper p50 µs | Swift helper p99 µs |
+|---|---|---|---|---|
+${pings}
+Helper kill to the next successful predict (model reloaded in between): Rust helper p50 ${rk50:-?} ms,
+p99 ${rk99:-?} ms; Swift helper p50 ${sk50:-?} ms, p99 ${sk99:-?} ms.
 
 $END"
 

@@ -63,16 +63,33 @@ public final class DiagnosticEngine: Engine, @unchecked Sendable {
                            unavailableReason: "diagnostic model: no Core ML compute plan")
     }
 
-    public func predict(_ call: PredictCall, _ ctx: RequestContext) async throws -> PredictResult {
-        guard let entry = models.withLock({ $0[call.modelId] }) else {
-            throw EngineError(.unknownModel, "no model is loaded under id \(call.modelId)")
-        }
-        let model = entry.model
+    /// echo and add without faults or `retain` are a bounded copy: answered on the reader
+    /// thread, as the Rust test helper does.
+    public func predictInline(_ call: PredictCall, _ ctx: RequestContext) throws -> PredictResult? {
+        guard let entry = models.withLock({ $0[call.modelId] }), entry.model.kind != .sleep,
+              entry.model.fault == nil, entry.model.retainMs == 0 else { return nil }
+        let (x, y) = try Self.tensors(call, entry.model)
+        models.withLock { $0[call.modelId]?.successes += 1 }
+        let start = Sys.monotonicNanos()
+        entry.model.run(x: x, y: y)
+        return PredictResult(outputs: [y.named], predictUs: micros(from: start))
+    }
+
+    static func tensors(_ call: PredictCall, _ model: DiagModel) throws -> (BoundTensor, BoundTensor) {
         guard let x = call.input("x"), let y = call.output("y") else {
             throw EngineError(.schemaMismatch, "need input x and output y")
         }
         try model.check(x)
         try model.check(y)
+        return (x, y)
+    }
+
+    public func predict(_ call: PredictCall, _ ctx: RequestContext) async throws -> PredictResult {
+        guard let entry = models.withLock({ $0[call.modelId] }) else {
+            throw EngineError(.unknownModel, "no model is loaded under id \(call.modelId)")
+        }
+        let model = entry.model
+        let (x, y) = try Self.tensors(call, model)
         var output = y.named
         var replyId = ctx.requestId
         if let fault = Self.firing(model, .predict, successes: entry.successes) {

@@ -18,9 +18,9 @@ public final class Dispatcher: @unchecked Sendable {
     public let engine: Engine
     public let connection: Connection
     public let regions = RegionTable()
-    private let inFlight = DispatchGroup()
-    private let pendingLoads = Locked<[UInt64: Task<Void, Never>]>([:])
-    private let counters = Locked(Stats())
+    let inFlight = DispatchGroup()
+    let pendingLoads = Locked<[UInt64: Task<Void, Never>]>([:])
+    let counters = Locked(Stats())
 
     public init(engine: Engine, connection: Connection) {
         self.engine = engine
@@ -112,18 +112,7 @@ public final class Dispatcher: @unchecked Sendable {
                 return .computePlan(try await self.engine.computePlan(modelId: g.modelId, ctx))
             }
         case .predict(let p):
-            let receipt = Sys.monotonicNanos()
-            inFlight.enter()
-            let task = Task {
-                await self.predict(p, rid, receipt: receipt, ctx)
-                self.inFlight.leave()
-            }
-            // The deadline cancels the request's task (the engine's awaits see it); cheaper
-            // than a timer task per request.
-            if p.deadlineUs > 0 {
-                let us = Int(min(p.deadlineUs, UInt64(Int.max / 1000)))
-                DispatchQueue.global().asyncAfter(deadline: .now() + .microseconds(us)) { task.cancel() }
-            }
+            predict(p, rid, ctx)
         case .hello, .pong, .shutdownAck, .error, .regionAttached, .regionDetached, .compiled, .loaded,
              .unloaded, .computePlan, .predicted, .inputsReleased, .stats:
             replyError(rid, .badRequest, "\(env.message.tag.name) is not a request")
@@ -149,7 +138,7 @@ public final class Dispatcher: @unchecked Sendable {
         }
     }
 
-    private func waitForLoad(_ modelId: UInt64) async {
+    func waitForLoad(_ modelId: UInt64) async {
         if let t = pendingLoads.withLock({ $0[modelId] }) { await t.value }
     }
 
@@ -169,55 +158,6 @@ public final class Dispatcher: @unchecked Sendable {
             let (code, message) = Self.classify(error, deadlinePassed: false)
             replyError(rid, code, message)
         }
-    }
-
-    private func predict(_ p: Predict, _ rid: UInt64, receipt: UInt64, _ ctx: RequestContext) async {
-        await waitForLoad(p.modelId)
-        guard engine.hasModel(p.modelId) else {
-            return replyError(rid, .unknownModel, "no model is loaded under id \(p.modelId)")
-        }
-        let inputs: [BoundTensor], outputs: [BoundTensor]
-        do {
-            inputs = try p.inputs.map { try bind($0) }
-            outputs = try p.outputs.map { try bind($0) }
-        } catch {
-            let (code, message) = Self.classify(error, deadlinePassed: false)
-            return replyError(rid, code, message)
-        }
-        let modelId = p.modelId
-        let conn = connection
-        let lease = InputLease {
-            conn.send(Envelope(requestId: rid, message: .inputsReleased(ModelId(modelId: modelId))))
-        }
-        let deadline: UInt64? = p.deadlineUs == 0 ? nil : receipt &+ p.deadlineUs.multipliedReportingOverflow(by: 1000).partialValue
-        let call = PredictCall(modelId: modelId, inputs: inputs, outputs: outputs, deadlineNanos: deadline, lease: lease)
-        let result: Result<PredictResult, Error>
-        do { result = .success(try await engine.predict(call, ctx)) } catch { result = .failure(error) }
-        lease.release()
-        switch result {
-        case .success(let r):
-            counters.withLock { $0.predictions += 1 }
-            lease.replied { retained in
-                reply(rid, .predicted(Predicted(modelId: modelId, outputs: r.outputs, inputsRetained: retained,
-                                                marshalInUs: r.marshalInUs, predictUs: r.predictUs,
-                                                marshalOutUs: r.marshalOutUs)))
-            }
-        case .failure(let e) where e is ReplySuppressed:
-            return
-        case .failure(let e):
-            // docs/protocol.md: before an Error reply, the helper has released its inputs.
-            await lease.waitUntilReleased()
-            let passed = deadline.map { Sys.monotonicNanos() >= $0 } ?? false
-            let (code, message) = Self.classify(e, deadlinePassed: passed)
-            replyError(rid, code, message)
-        }
-    }
-
-    private func bind(_ t: NamedTensor) throws -> BoundTensor {
-        guard let region = regions.region(UInt64(t.tensor.region)) else {
-            throw EngineError(.shmFailed, "tensor \(t.name.debugDescription) names region \(t.tensor.region), which is not attached")
-        }
-        return try BoundTensor(name: t.name, ref: t.tensor, region: region)
     }
 
     /// Maps any error to a protocol error code and message.
@@ -241,11 +181,11 @@ public final class Dispatcher: @unchecked Sendable {
         return s
     }
 
-    private func reply(_ rid: UInt64, _ m: Message) {
+    func reply(_ rid: UInt64, _ m: Message) {
         connection.send(Envelope(requestId: rid, message: m))
     }
 
-    private func replyError(_ rid: UInt64, _ code: ErrorCode, _ message: String) {
+    func replyError(_ rid: UInt64, _ code: ErrorCode, _ message: String) {
         counters.withLock { $0.errors += 1 }
         reply(rid, .error(ErrorReply(code: code, message: message)))
     }

@@ -128,10 +128,17 @@ public protocol Engine: AnyObject, Sendable {
     func unload(modelId: UInt64, _ ctx: RequestContext) async throws
     func computePlan(modelId: UInt64, _ ctx: RequestContext) async throws -> ComputePlan
     func predict(_ call: PredictCall, _ ctx: RequestContext) async throws -> PredictResult
+    /// The same prediction run synchronously on the reader thread, for work that is quick and
+    /// cannot block (the diagnostic echo and add); nil means "use `predict`". Default: nil.
+    func predictInline(_ call: PredictCall, _ ctx: RequestContext) throws -> PredictResult?
     /// Whether a model is loaded under this id (Predict answers UNKNOWN_MODEL otherwise).
     func hasModel(_ modelId: UInt64) -> Bool
     /// Models loaded now (for `Stats`).
     var modelsLoaded: Int { get }
+}
+
+extension Engine {
+    public func predictInline(_ call: PredictCall, _ ctx: RequestContext) throws -> PredictResult? { nil }
 }
 
 /// A process-wide switch for faults that must leave the helper alive but deaf

@@ -53,4 +53,8 @@ public final class RoutingEngine: Engine, @unchecked Sendable {
     public func predict(_ call: PredictCall, _ ctx: RequestContext) async throws -> PredictResult {
         try await engine(for: call.modelId).predict(call, ctx)
     }
+
+    public func predictInline(_ call: PredictCall, _ ctx: RequestContext) throws -> PredictResult? {
+        try engine(for: call.modelId).predictInline(call, ctx)
+    }
 }
