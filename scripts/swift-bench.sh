@@ -89,8 +89,8 @@ sizes. ${machine}; 1-minute load average at the start of each run: ${load_swift:
 ${load_rust:-?} (Rust). The two runs are minutes apart on a shared 2-core machine, so compare
 p50s, and treat p99s as noise when the load average exceeds the core count. On Linux the Swift
 helper hosts only the diagnostic engine: these numbers measure its protocol server,
-shared-memory mapping and dispatch (a task per request, replies from the task), not Core ML
-(nothing here ran on macOS; see docs/macos.md).
+shared-memory mapping and dispatch (echo is answered on the reader thread, as in the Rust
+helper), not Core ML (nothing here ran on macOS; see docs/macos.md).
 
 Predict round trip on the echo model, supervisor runtime as in the supervisor section:
 
