@@ -52,8 +52,8 @@ let package = Package(
         ),
         // Test-only support code (a socket peer, shared-memory regions); no product uses it.
         .target(name: "HelperTestSupport", dependencies: ["HelperCore"], path: "Tests/Support"),
-        .testTarget(name: "HelperCoreTests", dependencies: ["HelperCore"]),
-        .testTarget(name: "HelperSandboxTests", dependencies: ["HelperSandbox", "HelperCore"]),
+        .testTarget(name: "HelperCoreTests", dependencies: ["HelperCore", "HelperTestSupport"]),
+        .testTarget(name: "HelperSandboxTests", dependencies: ["HelperSandbox", "HelperCore", "HelperTestSupport"]),
         .testTarget(name: "DiagnosticEngineTests", dependencies: ["DiagnosticEngine", "HelperCore", "HelperTestSupport"]),
         .testTarget(
             name: "CoreMLEngineTests",

@@ -2,6 +2,7 @@
 #if os(Linux)
 import CoreMLTypeCheckDouble
 import XCTest
+import HelperTestSupport
 @testable import CoreMLEngine
 @testable import HelperCore
 
@@ -16,7 +17,7 @@ private struct FakePlan: ComputePlanSource {
     }
 }
 
-final class ComputePlanTests: XCTestCase {
+final class ComputePlanTests: WatchdogTestCase {
     typealias Op = MLModelStructure.Program.Operation
     typealias Block = MLModelStructure.Program.Block
 

@@ -9,11 +9,14 @@ import XCTest
 @testable import HelperCore
 import HelperTestSupport
 
-final class CoreMLEngineTests: XCTestCase {
+final class CoreMLEngineTests: WatchdogTestCase {
     var region: TestRegion!
 
     override func setUpWithError() throws { region = try TestRegion(size: 1 << 20) }
-    override func tearDown() { region = nil }
+    override func tearDown() {
+        region = nil
+        super.tearDown()
+    }
 
     /// A peer in front of a Core ML engine whose loads return `model`; region 0 attached.
     private func start(_ model: MLModel, asyncPrediction: Bool = true) throws -> Peer {

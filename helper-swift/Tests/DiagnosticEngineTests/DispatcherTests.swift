@@ -5,7 +5,7 @@ import DiagnosticEngine
 @testable import HelperCore
 import HelperTestSupport
 
-final class DispatcherTests: XCTestCase {
+final class DispatcherTests: WatchdogTestCase {
     func testHelloComesFirstThenPingStatsAndShutdown() throws {
         let peer = try Peer(engine: DiagnosticEngine())
         let hello = try peer.receive()

@@ -5,7 +5,7 @@ import DiagnosticEngine
 @testable import HelperCore
 import HelperTestSupport
 
-final class PredictTests: XCTestCase {
+final class PredictTests: WatchdogTestCase {
     var peer: Peer!
     var region: TestRegion!
 
@@ -20,6 +20,7 @@ final class PredictTests: XCTestCase {
     override func tearDown() {
         peer = nil
         region = nil
+        super.tearDown()
     }
 
     private func load(_ id: UInt64, _ uri: String) throws -> Loaded {

@@ -89,7 +89,7 @@ final class HelperProcess {
     }
 }
 
-final class ProcessTests: XCTestCase {
+final class ProcessTests: WatchdogTestCase {
     private func started(_ env: [String: String] = [:]) throws -> (HelperProcess, Hello) {
         let h = try HelperProcess(environment: env)
         try h.accept()

@@ -1,9 +1,10 @@
 // Framing over a real socket pair, including short reads, EINTR and hostile prefixes.
 import Foundation
 import XCTest
+import HelperTestSupport
 @testable import HelperCore
 
-final class FramingTests: XCTestCase {
+final class FramingTests: WatchdogTestCase {
     private var fds: (Int32, Int32) = (-1, -1)
 
     override func setUpWithError() throws {
@@ -14,6 +15,7 @@ final class FramingTests: XCTestCase {
         SysFaults.clear()
         try? Sys.closeFD(fds.0)
         try? Sys.closeFD(fds.1)
+        super.tearDown()
     }
 
     private func sendRaw(_ b: [UInt8]) throws { try FrameWriter(fd: fds.0).writeRaw(b) }

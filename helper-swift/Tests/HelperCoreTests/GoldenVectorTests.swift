@@ -2,9 +2,10 @@
 // byte-for-byte, and compare with the readable JSON form.
 import Foundation
 import XCTest
+import HelperTestSupport
 @testable import HelperCore
 
-final class GoldenVectorTests: XCTestCase {
+final class GoldenVectorTests: WatchdogTestCase {
     /// COREML_GOLDEN_DIR (set by scripts/swift-toolchain.sh), else ../../../ipc-schema/golden.
     static func goldenDirectory() -> URL {
         if let env = ProcessInfo.processInfo.environment["COREML_GOLDEN_DIR"], !env.isEmpty {

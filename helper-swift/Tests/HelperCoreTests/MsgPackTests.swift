@@ -1,9 +1,10 @@
 // MessagePack codec: canonical bytes (as rmp writes them) and hostile input.
 import Foundation
 import XCTest
+import HelperTestSupport
 @testable import HelperCore
 
-final class MsgPackTests: XCTestCase {
+final class MsgPackTests: WatchdogTestCase {
     private func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
 
     private func assertEncodes(_ v: MsgPackValue, _ expected: String, file: StaticString = #filePath, line: UInt = #line) {

@@ -1,10 +1,14 @@
 // The libc wrappers: errno injection, Errno, shared-memory mapping ownership.
 import Foundation
 import XCTest
+import HelperTestSupport
 @testable import HelperCore
 
-final class SysTests: XCTestCase {
-    override func tearDown() { SysFaults.clear() }
+final class SysTests: WatchdogTestCase {
+    override func tearDown() {
+        SysFaults.clear()
+        super.tearDown()
+    }
 
     private func uniqueName() -> String { "/cmbt-\(Sys.pid())-\(UInt32.random(in: 0...UInt32.max))" }
 

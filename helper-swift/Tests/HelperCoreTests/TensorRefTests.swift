@@ -1,8 +1,9 @@
 // Tensor-ref validation (docs/protocol.md section 5) and strided copies.
 import XCTest
+import HelperTestSupport
 @testable import HelperCore
 
-final class TensorRefTests: XCTestCase {
+final class TensorRefTests: WatchdogTestCase {
     private func r(_ shape: [UInt64], _ strides: [UInt64], offset: UInt64 = 0, len: UInt64, _ d: DType = .f32) -> TensorRef {
         TensorRef(dtype: d, shape: shape, strides: strides, region: 0, offset: offset, len: len)
     }

@@ -2,10 +2,11 @@
 // on Linux `apply` must report that nothing was applied.)
 import Foundation
 import XCTest
+import HelperTestSupport
 import HelperCore
 @testable import HelperSandbox
 
-final class SandboxProfileTests: XCTestCase {
+final class SandboxProfileTests: WatchdogTestCase {
     func testEmbeddedProfileIsTheFileInThePackage() throws {
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Sources/HelperSandbox/coreml-helper.sb")
