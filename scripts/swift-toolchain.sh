@@ -230,7 +230,7 @@ paths)
         "$ROOT" "$OUT" "$OUT/coreml-helper" "$OUT/coreml-helper-faults" "$LOADER" "$LIBPATH"
     ;;
 *)
-    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
     [[ -z "$cmd" || "$cmd" == -h || "$cmd" == --help ]] || exit 2
     ;;
 esac
