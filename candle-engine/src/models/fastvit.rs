@@ -82,15 +82,28 @@ fn mobileone(
     stride: usize,
 ) -> Result<ConvParams> {
     if vb.contains_tensor("reparam_conv.weight") {
-        bail!("{}: already reparameterised weights are not supported", vb.prefix());
+        bail!(
+            "{}: already reparameterised weights are not supported",
+            vb.prefix()
+        );
     }
     if vb.contains_tensor("conv_kxk.1.conv.weight") {
-        bail!("{}: more than one conv branch is not supported", vb.prefix());
+        bail!(
+            "{}: more than one conv branch is not supported",
+            vb.prefix()
+        );
     }
     let pad = ((stride - 1) + (k - 1)) / 2;
     let mut p = ConvParams::zeros(c_in, c_out, groups, k, stride, pad);
     if vb.contains_tensor("conv_kxk.0.conv.weight") {
-        p.add(&conv_norm(&vb.pp("conv_kxk.0"), c_in, c_out, k, groups, stride)?)?;
+        p.add(&conv_norm(
+            &vb.pp("conv_kxk.0"),
+            c_in,
+            c_out,
+            k,
+            groups,
+            stride,
+        )?)?;
     }
     if k > 1 && vb.contains_tensor("conv_scale.conv.weight") {
         let scale = conv_norm(&vb.pp("conv_scale"), c_in, c_out, 1, groups, stride)?;
@@ -152,7 +165,11 @@ impl RepMixerBlock {
         // timm RepMixer.reparameterize: w = id + γ·(W_mixer − W_norm), b = γ·(b_mixer − b_norm).
         let mut mixer = mobileone(&tm.pp("mixer"), dim, dim, 3, dim, 1)?;
         mixer.sub(&mobileone(&tm.pp("norm"), dim, dim, 3, dim, 1)?)?;
-        mixer.scale_out(&tm.get((dim, 1, 1), "layer_scale.gamma")?.flatten_all()?.to_vec1()?)?;
+        mixer.scale_out(
+            &tm.get((dim, 1, 1), "layer_scale.gamma")?
+                .flatten_all()?
+                .to_vec1()?,
+        )?;
         mixer.add(&ConvParams::identity(dim, dim, 3, 1, 1))?;
 
         let mlp = vb.pp("mlp");
@@ -160,7 +177,11 @@ impl RepMixerBlock {
         let conv = conv_norm(&mlp.pp("conv"), dim, dim, 7, dim, 1)?;
         let fc1 = ConvParams::load(&mlp.pp("fc1"), dim, hidden, 1, 1, 1, 0, true)?;
         let mut fc2 = ConvParams::load(&mlp.pp("fc2"), hidden, dim, 1, 1, 1, 0, true)?;
-        fc2.scale_out(&vb.get((dim, 1, 1), "layer_scale.gamma")?.flatten_all()?.to_vec1()?)?;
+        fc2.scale_out(
+            &vb.get((dim, 1, 1), "layer_scale.gamma")?
+                .flatten_all()?
+                .to_vec1()?,
+        )?;
         Ok(Self {
             mixer: Conv2dLayer::build(mixer, Activation::Identity, k, dev)?,
             conv: Conv2dLayer::build(conv, Activation::Identity, k, dev)?,
@@ -187,7 +208,10 @@ impl PatchEmbed {
     fn load(vb: &VarBuilder, c_in: usize, c_out: usize, k: Kernels) -> Result<Self> {
         let lk = vb.pp("proj.0");
         if lk.contains_tensor("se.fc1.weight") {
-            bail!("{}: patch-embed SE is not supported (not in fastvit_t8)", lk.prefix());
+            bail!(
+                "{}: patch-embed SE is not supported (not in fastvit_t8)",
+                lk.prefix()
+            );
         }
         let mut large = conv_norm(&lk.pp("large_conv"), c_in, c_out, 7, c_in, 2)?;
         if lk.contains_tensor("small_conv.conv.weight") {
@@ -234,11 +258,18 @@ impl FastVit {
         let mut stages = Vec::with_capacity(4);
         for (i, (&dim, &depth)) in cfg.dims.iter().zip(&cfg.depths).enumerate() {
             let svb = vb.pp(format!("stages.{i}"));
-            if svb.contains_tensor("pos_emb.pos_enc.weight") || svb.contains_tensor("blocks.0.norm.weight") {
+            if svb.contains_tensor("pos_emb.pos_enc.weight")
+                || svb.contains_tensor("blocks.0.norm.weight")
+            {
                 bail!("stage {i}: attention / positional-encoding stages are not supported");
             }
             let down = if i > 0 {
-                Some(PatchEmbed::load(&svb.pp("downsample"), cfg.dims[i - 1], dim, k)?)
+                Some(PatchEmbed::load(
+                    &svb.pp("downsample"),
+                    cfg.dims[i - 1],
+                    dim,
+                    k,
+                )?)
             } else {
                 None
             };
@@ -249,7 +280,12 @@ impl FastVit {
         }
         let (d3, feat) = (cfg.dims[3], cfg.dims[3] * 2);
         let fvb = vb.pp("final_conv");
-        let final_conv = Conv2dLayer::build(mobileone(&fvb, d3, feat, 3, d3, 1)?, Activation::Identity, k, &dev)?;
+        let final_conv = Conv2dLayer::build(
+            mobileone(&fvb, d3, feat, 3, d3, 1)?,
+            Activation::Identity,
+            k,
+            &dev,
+        )?;
         let se = SqueezeExcite::load(&fvb.pp("se"), feat)?;
         let head = candle_nn::linear(feat, cfg.num_classes, vb.pp("head.fc"))?;
         Ok(Self {
@@ -284,8 +320,17 @@ impl FastVit {
         }
         // MobileOne order: conv → SE → GELU.
         let x = self.se.forward(&self.final_conv.forward(&x)?)?;
-        let x = if self.fast_gelu { activation::gelu(&x)? } else { x.gelu_erf()? };
+        let x = if self.fast_gelu {
+            activation::gelu(&x)?
+        } else {
+            x.gelu_erf()?
+        };
         let pooled = x.flatten_from(2)?.mean(D::Minus1)?;
         self.head.forward(&pooled)
     }
+}
+
+/// The registry entry (FastViT-T8 on [`Kernels::FAST`]); see [`super::vision_model`].
+pub fn registration() -> crate::registry::Registration {
+    super::vision_model::fastvit_t8_registration()
 }

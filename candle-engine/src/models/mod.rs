@@ -15,6 +15,7 @@ pub mod efficientnet;
 pub mod fastvit;
 pub mod resnet;
 pub mod vision_assets;
+pub mod vision_model;
 
 use crate::registry::Registration;
 
@@ -24,6 +25,7 @@ pub fn builtin() -> Vec<Registration> {
         bert::registration(),
         distilbert::registration(),
         efficientnet::registration(),
-        // part B: add resnet::registration() and fastvit::registration() here.
+        resnet::registration(),
+        fastvit::registration(),
     ]
 }

@@ -59,7 +59,17 @@ impl Bottleneck {
         let relu = Activation::Relu;
         let downsample = if stride != 1 || c_in != c_out {
             let ds = vb.pp("downsample");
-            Some(conv_bn(&ds, "0", "1", c_in, c_out, 1, stride, Activation::Identity, k)?)
+            Some(conv_bn(
+                &ds,
+                "0",
+                "1",
+                c_in,
+                c_out,
+                1,
+                stride,
+                Activation::Identity,
+                k,
+            )?)
         } else {
             None
         };
@@ -95,11 +105,21 @@ impl ResNet50 {
         let stem = conv_bn(&vb, "conv1", "bn1", 3, 64, 7, 2, Activation::Relu, kernels)?;
         let mut blocks = Vec::with_capacity(16);
         let mut c_in = 64;
-        for (i, (&n, &width)) in [3usize, 4, 6, 3].iter().zip(&[64usize, 128, 256, 512]).enumerate() {
+        for (i, (&n, &width)) in [3usize, 4, 6, 3]
+            .iter()
+            .zip(&[64usize, 128, 256, 512])
+            .enumerate()
+        {
             let layer = vb.pp(format!("layer{}", i + 1));
             for b in 0..n {
                 let stride = if b == 0 && i > 0 { 2 } else { 1 };
-                blocks.push(Bottleneck::load(&layer.pp(b), c_in, width, stride, kernels)?);
+                blocks.push(Bottleneck::load(
+                    &layer.pp(b),
+                    c_in,
+                    width,
+                    stride,
+                    kernels,
+                )?);
                 c_in = width * 4;
             }
         }
@@ -127,4 +147,9 @@ impl ResNet50 {
         let pooled = x.flatten_from(2)?.mean(D::Minus1)?;
         self.fc.forward(&pooled)
     }
+}
+
+/// The registry entry (ResNet-50 on [`Kernels::FAST`]); see [`super::vision_model`].
+pub fn registration() -> crate::registry::Registration {
+    super::vision_model::resnet50_registration()
 }

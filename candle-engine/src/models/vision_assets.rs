@@ -42,7 +42,8 @@ impl VisionModel {
 
     /// `(file name, sha256)` pinned in the spec.
     pub fn pinned_file(self) -> Result<(String, String)> {
-        let spec: serde_json::Value = serde_json::from_str(SPEC).map_err(candle_core::Error::wrap)?;
+        let spec: serde_json::Value =
+            serde_json::from_str(SPEC).map_err(candle_core::Error::wrap)?;
         let m = &spec["models"][self.key()];
         match (m["file"].as_str(), m["sha256"].as_str()) {
             (Some(f), Some(h)) => Ok((f.to_string(), h.to_string())),

@@ -72,7 +72,7 @@ impl BatchNormParams {
     /// Fold into a convolution whose weight is `[c_out, ...]` row-major and bias `[c_out]`.
     pub fn fold_into(&self, weight: &mut [f32], bias: &mut [f32]) -> Result<()> {
         let c = self.channels();
-        if bias.len() != c || weight.is_empty() || weight.len() % c != 0 {
+        if bias.len() != c || weight.is_empty() || !weight.len().is_multiple_of(c) {
             bail!(
                 "bn fold: {} channels, conv bias {} and weight {} elements",
                 c,
@@ -95,5 +95,7 @@ impl BatchNormParams {
 
 /// Flatten an f32 tensor to a `Vec` (any shape).
 pub fn tensor_vec(t: &Tensor) -> Result<Vec<f32>> {
-    t.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1()
+    t.flatten_all()?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1()
 }

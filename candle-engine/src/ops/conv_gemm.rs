@@ -139,7 +139,11 @@ impl DenseConv2d {
         let k = self.c_in * self.kh * self.kw;
         let threads = runtime::cpu_threads();
         let direct = self.kh == 1 && self.kw == 1 && self.stride == 1 && self.padding == 0;
-        let mut cols = if direct { Vec::new() } else { vec![0f32; k * n] };
+        let mut cols = if direct {
+            Vec::new()
+        } else {
+            vec![0f32; k * n]
+        };
         let mut out: Vec<f32> = Vec::with_capacity(g.b * self.c_out * n);
         for img in 0..g.b {
             let x = &src[img * self.c_in * g.h * g.w..(img + 1) * self.c_in * g.h * g.w];

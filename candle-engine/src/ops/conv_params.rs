@@ -53,8 +53,11 @@ impl ConvParams {
         padding: usize,
         has_bias: bool,
     ) -> Result<Self> {
-        if groups == 0 || c_in % groups != 0 || c_out % groups != 0 {
-            bail!("conv {}: {c_in}→{c_out} not divisible into {groups} groups", vb.prefix());
+        if groups == 0 || !c_in.is_multiple_of(groups) || !c_out.is_multiple_of(groups) {
+            bail!(
+                "conv {}: {c_in}→{c_out} not divisible into {groups} groups",
+                vb.prefix()
+            );
         }
         let weight = vb
             .get((c_out, c_in / groups, k, k), "weight")?
@@ -102,7 +105,13 @@ impl ConvParams {
 
     /// The conv that maps channel `o` to itself (`c_in = c_out`), as a `k×k` kernel with
     /// a centred 1; `groups` as in the branch it is added to.
-    pub fn identity(channels: usize, groups: usize, k: usize, stride: usize, padding: usize) -> Self {
+    pub fn identity(
+        channels: usize,
+        groups: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Self {
         let per = channels / groups;
         let mut weight = vec![0.0; channels * per * k * k];
         for o in 0..channels {
@@ -134,7 +143,7 @@ impl ConvParams {
 
     /// Zero-pad the kernel to `k×k` around its centre (padding grows to keep the output size).
     pub fn pad_to(&self, k: usize) -> Result<Self> {
-        if k < self.kh || k < self.kw || (k - self.kh) % 2 != 0 || (k - self.kw) % 2 != 0 {
+        if k < self.kh || k < self.kw || !(k - self.kh).is_multiple_of(2) || !(k - self.kw).is_multiple_of(2) {
             bail!("conv pad: cannot centre {}×{} in {k}×{k}", self.kh, self.kw);
         }
         let (dy, dx) = ((k - self.kh) / 2, (k - self.kw) / 2);
@@ -160,27 +169,45 @@ impl ConvParams {
     /// Add another branch with the same geometry (weights and biases add).
     pub fn add(&mut self, other: &Self) -> Result<()> {
         self.check_same(other)?;
-        self.weight.iter_mut().zip(&other.weight).for_each(|(a, b)| *a += b);
-        self.bias.iter_mut().zip(&other.bias).for_each(|(a, b)| *a += b);
+        self.weight
+            .iter_mut()
+            .zip(&other.weight)
+            .for_each(|(a, b)| *a += b);
+        self.bias
+            .iter_mut()
+            .zip(&other.bias)
+            .for_each(|(a, b)| *a += b);
         Ok(())
     }
 
     /// Subtract another branch with the same geometry.
     pub fn sub(&mut self, other: &Self) -> Result<()> {
         self.check_same(other)?;
-        self.weight.iter_mut().zip(&other.weight).for_each(|(a, b)| *a -= b);
-        self.bias.iter_mut().zip(&other.bias).for_each(|(a, b)| *a -= b);
+        self.weight
+            .iter_mut()
+            .zip(&other.weight)
+            .for_each(|(a, b)| *a -= b);
+        self.bias
+            .iter_mut()
+            .zip(&other.bias)
+            .for_each(|(a, b)| *a -= b);
         Ok(())
     }
 
     /// Multiply output channel `o` (weights and bias) by `scale[o]`.
     pub fn scale_out(&mut self, scale: &[f32]) -> Result<()> {
         if scale.len() != self.c_out {
-            bail!("conv scale: {} factors for {} channels", scale.len(), self.c_out);
+            bail!(
+                "conv scale: {} factors for {} channels",
+                scale.len(),
+                self.c_out
+            );
         }
         let per = self.weight.len() / self.c_out;
         for (o, &s) in scale.iter().enumerate() {
-            self.weight[o * per..(o + 1) * per].iter_mut().for_each(|w| *w *= s);
+            self.weight[o * per..(o + 1) * per]
+                .iter_mut()
+                .for_each(|w| *w *= s);
             self.bias[o] *= s;
         }
         Ok(())

@@ -51,14 +51,17 @@ impl DepthwiseConv2d {
     ) -> Result<Self> {
         let (c_out, one, kh, kw) = weight.dims4()?;
         if one != 1 {
-            bail!("depthwise: weight must be (c_out, 1, kh, kw), got {:?}", weight.dims());
+            bail!(
+                "depthwise: weight must be (c_out, 1, kh, kw), got {:?}",
+                weight.dims()
+            );
         }
         let w = super::bn_fold::tensor_vec(weight)?;
         let b = match bias {
             Some(b) => super::bn_fold::tensor_vec(b)?,
             None => vec![0.0; c_out],
         };
-        if groups == 0 || c_out % groups != 0 {
+        if groups == 0 || !c_out.is_multiple_of(groups) {
             bail!("depthwise: {c_out} output channels not a multiple of {groups} groups");
         }
         Self::from_parts(groups, c_out / groups, kh, kw, stride, padding, w, b, act)
@@ -132,7 +135,10 @@ impl DepthwiseConv2d {
         let c_out = self.out_channels();
         if let Some(r) = residual {
             if r.len() != b * c_out * oh * ow {
-                bail!("depthwise: residual of {} elements, output {b}×{c_out}×{oh}×{ow}", r.len());
+                bail!(
+                    "depthwise: residual of {} elements, output {b}×{c_out}×{oh}×{ow}",
+                    r.len()
+                );
             }
         }
         let mut out = vec![0f32; b * c_out * oh * ow];

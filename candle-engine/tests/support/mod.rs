@@ -71,5 +71,12 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 /// L∞ norm of a tensor.
 pub fn max_abs(a: &Tensor) -> f32 {
-    a.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    a.abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }

@@ -1,0 +1,298 @@
+//! Starts the worker processes, loads every case, and runs the interleaved rounds.
+//!
+//! ```text
+//! round r: rows rotated by r; each row runs `iters` forwards in its worker, then 50 ms idle
+//! ```
+
+use crate::Options;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+/// Which process runs a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkerKind {
+    /// scripts/bench_pytorch.py.
+    Torch,
+    /// Candle with the runtime initialised (thread count cached, malloc tuned).
+    Candle,
+    /// Candle without `RAYON_NUM_THREADS` and without our runtime init.
+    CandleStockEnv,
+    /// Candle with the runtime initialised but glibc's malloc defaults.
+    CandleMallocDefaults,
+}
+
+/// One line of the result table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub model: &'static str,
+    pub label: &'static str,
+    pub worker: WorkerKind,
+    pub case: &'static str,
+    pub iters: usize,
+    pub samples: Vec<f64>,
+    pub error: Option<String>,
+}
+
+fn row(model: &'static str, worker: WorkerKind, case: &'static str, label: &'static str) -> Row {
+    Row {
+        model,
+        label,
+        worker,
+        case,
+        iters: 1,
+        samples: Vec::new(),
+        error: None,
+    }
+}
+
+/// The table's rows for the requested models, PyTorch first within each model.
+pub fn plan(models: &[String]) -> Vec<Row> {
+    use WorkerKind::*;
+    let mut rows = Vec::new();
+    for m in models {
+        match m.as_str() {
+            "minilm" => rows.extend([
+                row("minilm", Torch, "minilm", "PyTorch"),
+                row("minilm", Candle, "minilm:fast", "Candle engine"),
+                row(
+                    "minilm",
+                    CandleMallocDefaults,
+                    "minilm:fast",
+                    "Candle engine, glibc malloc defaults",
+                ),
+            ]),
+            "fastvit_t8" => rows.extend([
+                row(
+                    "fastvit_t8",
+                    Torch,
+                    "fastvit_t8",
+                    "PyTorch, timm as loaded (branches)",
+                ),
+                row(
+                    "fastvit_t8",
+                    Torch,
+                    "fastvit_t8_reparam",
+                    "PyTorch, timm reparameterised",
+                ),
+                row(
+                    "fastvit_t8",
+                    CandleStockEnv,
+                    "fastvit_t8:stock",
+                    "candle-transformers fastvit, stock env",
+                ),
+                row(
+                    "fastvit_t8",
+                    Candle,
+                    "fastvit_t8:stock",
+                    "(a) + thread count cached",
+                ),
+                row(
+                    "fastvit_t8",
+                    Candle,
+                    "fastvit_t8:candle",
+                    "+ reparameterised at load, candle kernels",
+                ),
+                row(
+                    "fastvit_t8",
+                    Candle,
+                    "fastvit_t8:dw",
+                    "(b) + direct depthwise op",
+                ),
+                row(
+                    "fastvit_t8",
+                    Candle,
+                    "fastvit_t8:dw+gemm",
+                    "(c) + im2col+gemm conv, fused epilogues",
+                ),
+                row(
+                    "fastvit_t8",
+                    Candle,
+                    "fastvit_t8:fast",
+                    "+ vectorised GELU = **engine**",
+                ),
+                row(
+                    "fastvit_t8",
+                    CandleMallocDefaults,
+                    "fastvit_t8:fast",
+                    "engine, glibc malloc defaults",
+                ),
+            ]),
+            "resnet50" => rows.extend([
+                row("resnet50", Torch, "resnet50", "PyTorch (torchvision)"),
+                row(
+                    "resnet50",
+                    CandleStockEnv,
+                    "resnet50:stock",
+                    "candle-transformers resnet50, stock env",
+                ),
+                row(
+                    "resnet50",
+                    Candle,
+                    "resnet50:stock",
+                    "(a) + thread count cached",
+                ),
+                row(
+                    "resnet50",
+                    Candle,
+                    "resnet50:candle",
+                    "+ BN folded at load, candle conv2d",
+                ),
+                row(
+                    "resnet50",
+                    Candle,
+                    "resnet50:fast",
+                    "(c) + im2col+gemm conv, fused bias/residual/ReLU = **engine**",
+                ),
+                row(
+                    "resnet50",
+                    CandleMallocDefaults,
+                    "resnet50:fast",
+                    "engine, glibc malloc defaults",
+                ),
+            ]),
+            "efficientnet_lite0" => rows.extend([
+                row("efficientnet_lite0", Torch, "efficientnet_lite0", "PyTorch"),
+                row(
+                    "efficientnet_lite0",
+                    Candle,
+                    "efficientnet_lite0:fast",
+                    "Candle engine",
+                ),
+            ]),
+            _ => {}
+        }
+    }
+    rows
+}
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    fn spawn(kind: WorkerKind, o: &Options) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let threads = o.threads.to_string();
+        let mut cmd = match kind {
+            WorkerKind::Torch => {
+                let mut c = Command::new(&o.python);
+                c.arg(root.join("scripts/bench_pytorch.py"))
+                    .args(["--threads", &threads]);
+                c
+            }
+            _ => {
+                let mut c = Command::new(exe);
+                c.arg("--worker");
+                if kind != WorkerKind::CandleStockEnv {
+                    c.arg(&threads);
+                }
+                c
+            }
+        };
+        cmd.env_remove("RAYON_NUM_THREADS")
+            .env_remove("CANDLE_NUM_THREADS");
+        if kind == WorkerKind::CandleMallocDefaults {
+            cmd.env("COREML_BRIDGE_MALLOC_TUNING", "0");
+        }
+        let mut child = cmd
+            .current_dir(&root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("{kind:?} worker: {e}"))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    fn request(&mut self, line: &str) -> Result<String, String> {
+        writeln!(self.stdin, "{line}").map_err(|e| e.to_string())?;
+        self.stdin.flush().map_err(|e| e.to_string())?;
+        let mut reply = String::new();
+        self.stdout
+            .read_line(&mut reply)
+            .map_err(|e| e.to_string())?;
+        match reply.trim_end() {
+            "" => Err("worker exited".into()),
+            r if r.starts_with("err") => Err(r.trim_start_matches("err ").to_string()),
+            r => Ok(r.to_string()),
+        }
+    }
+
+    fn times(&mut self, case: &str, n: usize) -> Result<Vec<f64>, String> {
+        let reply = self.request(&format!("run {case} {n}"))?;
+        reply
+            .strip_prefix("times ")
+            .ok_or(format!("bad reply {reply:?}"))?
+            .split_whitespace()
+            .map(|t| t.parse::<f64>().map_err(|e| e.to_string()))
+            .collect()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.stdin.flush();
+        let _ = self.child.wait();
+    }
+}
+
+/// Load everything, calibrate batch sizes, run the rounds.
+pub fn run(o: &Options) -> Result<Vec<Row>, String> {
+    let mut rows = plan(&o.models);
+    if rows.is_empty() {
+        return Err("no known model requested".into());
+    }
+    let mut workers: std::collections::HashMap<WorkerKind, Result<Worker, String>> =
+        Default::default();
+    for r in rows.iter_mut() {
+        let w = workers
+            .entry(r.worker)
+            .or_insert_with(|| Worker::spawn(r.worker, o));
+        let w = match w {
+            Ok(w) => w,
+            Err(e) => {
+                r.error = Some(e.clone());
+                continue;
+            }
+        };
+        eprintln!("loading {:?} {}", r.worker, r.case);
+        if let Err(e) = w.request(&format!("load {}", r.case)) {
+            r.error = Some(e);
+            continue;
+        }
+        match w.times(r.case, 1) {
+            Ok(t) => r.iters = ((o.batch_ms / t[0].max(0.1)).round() as usize).clamp(1, 25),
+            Err(e) => r.error = Some(e),
+        }
+    }
+    for round in 0..o.rounds {
+        let n = rows.len();
+        for i in 0..n {
+            let r = &mut rows[(i + round) % n];
+            if r.error.is_some() {
+                continue;
+            }
+            let Some(Ok(w)) = workers.get_mut(&r.worker) else {
+                continue;
+            };
+            match w.times(r.case, r.iters) {
+                Ok(t) => r.samples.extend(t),
+                Err(e) => r.error = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("round {}/{} done", round + 1, o.rounds);
+    }
+    Ok(rows)
+}

@@ -1,0 +1,152 @@
+//! Percentiles, the markdown tables, and the marked section of docs/benchmarks.md.
+//!
+//! ```text
+//! <!-- candle-bench:begin --> ... <!-- candle-bench:end -->   (replaced on every run)
+//! ```
+
+use crate::coordinator::{Row, WorkerKind};
+use crate::Options;
+use std::fmt::Write as _;
+use std::path::Path;
+
+const BEGIN: &str = "<!-- candle-bench:begin -->";
+const END: &str = "<!-- candle-bench:end -->";
+
+fn percentile(samples: &[f64], q: f64) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let idx = ((s.len() - 1) as f64 * q).round() as usize;
+    s[idx]
+}
+
+fn p50(r: &Row) -> Option<f64> {
+    (r.error.is_none() && !r.samples.is_empty()).then(|| percentile(&r.samples, 0.5))
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+fn build_flags() -> &'static str {
+    if cfg!(target_feature = "avx2") {
+        "`-C target-cpu=native` (AVX2/FMA at compile time)"
+    } else {
+        "default `RUSTFLAGS` (gemm dispatches AVX2/FMA at run time)"
+    }
+}
+
+/// The Candle section of docs/benchmarks.md.
+pub fn markdown(o: &Options, rows: &[Row]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "## Candle engine vs PyTorch CPU (issue 4)\n");
+    let _ = writeln!(
+        s,
+        "Written by `cargo run --release -p coreml-candle --bin candle-bench`. Machine: {}, {} cores; \
+         {} threads on both sides (`torch.set_num_threads`, `RAYON_NUM_THREADS`); build: {}. \
+         One run, {} interleaved rounds (order rotated each round, each case a ~{} ms batch per round, \
+         PyTorch and Candle in separate worker processes that idle while the other runs); \
+         p50 over all timed forwards, batch 1, same seeded input on both sides (224×224 images).\n",
+        cpu_name(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        o.threads,
+        build_flags(),
+        o.rounds,
+        o.batch_ms
+    );
+    let _ = writeln!(
+        s,
+        "| model | PyTorch p50 ms | Candle engine p50 ms | Candle / PyTorch | target |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    let mut models: Vec<&str> = rows.iter().map(|r| r.model).collect();
+    models.dedup();
+    for m in &models {
+        let torch = rows
+            .iter()
+            .find(|r| r.model == *m && r.worker == WorkerKind::Torch);
+        let engine = rows
+            .iter()
+            .find(|r| r.model == *m && r.worker == WorkerKind::Candle && r.case.ends_with(":fast"));
+        let fmt = |r: Option<&Row>| match r {
+            Some(r) => match p50(r) {
+                Some(v) => format!("{v:.1}"),
+                None => format!("n/a ({})", r.error.as_deref().unwrap_or("no samples")),
+            },
+            None => "n/a".into(),
+        };
+        let ratio = match (torch.and_then(p50), engine.and_then(p50)) {
+            (Some(t), Some(c)) => format!("**{:.2}×**", c / t),
+            _ => "n/a".into(),
+        };
+        let target = if matches!(*m, "fastvit_t8" | "resnet50") {
+            "≤ 1.5×"
+        } else {
+            "—"
+        };
+        let _ = writeln!(
+            s,
+            "| {m} | {} | {} | {ratio} | {target} |",
+            fmt(torch),
+            fmt(engine)
+        );
+    }
+    let _ = writeln!(s, "\nEvery case (ratio against the first PyTorch row of the model; for FastViT also against timm's reparameterised model):\n");
+    let _ = writeln!(
+        s,
+        "| model | variant | p50 ms | p10–p90 ms | runs | vs PyTorch |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for m in &models {
+        let refs: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.model == *m && r.worker == WorkerKind::Torch)
+            .filter_map(p50)
+            .collect();
+        for r in rows.iter().filter(|r| r.model == *m) {
+            let (p, spread, ratio) = match p50(r) {
+                Some(v) => (
+                    format!("{v:.1}"),
+                    format!(
+                        "{:.1}–{:.1}",
+                        percentile(&r.samples, 0.1),
+                        percentile(&r.samples, 0.9)
+                    ),
+                    refs.iter()
+                        .map(|t| format!("{:.2}×", v / t))
+                        .collect::<Vec<_>>()
+                        .join(" / "),
+                ),
+                None => (
+                    format!("n/a: {}", r.error.as_deref().unwrap_or("no samples")),
+                    "".into(),
+                    "".into(),
+                ),
+            };
+            let _ = writeln!(
+                s,
+                "| {m} | {} | {p} | {spread} | {} | {ratio} |",
+                r.label,
+                r.samples.len()
+            );
+        }
+    }
+    s
+}
+
+/// Replace (or append) the marked section of `doc`.
+pub fn write_section(doc: &Path, table: &str) -> std::io::Result<()> {
+    let old = std::fs::read_to_string(doc).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let section = format!("{BEGIN}\n{table}\n{END}");
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(a), Some(b)) if b > a => format!("{}{}{}", &old[..a], section, &old[b + END.len()..]),
+        _ => format!("{}\n{}\n", old.trim_end(), section),
+    };
+    std::fs::write(doc, new)
+}
