@@ -37,14 +37,21 @@ impl TextTokenizer {
         let path = path.as_ref();
         let mut inner = Tokenizer::from_file(path)
             .map_err(|e| TokenizerError(format!("{}: {e}", path.display())))?;
-        let pad_id = inner.token_to_id("[PAD]").unwrap_or(0);
+        // Keep the file's pad token when it has one; else BERT's or RoBERTa's.
+        let (pad_id, pad_token) = match inner.get_padding() {
+            Some(p) => (p.pad_id, p.pad_token.clone()),
+            None => ["[PAD]", "<pad>"]
+                .iter()
+                .find_map(|t| inner.token_to_id(t).map(|id| (id, (*t).to_owned())))
+                .unwrap_or((0, "[PAD]".to_owned())),
+        };
         inner.with_padding(Some(PaddingParams {
             strategy: PaddingStrategy::BatchLongest,
             direction: PaddingDirection::Right,
             pad_to_multiple_of: None,
             pad_id,
             pad_type_id: 0,
-            pad_token: "[PAD]".into(),
+            pad_token,
         }));
         inner
             .with_truncation(Some(TruncationParams {
@@ -79,5 +86,65 @@ impl TextTokenizer {
         Ok(TensorMap::new()
             .with("input_ids", Tensor::new(shape.clone(), ids).map_err(err)?)
             .with("attention_mask", Tensor::new(shape, mask).map_err(err)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal BERT-style tokenizer.json: lower-casing, WordPiece, [CLS] … [SEP].
+    const TOKENIZER: &str = r###"{
+      "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+      "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
+                     "strip_accents": null, "lowercase": true},
+      "pre_tokenizer": {"type": "BertPreTokenizer"},
+      "post_processor": {"type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                   {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]},
+                           "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
+      "decoder": null,
+      "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                "max_input_chars_per_word": 100,
+                "vocab": {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "hello": 4, "world": 5, "##s": 6}}
+    }"###;
+
+    fn tokenizer(max_len: usize) -> TextTokenizer {
+        let dir = std::env::temp_dir().join(format!(
+            "coreml-candle-tok-{}-{max_len}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tokenizer.json");
+        std::fs::write(&path, TOKENIZER).unwrap();
+        TextTokenizer::from_file(&path, max_len).unwrap()
+    }
+
+    #[test]
+    fn pads_to_the_longest_and_masks_padding() {
+        let out = tokenizer(16)
+            .encode_batch(&["Hello Worlds", "hello", "xyz"])
+            .unwrap();
+        let ids = out.get("input_ids").unwrap();
+        assert_eq!(ids.shape(), &[3, 5]);
+        assert_eq!(
+            ids.as_slice::<i64>().unwrap(),
+            &[2, 4, 5, 6, 3, 2, 4, 3, 0, 0, 2, 1, 3, 0, 0]
+        );
+        assert_eq!(
+            out.i64("attention_mask").unwrap(),
+            &[1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0]
+        );
+    }
+
+    #[test]
+    fn truncates_to_max_len_and_reports_bad_files() {
+        let t = tokenizer(3);
+        assert_eq!(t.max_len(), 3);
+        let out = t.encode_batch(&["hello world hello"]).unwrap();
+        assert_eq!(out.i64("input_ids").unwrap(), &[2, 4, 3]);
+        assert!(TextTokenizer::from_file("/nonexistent/tokenizer.json", 8).is_err());
     }
 }
