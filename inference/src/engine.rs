@@ -96,12 +96,14 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    /// `budget` from now.
+    /// `budget` from now (`Duration::MAX` and other budgets past the
+    /// clock's range mean "no deadline": about a century).
     pub fn after(budget: Duration) -> Self {
         let start = Instant::now();
+        let far = Duration::from_secs(100 * 365 * 24 * 3600);
         Self {
             start,
-            at: start + budget,
+            at: start.checked_add(budget.min(far)).unwrap_or(start),
         }
     }
 
