@@ -106,6 +106,14 @@ async fn injected_failures_and_prepare_budgets_are_typed() {
             engine.infer(&m, case.inputs.clone(), d()).await.is_ok(),
             "only one failure was injected"
         );
+        let unbounded = Deadline::after(Duration::MAX);
+        assert!(
+            engine
+                .infer(&m, case.inputs.clone(), unbounded)
+                .await
+                .is_ok(),
+            "no deadline"
+        );
 
         engine.set_prepare_delay(Duration::from_secs(20));
         let opts = case
