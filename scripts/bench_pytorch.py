@@ -14,6 +14,9 @@ import argparse
 import json
 import os
 import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import time
 from pathlib import Path
 
@@ -37,20 +40,42 @@ def build(case: str):
             net = reparameterize_model(net)
         return lambda: net(x)
     if case == "efficientnet_lite0":
-        return build_external("efficientnet_lite0_ref", "bench_model", x)
+        from safetensors.torch import load_file
+
+        from efficientnet_lite0_ref import EfficientNetLite0
+
+        net = EfficientNetLite0().eval()
+        net.load_state_dict(load_file(str(gpv.gw.cache_dir() / "efficientnet-lite0" / "model.safetensors")), strict=True)
+        return lambda: net(x)
     if case == "minilm":
-        return build_external("minilm_ref", "bench_model", None)
+        return minilm(gpv.gw.cache_dir() / "all-minilm-l6-v2")
     raise ValueError(f"unknown case {case}")
 
 
-def build_external(module: str, func: str, x):
-    """Models owned by another part of the project expose `bench_model(x)` in their script."""
-    import importlib
+SEQ = 128
 
-    mod = importlib.import_module(module)
-    if not hasattr(mod, func):
-        raise ValueError(f"scripts/{module}.py has no {func}()")
-    return getattr(mod, func)(x)
+
+def minilm(d: Path):
+    """Hugging Face BertModel + sentence-transformers pooling (mean over the mask, L2)."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import BertConfig, BertModel
+
+    model = BertModel(BertConfig.from_json_file(str(d / "config.json")), add_pooling_layer=False)
+    missing, _ = model.load_state_dict(load_file(str(d / "model.safetensors")), strict=False)
+    assert not missing, missing
+    model.eval()
+    # Same ids as candle-bench (external.rs): [CLS] 1000 + (i*7919 mod 29000) ... [SEP].
+    ids = torch.tensor([[101] + [1000 + (i * 7919) % 29000 for i in range(1, SEQ - 1)] + [102]])
+    mask = torch.ones_like(ids)
+
+    def run():
+        hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        mean = (hidden * m).sum(1) / torch.clamp(m.sum(1), min=1e-9)
+        return torch.nn.functional.normalize(mean, p=2, dim=1)
+
+    return run
 
 
 def main() -> None:

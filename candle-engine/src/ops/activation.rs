@@ -34,8 +34,14 @@ pub enum Activation {
 const PAR_MIN: usize = 1 << 15;
 
 impl Activation {
-    /// Apply in place.
+    /// Apply in place (AVX2-wide where the CPU has it).
+    #[inline]
     pub fn apply(self, xs: &mut [f32]) {
+        super::sys::with_avx2(|| self.apply_inline(xs))
+    }
+
+    #[inline(always)]
+    pub(crate) fn apply_inline(self, xs: &mut [f32]) {
         match self {
             Activation::Identity => {}
             Activation::Relu => xs.iter_mut().for_each(|v| *v = v.max(0.0)),
@@ -46,10 +52,12 @@ impl Activation {
     /// `dst[i] = f(src[i])`, in parallel chunks for large slices.
     pub fn map_par(self, src: &[f32], dst: &mut [f32]) {
         assert_eq!(src.len(), dst.len(), "activation: length mismatch");
-        let one = |s: &[f32], d: &mut [f32]| match self {
-            Activation::Identity => d.copy_from_slice(s),
-            Activation::Relu => d.iter_mut().zip(s).for_each(|(d, s)| *d = s.max(0.0)),
-            Activation::Gelu => d.iter_mut().zip(s).for_each(|(d, s)| *d = gelu_erf(*s)),
+        let one = |s: &[f32], d: &mut [f32]| {
+            super::sys::with_avx2(|| match self {
+                Activation::Identity => d.copy_from_slice(s),
+                Activation::Relu => d.iter_mut().zip(s).for_each(|(d, s)| *d = s.max(0.0)),
+                Activation::Gelu => d.iter_mut().zip(s).for_each(|(d, s)| *d = gelu_erf(*s)),
+            })
         };
         if src.len() < PAR_MIN {
             one(src, dst);

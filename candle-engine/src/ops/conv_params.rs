@@ -143,7 +143,11 @@ impl ConvParams {
 
     /// Zero-pad the kernel to `k×k` around its centre (padding grows to keep the output size).
     pub fn pad_to(&self, k: usize) -> Result<Self> {
-        if k < self.kh || k < self.kw || !(k - self.kh).is_multiple_of(2) || !(k - self.kw).is_multiple_of(2) {
+        if k < self.kh
+            || k < self.kw
+            || !(k - self.kh).is_multiple_of(2)
+            || !(k - self.kw).is_multiple_of(2)
+        {
             bail!("conv pad: cannot centre {}×{} in {k}×{k}", self.kh, self.kw);
         }
         let (dy, dx) = ((k - self.kh) / 2, (k - self.kw) / 2);

@@ -276,6 +276,7 @@ pub fn run(o: &Options) -> Result<Vec<Row>, String> {
             Err(e) => r.error = Some(e),
         }
     }
+    let _ = crate::report::LOAD_AT_START.set(crate::report::loadavg());
     for round in 0..o.rounds {
         let n = rows.len();
         for i in 0..n {

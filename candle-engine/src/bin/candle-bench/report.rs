@@ -9,6 +9,16 @@ use crate::Options;
 use std::fmt::Write as _;
 use std::path::Path;
 
+/// `/proc/loadavg` when the rounds started (set by the coordinator).
+pub static LOAD_AT_START: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The 1/5/15-minute load averages, or "?" off Linux.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
 const BEGIN: &str = "<!-- candle-bench:begin -->";
 const END: &str = "<!-- candle-bench:end -->";
 
@@ -52,13 +62,17 @@ pub fn markdown(o: &Options, rows: &[Row]) -> String {
          {} threads on both sides (`torch.set_num_threads`, `RAYON_NUM_THREADS`); build: {}. \
          One run, {} interleaved rounds (order rotated each round, each case a ~{} ms batch per round, \
          PyTorch and Candle in separate worker processes that idle while the other runs); \
-         p50 over all timed forwards, batch 1, same seeded input on both sides (224×224 images).\n",
+         p50 over all timed forwards, batch 1, same seeded input on both sides (224×224 images; \
+         MiniLM: 128 token ids). Load average (1/5/15 min) at start {}, at end {}: other jobs on \
+         this shared 2-core VM inflate PyTorch's spinning OpenMP workers far more than Candle's.\n",
         cpu_name(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         o.threads,
         build_flags(),
         o.rounds,
-        o.batch_ms
+        o.batch_ms,
+        LOAD_AT_START.get().map(String::as_str).unwrap_or("?"),
+        loadavg()
     );
     let _ = writeln!(
         s,

@@ -7,7 +7,7 @@
 //! run fastvit_t8:fast 3     -> times 34.1 33.9 34.5
 //! ```
 
-use candle_core::{Device, Module, Result, Tensor};
+use candle_core::{Device, Module, Result};
 use coreml_candle::models::fastvit::FastVit;
 use coreml_candle::models::resnet::ResNet50;
 use coreml_candle::models::vision_assets::{
@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
-type Forward = Box<dyn Fn() -> Result<Tensor>>;
+type Forward = Box<dyn Fn() -> Result<()>>;
 
 /// Kernel switches named by a case suffix.
 fn kernels(variant: &str) -> Option<Kernels> {
@@ -51,23 +51,23 @@ fn build(case: &str) -> Result<Forward> {
         ("resnet50", "stock") => {
             let vb = load_var_builder(&weights_path(VisionModel::ResNet50)?, &dev)?;
             let m = candle_transformers::models::resnet::resnet50(1000, vb)?;
-            Ok(Box::new(move || m.forward(&x)))
+            Ok(Box::new(move || m.forward(&x).map(|_| ())))
         }
         ("fastvit_t8", "stock") => {
             let vb = load_var_builder(&weights_path(VisionModel::FastVitT8)?, &dev)?;
             let cfg = candle_transformers::models::fastvit::Config::t8();
             let m = candle_transformers::models::fastvit::fastvit(&cfg, 1000, vb)?;
-            Ok(Box::new(move || m.forward(&x)))
+            Ok(Box::new(move || m.forward(&x).map(|_| ())))
         }
         ("resnet50", v) => {
             let k = kernels(v).ok_or_else(|| candle_core::Error::Msg(format!("variant {v}")))?;
             let m = ResNet50::from_safetensors(&weights_path(VisionModel::ResNet50)?, k, &dev)?;
-            Ok(Box::new(move || m.forward(&x)))
+            Ok(Box::new(move || m.forward(&x).map(|_| ())))
         }
         ("fastvit_t8", v) => {
             let k = kernels(v).ok_or_else(|| candle_core::Error::Msg(format!("variant {v}")))?;
             let m = FastVit::t8_from_safetensors(&weights_path(VisionModel::FastVitT8)?, k, &dev)?;
-            Ok(Box::new(move || m.forward(&x)))
+            Ok(Box::new(move || m.forward(&x).map(|_| ())))
         }
         _ => super::external::build(model, variant),
     }
