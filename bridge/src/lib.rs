@@ -30,8 +30,12 @@
 //!   Core ML first and Candle as fallback, behind a [`breaker::Breaker`].
 //! * [`telemetry::Telemetry`] counts and times every stage; its
 //!   [`snapshot::Snapshot`] renders as JSON, a table or Prometheus text.
-//! * The engine crates are re-exported: [`inference`] (the API) and, with
-//!   their features, the supervisor and Candle.
+//! * [`coreml_engine::CoreMlEngine`] runs models in the supervised helper;
+//!   [`setup::router_from_env`] builds the default router (Core ML when
+//!   `COREML_HELPER` names a helper that has it, else Candle alone, said once).
+//! * The engine crates are re-exported: [`inference`] (the API),
+//!   [`supervisor`], and `candle` (feature `candle`, on by default). The
+//!   supervisor crate itself stays free of Candle.
 
 pub mod breaker;
 mod breaker_config;
@@ -57,6 +61,9 @@ pub mod taxonomy;
 pub mod telemetry;
 pub mod trip;
 
+/// The Candle CPU engine (`coreml-candle`): ground truth and fallback.
+#[cfg(feature = "candle")]
+pub use coreml_candle as candle;
 /// The engine-neutral API (`coreml-inference`).
 pub use coreml_inference as inference;
 /// The helper's supervisor (`coreml-supervisor`).

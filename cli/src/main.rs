@@ -1,1 +1,96 @@
-fn main() {}
+//! `coreml-bridge`: embeddings, image classification, any prepared model,
+//! benchmarks and telemetry, through the router (Core ML first where it
+//! exists, Candle on the CPU otherwise).
+//!
+//! ```text
+//! coreml-bridge embed "A cat sits on the mat." "A kitten rests on a rug." "Stocks fell."
+//! coreml-bridge classify ~/.cache/coreml-bridge/assets/chelsea.png
+//! coreml-bridge run --model m.safetensors --architecture bert --input in.safetensors --output out.safetensors
+//! coreml-bridge bench minilm
+//! coreml-bridge report --format prometheus
+//! ```
+//!
+//! Every command takes `--json`. Set `COREML_HELPER` to the helper binary
+//! to use Core ML; `RUST_LOG=coreml_bridge=info` shows the router's events.
+
+mod app;
+mod bench;
+mod classify;
+mod embed;
+mod report;
+mod run;
+
+use clap::{Args, Parser, Subcommand};
+use coreml_bridge::inference::ComputeUnits;
+
+/// Options of every command.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Compute units to ask Core ML for: all, cpu_only, cpu_and_gpu, cpu_and_ne.
+    #[arg(long, global = true, default_value = "all", value_parser = app::parse_units)]
+    pub compute_units: ComputeUnits,
+    /// Do not start the Core ML helper; Candle serves.
+    #[arg(long, global = true)]
+    pub no_coreml: bool,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "coreml-bridge",
+    version,
+    about = "Core ML from Rust, with Candle as ground truth and fallback"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sentence embeddings (all-MiniLM-L6-v2) and their cosine-similarity matrix.
+    Embed(embed::EmbedArgs),
+    /// Top-5 ImageNet labels of an image (EfficientNet-Lite0).
+    Classify(classify::ClassifyArgs),
+    /// Any prepared model: tensors from and to safetensors files.
+    Run(run::RunArgs),
+    /// Latency percentiles of a model on each available engine.
+    Bench(bench::BenchArgs),
+    /// Telemetry of the last commands: table, JSON or Prometheus text.
+    Report(report::ReportArgs),
+}
+
+fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    init_tracing();
+    let cli = Cli::parse();
+    let json = cli.global.json;
+    let result = match cli.command {
+        Command::Embed(a) => embed::run(cli.global, a).await,
+        Command::Classify(a) => classify::run(cli.global, a).await,
+        Command::Run(a) => run::run(cli.global, a).await,
+        Command::Bench(a) => bench::run(cli.global, a).await,
+        Command::Report(a) => report::run(cli.global, a),
+    };
+    if let Err(e) = result {
+        if json {
+            app::print_json(&serde_json::json!({ "error": e }));
+        } else {
+            eprintln!("error: {e}");
+        }
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,190 @@
+//! What every command shares: the router (Core ML through the helper when
+//! it can, Candle always), where assets live, progress spinners, the
+//! one-line notice when Candle serves alone, and saving the telemetry for
+//! `report`.
+//!
+//! ```text
+//! $ coreml-bridge embed "a cat" "a dog"
+//! note: coreml unavailable (no Core ML on linux x86_64 and no helper binary (COREML_HELPER is unset)): candle serves every model
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use coreml_bridge::candle::CandleEngine;
+use coreml_bridge::inference::{
+    ComputeUnits, InferenceEngine, ModelArtifact, PrepareOptions, PreparedModel,
+};
+use coreml_bridge::router::{Router, HINT_COREML_ARTIFACT};
+use coreml_bridge::setup::{router_from_env, router_with_helper, RouterSetup};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::Global;
+
+/// `$COREML_BRIDGE_CACHE`, or `~/.cache/coreml-bridge`.
+pub fn cache_root() -> PathBuf {
+    std::env::var_os("COREML_BRIDGE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+                .join(".cache/coreml-bridge")
+        })
+}
+
+/// Where commands save their telemetry: `$COREML_BRIDGE_TELEMETRY_DIR`,
+/// else `<cache>/telemetry`.
+pub fn telemetry_dir() -> PathBuf {
+    std::env::var_os("COREML_BRIDGE_TELEMETRY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_root().join("telemetry"))
+}
+
+/// Where the weights of the embedded default models are.
+pub fn weights_dir(name: &str) -> PathBuf {
+    cache_root().join("weights").join(name)
+}
+
+/// A command's context.
+pub struct App {
+    pub router: Router,
+    pub global: Global,
+}
+
+impl App {
+    /// Builds the router (and says, once, why Candle serves alone if it does).
+    pub async fn start(global: Global) -> Result<Self, String> {
+        let spinner = spinner(&global, "starting engines");
+        let setup = RouterSetup::new(Arc::new(CandleEngine::new()));
+        let router = if global.no_coreml {
+            router_with_helper(Err("disabled with --no-coreml".into()), setup).await
+        } else {
+            router_from_env(setup).await
+        };
+        spinner.finish_and_clear();
+        if let Some(line) = router.unavailable_notice() {
+            if !global.json {
+                eprintln!("note: {line}");
+            }
+        }
+        Ok(Self { router, global })
+    }
+
+    /// The notice line, if Candle serves alone.
+    pub fn notice(&self) -> Option<String> {
+        self.router.unavailable_notice()
+    }
+
+    /// Prepares a model through the router, with a spinner. `candle` is the
+    /// Candle artifact; `coreml` an optional Core ML one.
+    pub async fn prepare(
+        &self,
+        name: &str,
+        candle: &Path,
+        architecture: &str,
+        coreml: Option<&Path>,
+        max_batch: Option<usize>,
+    ) -> Result<PreparedModel, String> {
+        let artifact = ModelArtifact::from_path(candle).map_err(|e| e.to_string())?;
+        if !candle.exists() {
+            return Err(format!(
+                "{} is missing: run `make assets` (scripts/prepare_test_assets.sh) first",
+                candle.display()
+            ));
+        }
+        let mut options = PrepareOptions::new(self.global.compute_units)
+            .with_model_name(name)
+            .with_architecture(architecture)
+            .with_prepare_budget(Duration::from_secs(15 * 60));
+        if let Some(b) = max_batch {
+            options = options.with_max_batch(b);
+        }
+        let sibling = candle.with_extension("mlpackage");
+        if let Some(c) = coreml
+            .map(Path::to_path_buf)
+            .or_else(|| sibling.exists().then_some(sibling))
+        {
+            options = options.with_hint(HINT_COREML_ARTIFACT, c.to_string_lossy());
+        }
+        let spinner = spinner(&self.global, &format!("preparing {name}"));
+        let model = self
+            .router
+            .prepare(&artifact, &options)
+            .await
+            .map_err(|e| format!("preparing {name}: {e}"));
+        spinner.finish_and_clear();
+        model
+    }
+
+    /// The engine that answered `model`'s latest request.
+    pub fn served_by(&self, model: &str) -> String {
+        self.router
+            .served_by(model)
+            .unwrap_or_else(|| "none".into())
+    }
+
+    /// Saves the telemetry for `report` (`<cache>/telemetry/last-<command>.json`).
+    pub fn save_telemetry(&self, command: &str) {
+        let dir = telemetry_dir();
+        let snap = self.router.telemetry().snapshot();
+        let write = std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::write(dir.join(format!("last-{command}.json")), snap.to_json()));
+        if let Err(e) = write {
+            tracing::warn!("could not save telemetry to {}: {e}", dir.display());
+        }
+    }
+}
+
+/// A spinner on stderr (hidden with `--json` or when stderr is not a terminal).
+pub fn spinner(global: &Global, message: &str) -> ProgressBar {
+    if global.json {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("static template"),
+    );
+    pb.set_message(message.to_owned());
+    pb.enable_steady_tick(Duration::from_millis(100));
+    pb
+}
+
+/// Parses `--compute-units`.
+pub fn parse_units(s: &str) -> Result<ComputeUnits, String> {
+    s.parse()
+}
+
+/// Writes a line to stdout; a closed stdout (`| head`) ends the process quietly.
+#[macro_export]
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($t)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
+/// Like [`out!`] without the newline.
+#[macro_export]
+macro_rules! out_part {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout().lock(), $($t)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
+/// Prints `value` as pretty JSON.
+pub fn print_json(value: &serde_json::Value) {
+    out!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("plain JSON")
+    );
+}
+
+/// The fallback engine alone (for `bench`).
+pub fn candle_engine() -> Arc<dyn InferenceEngine> {
+    Arc::new(CandleEngine::new())
+}
