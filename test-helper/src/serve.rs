@@ -61,7 +61,7 @@ fn hello(major: u16) -> Message {
         protocol_major: major,
         protocol_minor: PROTOCOL_MINOR,
         helper_version: env!("CARGO_PKG_VERSION").into(),
-        os: std::env::consts::OS.into(),
+        os: if cfg!(target_os = "macos") { "macOS" } else { "Linux" }.into(),
         os_build: std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim()
@@ -200,10 +200,13 @@ impl State {
                 }
                 Err(e) => error(ErrorCode::SHM_FAILED, format!("{}: {e}", a.name)),
             },
-            Message::DetachRegion(d) => {
-                self.regions.remove(&d.region);
-                Message::RegionDetached(RegionDetached { region: d.region })
-            }
+            Message::DetachRegion(d) => match self.regions.remove(&d.region) {
+                Some(_) => Message::RegionDetached(RegionDetached { region: d.region }),
+                None => error(
+                    ErrorCode::BAD_REQUEST,
+                    format!("region {} is not attached", d.region),
+                ),
+            },
             Message::Compile(c) => match DiagModel::parse(&c.source_path) {
                 Ok(_) => Message::Compiled(Compiled {
                     bundle_path: c.source_path,
@@ -256,7 +259,7 @@ impl State {
                 None => return,
             },
             other => error(
-                ErrorCode::UNKNOWN_MESSAGE,
+                ErrorCode::BAD_REQUEST,
                 format!("{} is not a request", other.tag().name()),
             ),
         };
