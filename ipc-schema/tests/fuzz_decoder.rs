@@ -40,7 +40,9 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
             2 => f.truncate(rng.below(f.len() + 1)),
             3 => {
                 let i = rng.below(f.len() + 1);
-                let interesting = [0x00, 0x7f, 0x80, 0x90, 0xc0, 0xc1, 0xcf, 0xdc, 0xdd, 0xde, 0xdf, 0xff];
+                let interesting = [
+                    0x00, 0x7f, 0x80, 0x90, 0xc0, 0xc1, 0xcf, 0xdc, 0xdd, 0xde, 0xdf, 0xff,
+                ];
                 f.insert(i, interesting[rng.below(interesting.len())]);
             }
             4 if f.len() >= 4 => {
@@ -90,7 +92,10 @@ fn check(bytes: &[u8]) -> bool {
                     decoded_any = true;
                     // Whatever decodes re-encodes to something that decodes the same.
                     if let Ok(again) = env.encode() {
-                        assert_eq!(Envelope::decode(&again).expect("re-encoded message decodes"), env);
+                        assert_eq!(
+                            Envelope::decode(&again).expect("re-encoded message decodes"),
+                            env
+                        );
                     }
                 }
             }
@@ -117,14 +122,19 @@ fn with_watchdog(secs: u64, f: impl FnOnce() + Send + 'static) {
     match rx.recv_timeout(Duration::from_secs(secs)) {
         Ok(()) => h.join().unwrap(),
         Err(mpsc::RecvTimeoutError::Disconnected) => h.join().unwrap(), // propagate the panic
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("decoder fuzzing did not finish within {secs} s"),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("decoder fuzzing did not finish within {secs} s")
+        }
     }
 }
 
 #[test]
 fn hundred_thousand_mutated_and_random_frames_never_panic() {
     with_watchdog(240, || {
-        let seeds: Vec<Vec<u8>> = cases::cases().iter().map(|(_, e)| encode_frame(e).unwrap()).collect();
+        let seeds: Vec<Vec<u8>> = cases::cases()
+            .iter()
+            .map(|(_, e)| encode_frame(e).unwrap())
+            .collect();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let (mut ok, mut total) = (0usize, 0usize);
         for i in 0..100_000 {
@@ -144,7 +154,10 @@ fn hundred_thousand_mutated_and_random_frames_never_panic() {
         // The mutator is gentle enough that some frames still decode; if none did,
         // the test would only be exercising the first error path.
         assert!(ok > 1_000, "only {ok} of {total} mutated frames decoded");
-        assert!(ok < total, "every mutated frame decoded: the mutator is not mutating");
+        assert!(
+            ok < total,
+            "every mutated frame decoded: the mutator is not mutating"
+        );
     });
 }
 
@@ -152,24 +165,57 @@ fn hundred_thousand_mutated_and_random_frames_never_panic() {
 fn oversize_and_bad_prefixes_fail_typed_without_allocating() {
     let mut dec = FrameDecoder::new(MAX_FRAME_LEN);
     dec.feed(&0xFFFF_FFF0u32.to_be_bytes());
-    assert!(matches!(dec.next_frame(), Err(FrameError::Oversize { len: 0xFFFF_FFF0, .. })));
+    assert!(matches!(
+        dec.next_frame(),
+        Err(FrameError::Oversize {
+            len: 0xFFFF_FFF0,
+            ..
+        })
+    ));
     let mut dec = FrameDecoder::new(MAX_FRAME_LEN);
     dec.feed(&[0, 0, 0, 0]);
     assert!(matches!(dec.next_frame(), Err(FrameError::Empty)));
     let mut cursor: &[u8] = &[0, 0, 0, 9, 0x93, 1];
-    assert!(matches!(read_frame(&mut cursor, MAX_FRAME_LEN), Err(FrameError::Truncated { got: 6, want: 13 })));
+    assert!(matches!(
+        read_frame(&mut cursor, MAX_FRAME_LEN),
+        Err(FrameError::Truncated { got: 6, want: 13 })
+    ));
     let mut cursor: &[u8] = &[0, 0];
-    assert!(matches!(read_frame(&mut cursor, MAX_FRAME_LEN), Err(FrameError::Truncated { got: 2, want: 4 })));
+    assert!(matches!(
+        read_frame(&mut cursor, MAX_FRAME_LEN),
+        Err(FrameError::Truncated { got: 2, want: 4 })
+    ));
     // A body claiming a 4 GiB string is rejected, not allocated.
-    let body = [0x93, 0x06, 0x01, 0x82, 0xa4, b'c', b'o', b'd', b'e', 0x01, 0xa7, b'm', b'e', b's', b's', b'a', b'g', b'e', 0xdb, 0xff, 0xff, 0xff, 0xff];
-    assert!(matches!(Envelope::decode(&body), Err(DecodeError::Payload { tag: Tag::Error, request_id: 1, .. })));
+    let body = [
+        0x93, 0x06, 0x01, 0x82, 0xa4, b'c', b'o', b'd', b'e', 0x01, 0xa7, b'm', b'e', b's', b's',
+        b'a', b'g', b'e', 0xdb, 0xff, 0xff, 0xff, 0xff,
+    ];
+    assert!(matches!(
+        Envelope::decode(&body),
+        Err(DecodeError::Payload {
+            tag: Tag::Error,
+            request_id: 1,
+            ..
+        })
+    ));
     // Unknown tags keep the request id for the error reply.
-    assert_eq!(Envelope::decode(&[0x93, 0xcd, 0x03, 0xe7, 0x05, 0x80]), Err(DecodeError::UnknownTag { tag: 999, request_id: 5 }));
+    assert_eq!(
+        Envelope::decode(&[0x93, 0xcd, 0x03, 0xe7, 0x05, 0x80]),
+        Err(DecodeError::UnknownTag {
+            tag: 999,
+            request_id: 5
+        })
+    );
     // Deep nesting in an ignored field is bounded.
-    let mut deep = vec![0x93, 0x02, 0x01, 0x82, 0xa5, b'n', b'o', b'n', b'c', b'e', 0x01, 0xa1, b'x'];
+    let mut deep = vec![
+        0x93, 0x02, 0x01, 0x82, 0xa5, b'n', b'o', b'n', b'c', b'e', 0x01, 0xa1, b'x',
+    ];
     deep.extend(std::iter::repeat_n(0x91, 100_000));
     deep.push(0xc0);
-    assert!(matches!(Envelope::decode(&deep), Err(DecodeError::Payload { .. })));
+    assert!(matches!(
+        Envelope::decode(&deep),
+        Err(DecodeError::Payload { .. })
+    ));
 }
 
 #[cfg(feature = "tokio")]
@@ -179,8 +225,17 @@ async fn async_reader_matches_blocking_reader() {
     let mut stream = frame.clone();
     stream.extend_from_slice(&frame[..5]);
     let mut rd = &stream[..];
-    let first = read_frame_async(&mut rd, MAX_FRAME_LEN).await.unwrap().unwrap();
+    let first = read_frame_async(&mut rd, MAX_FRAME_LEN)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first, frame[4..]);
-    assert!(matches!(read_frame_async(&mut rd, MAX_FRAME_LEN).await, Err(FrameError::Truncated { got: 5, .. })));
-    assert!(read_frame_async(&mut &[][..], MAX_FRAME_LEN).await.unwrap().is_none());
+    assert!(matches!(
+        read_frame_async(&mut rd, MAX_FRAME_LEN).await,
+        Err(FrameError::Truncated { got: 5, .. })
+    ));
+    assert!(read_frame_async(&mut &[][..], MAX_FRAME_LEN)
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -26,12 +26,27 @@ fn shape() -> impl Strategy<Value = Vec<u64>> {
 }
 
 fn tensor_ref() -> impl Strategy<Value = TensorRef> {
-    (dtype(), shape(), any::<u32>(), any::<u64>(), any::<u64>()).prop_flat_map(|(d, s, region, offset, len)| {
-        let n = s.len();
-        (Just(d), Just(s), vec(any::<u64>(), n), Just(region), Just(offset), Just(len)).prop_map(
-            |(dtype, shape, strides, region, offset, len)| TensorRef { dtype, shape, strides, region, offset, len },
-        )
-    })
+    (dtype(), shape(), any::<u32>(), any::<u64>(), any::<u64>()).prop_flat_map(
+        |(d, s, region, offset, len)| {
+            let n = s.len();
+            (
+                Just(d),
+                Just(s),
+                vec(any::<u64>(), n),
+                Just(region),
+                Just(offset),
+                Just(len),
+            )
+                .prop_map(|(dtype, shape, strides, region, offset, len)| TensorRef {
+                    dtype,
+                    shape,
+                    strides,
+                    region,
+                    offset,
+                    len,
+                })
+        },
+    )
 }
 
 fn named() -> impl Strategy<Value = NamedTensor> {
@@ -39,16 +54,24 @@ fn named() -> impl Strategy<Value = NamedTensor> {
 }
 
 fn spec() -> impl Strategy<Value = TensorSpec> {
-    (text(), dtype(), shape(), vec(shape(), 0..3), vec(any::<[u64; 2]>(), 0..4), any::<bool>()).prop_map(
-        |(name, dtype, shape, enumerated_shapes, shape_ranges, optional)| TensorSpec {
-            name,
-            dtype,
-            shape,
-            enumerated_shapes,
-            shape_ranges,
-            optional,
-        },
+    (
+        text(),
+        dtype(),
+        shape(),
+        vec(shape(), 0..3),
+        vec(any::<[u64; 2]>(), 0..4),
+        any::<bool>(),
     )
+        .prop_map(
+            |(name, dtype, shape, enumerated_shapes, shape_ranges, optional)| TensorSpec {
+                name,
+                dtype,
+                shape,
+                enumerated_shapes,
+                shape_ranges,
+                optional,
+            },
+        )
 }
 
 fn unit_f64() -> impl Strategy<Value = f64> {
@@ -57,67 +80,146 @@ fn unit_f64() -> impl Strategy<Value = f64> {
 
 fn message() -> impl Strategy<Value = Message> {
     let hello = (
-        (any::<u16>(), any::<u16>(), text(), text(), text(), text(), option::of(text())),
-        (vec(cu(), 0..4), any::<bool>(), option::of(text()), text(), any::<u32>()),
+        (
+            any::<u16>(),
+            any::<u16>(),
+            text(),
+            text(),
+            text(),
+            text(),
+            option::of(text()),
+        ),
+        (
+            vec(cu(), 0..4),
+            any::<bool>(),
+            option::of(text()),
+            text(),
+            any::<u32>(),
+        ),
     )
-        .prop_map(|((ma, mi, hv, os, ob, chip, cv), (units, sb, sd, engine, pid))| {
-            Message::Hello(Hello {
-                protocol_major: ma,
-                protocol_minor: mi,
-                helper_version: hv,
-                os,
-                os_build: ob,
-                chip,
-                coreml_version: cv,
-                compute_units: units,
-                sandboxed: sb,
-                sandbox_detail: sd,
-                engine,
-                pid,
-            })
+        .prop_map(
+            |((ma, mi, hv, os, ob, chip, cv), (units, sb, sd, engine, pid))| {
+                Message::Hello(Hello {
+                    protocol_major: ma,
+                    protocol_minor: mi,
+                    helper_version: hv,
+                    os,
+                    os_build: ob,
+                    chip,
+                    coreml_version: cv,
+                    compute_units: units,
+                    sandboxed: sb,
+                    sandbox_detail: sd,
+                    engine,
+                    pid,
+                })
+            },
+        );
+    let op = (
+        text(),
+        option::of(device()),
+        vec(device(), 0..3),
+        option::of(unit_f64()),
+    )
+        .prop_map(|(operator, preferred, supported, cost)| OpPlan {
+            operator,
+            preferred,
+            supported,
+            cost,
         });
-    let op = (text(), option::of(device()), vec(device(), 0..3), option::of(unit_f64()))
-        .prop_map(|(operator, preferred, supported, cost)| OpPlan { operator, preferred, supported, cost });
     prop_oneof![
         hello,
         any::<u64>().prop_map(|nonce| Message::Ping(Ping { nonce })),
         any::<u64>().prop_map(|nonce| Message::Pong(Pong { nonce })),
         Just(Message::Shutdown(Shutdown {})),
         Just(Message::ShutdownAck(ShutdownAck {})),
-        (any::<u32>(), text()).prop_map(|(c, message)| Message::Error(ErrorReply { code: ErrorCode(c), message })),
-        (any::<u32>(), text(), any::<u64>())
-            .prop_map(|(region, name, size)| Message::AttachRegion(AttachRegion { region, name, size })),
+        (any::<u32>(), text()).prop_map(|(c, message)| Message::Error(ErrorReply {
+            code: ErrorCode(c),
+            message
+        })),
+        (any::<u32>(), text(), any::<u64>()).prop_map(
+            |(region, name, size)| Message::AttachRegion(AttachRegion { region, name, size })
+        ),
         any::<u32>().prop_map(|region| Message::RegionAttached(RegionAttached { region })),
         any::<u32>().prop_map(|region| Message::DetachRegion(DetachRegion { region })),
         any::<u32>().prop_map(|region| Message::RegionDetached(RegionDetached { region })),
         (text(), text(), cu()).prop_map(|(source_path, staging_dir, compute_units)| {
-            Message::Compile(Compile { source_path, staging_dir, compute_units })
+            Message::Compile(Compile {
+                source_path,
+                staging_dir,
+                compute_units,
+            })
         }),
-        (text(), proptest::sample::select(Backend::ALL), any::<u64>()).prop_map(|(bundle_path, backend, compile_us)| {
-            Message::Compiled(Compiled { bundle_path, backend, compile_us })
-        }),
-        (any::<u64>(), text(), cu())
-            .prop_map(|(model_id, bundle_path, compute_units)| Message::Load(Load { model_id, bundle_path, compute_units })),
-        (any::<u64>(), vec(spec(), 0..4), vec(spec(), 0..4), cu(), any::<u64>()).prop_map(
-            |(model_id, inputs, outputs, compute_units, load_us)| {
-                Message::Loaded(Loaded { model_id, inputs, outputs, compute_units, load_us })
+        (text(), proptest::sample::select(Backend::ALL), any::<u64>()).prop_map(
+            |(bundle_path, backend, compile_us)| {
+                Message::Compiled(Compiled {
+                    bundle_path,
+                    backend,
+                    compile_us,
+                })
             }
         ),
+        (any::<u64>(), text(), cu()).prop_map(|(model_id, bundle_path, compute_units)| {
+            Message::Load(Load {
+                model_id,
+                bundle_path,
+                compute_units,
+            })
+        }),
+        (
+            any::<u64>(),
+            vec(spec(), 0..4),
+            vec(spec(), 0..4),
+            cu(),
+            any::<u64>()
+        )
+            .prop_map(|(model_id, inputs, outputs, compute_units, load_us)| {
+                Message::Loaded(Loaded {
+                    model_id,
+                    inputs,
+                    outputs,
+                    compute_units,
+                    load_us,
+                })
+            }),
         any::<u64>().prop_map(|model_id| Message::Unload(Unload { model_id })),
         any::<u64>().prop_map(|model_id| Message::Unloaded(Unloaded { model_id })),
         any::<u64>().prop_map(|model_id| Message::GetComputePlan(GetComputePlan { model_id })),
-        (any::<u64>(), vec(op, 0..5), option::of(unit_f64()), option::of(text())).prop_map(
-            |(model_id, ops, ne_coverage, unavailable_reason)| {
-                Message::ComputePlan(ComputePlan { model_id, ops, ne_coverage, unavailable_reason })
-            }
-        ),
-        (any::<u64>(), vec(named(), 0..4), vec(named(), 0..4), any::<u64>()).prop_map(
-            |(model_id, inputs, outputs, deadline_us)| {
-                Message::Predict(Predict { model_id, inputs, outputs, deadline_us })
-            }
-        ),
-        (any::<u64>(), vec(named(), 0..4), any::<bool>(), any::<[u64; 3]>()).prop_map(
-            |(model_id, outputs, inputs_retained, t)| {
+        (
+            any::<u64>(),
+            vec(op, 0..5),
+            option::of(unit_f64()),
+            option::of(text())
+        )
+            .prop_map(|(model_id, ops, ne_coverage, unavailable_reason)| {
+                Message::ComputePlan(ComputePlan {
+                    model_id,
+                    ops,
+                    ne_coverage,
+                    unavailable_reason,
+                })
+            }),
+        (
+            any::<u64>(),
+            vec(named(), 0..4),
+            vec(named(), 0..4),
+            any::<u64>()
+        )
+            .prop_map(|(model_id, inputs, outputs, deadline_us)| {
+                Message::Predict(Predict {
+                    model_id,
+                    inputs,
+                    outputs,
+                    deadline_us,
+                })
+            }),
+        (
+            any::<u64>(),
+            vec(named(), 0..4),
+            any::<bool>(),
+            any::<[u64; 3]>()
+        )
+            .prop_map(|(model_id, outputs, inputs_retained, t)| {
                 Message::Predicted(Predicted {
                     model_id,
                     outputs,
@@ -126,8 +228,7 @@ fn message() -> impl Strategy<Value = Message> {
                     predict_us: t[1],
                     marshal_out_us: t[2],
                 })
-            }
-        ),
+            }),
         any::<u64>().prop_map(|model_id| Message::InputsReleased(InputsReleased { model_id })),
         Just(Message::GetStats(GetStats {})),
         any::<[u64; 7]>().prop_map(|s| Message::Stats(Stats {

@@ -61,7 +61,12 @@ fn hello(major: u16) -> Message {
         protocol_major: major,
         protocol_minor: PROTOCOL_MINOR,
         helper_version: env!("CARGO_PKG_VERSION").into(),
-        os: if cfg!(target_os = "macos") { "macOS" } else { "Linux" }.into(),
+        os: if cfg!(target_os = "macos") {
+            "macOS"
+        } else {
+            "Linux"
+        }
+        .into(),
         os_build: std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim()
