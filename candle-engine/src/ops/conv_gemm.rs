@@ -129,6 +129,13 @@ impl DenseConv2d {
     }
 
     /// Shared body: `init` fills one image's output before the gemm accumulates into it.
+    ///
+    /// Parallel over blocks of output pixels (columns) when there are enough of them,
+    /// else over blocks of output channels (rows): each task builds its own im2col
+    /// slice, runs a single-threaded gemm and its epilogue, so a convolution has one
+    /// join point instead of gemm's several, and the im2col data stays in the core's
+    /// cache. More blocks than threads let an idle thread take over when the other is
+    /// preempted.
     fn run(
         &self,
         src: &[f32],
@@ -137,69 +144,103 @@ impl DenseConv2d {
     ) -> (CpuStorage, Shape) {
         let n = g.oh * g.ow;
         let k = self.c_in * self.kh * self.kw;
+        let m = self.c_out;
         let threads = runtime::cpu_threads();
         let direct = self.kh == 1 && self.kw == 1 && self.stride == 1 && self.padding == 0;
-        let mut cols = if direct {
-            Vec::new()
-        } else {
-            vec![0f32; k * n]
-        };
-        let mut out: Vec<f32> = Vec::with_capacity(g.b * self.c_out * n);
+        let col_parts = (4 * threads).min(n / 96);
+        let mut out: Vec<f32> = Vec::with_capacity(g.b * m * n);
+        let mut cols = Vec::new();
         for img in 0..g.b {
             let x = &src[img * self.c_in * g.h * g.w..(img + 1) * self.c_in * g.h * g.w];
             let start = out.len();
             init(img, &mut out);
-            debug_assert_eq!(out.len() - start, self.c_out * n);
+            debug_assert_eq!(out.len() - start, m * n);
+            let dst = &mut out[start..];
+            if threads > 1 && col_parts >= threads {
+                let bounds: Vec<usize> = (0..=col_parts).map(|i| i * n / col_parts).collect();
+                let blocks = sys::split_columns(dst, m, n, &bounds);
+                blocks.into_par_iter().for_each(|mut b| {
+                    let (c0, nb) = (b.col0(), b.cols());
+                    if direct {
+                        b.gemm(k, &self.weight, k, &x[c0..], n, true);
+                    } else {
+                        let mut buf = vec![0f32; k * nb];
+                        for (row, d) in buf.chunks_exact_mut(nb).enumerate() {
+                            self.im2col_row(x, g, row, c0, d);
+                        }
+                        b.gemm(k, &self.weight, k, &buf, nb, true);
+                    }
+                    for r in 0..m {
+                        self.act.apply(b.row_mut(r));
+                    }
+                });
+                continue;
+            }
             let rhs: &[f32] = if direct {
                 x
             } else {
-                self.im2col(x, g, &mut cols);
+                cols.resize(k * n, 0.0);
+                cols.par_chunks_mut(n)
+                    .enumerate()
+                    .for_each(|(row, d)| self.im2col_row(x, g, row, 0, d));
                 &cols
             };
-            let dst = &mut out[start..];
-            sys::sgemm(self.c_out, n, k, dst, &self.weight, rhs, true, threads);
-            self.act.apply_par(dst);
+            let row_parts = (4 * threads).min(m / 16).max(1);
+            let rows_per = m.div_ceil(row_parts);
+            dst.par_chunks_mut(rows_per * n)
+                .enumerate()
+                .for_each(|(i, d)| {
+                    let rows = d.len() / n;
+                    let lhs = &self.weight[i * rows_per * k..];
+                    sys::sgemm(rows, n, k, d, lhs, rhs, true, 1);
+                    self.act.apply(d);
+                });
         }
-        let shape = Shape::from((g.b, self.c_out, g.oh, g.ow));
+        let shape = Shape::from((g.b, m, g.oh, g.ow));
         (CpuStorage::F32(out), shape)
     }
 
-    /// Rows `(c, ky, kx)`, columns output pixels; zero where the tap falls in the padding.
-    fn im2col(&self, x: &[f32], g: &Geometry, cols: &mut [f32]) {
+    /// One im2col row `(c, ky, kx)` for output pixels `p0 .. p0 + dst.len()`: the input
+    /// value under that tap for each pixel, zero where it falls in the padding.
+    fn im2col_row(&self, x: &[f32], g: &Geometry, row: usize, p0: usize, dst: &mut [f32]) {
         let (s, p, kh, kw) = (self.stride, self.padding, self.kh, self.kw);
-        let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
-        cols.par_chunks_mut(oh * ow)
-            .enumerate()
-            .for_each(|(row, dst)| {
-                let (c, tap) = (row / (kh * kw), row % (kh * kw));
-                let (ky, kx) = (tap / kw, tap % kw);
-                let plane = &x[c * h * w..(c + 1) * h * w];
-                // Output columns whose input column ix = ox·s + kx − p lies in [0, w).
-                let lo = p.saturating_sub(kx).div_ceil(s).min(ow);
-                let hi = if w + p > kx {
-                    ((w + p - kx - 1) / s + 1).min(ow)
-                } else {
-                    0
-                };
-                for (oy, drow) in dst.chunks_exact_mut(ow).enumerate() {
-                    let iy = (oy * s + ky) as isize - p as isize;
-                    if iy < 0 || iy >= h as isize || lo >= hi {
-                        drow.fill(0.0);
-                        continue;
-                    }
-                    let srow = &plane[iy as usize * w..(iy as usize + 1) * w];
-                    drow[..lo].fill(0.0);
-                    drow[hi..].fill(0.0);
-                    let ix0 = lo * s + kx - p;
-                    if s == 1 {
-                        drow[lo..hi].copy_from_slice(&srow[ix0..ix0 + hi - lo]);
-                    } else {
-                        for (d, v) in drow[lo..hi].iter_mut().zip(srow[ix0..].iter().step_by(s)) {
-                            *d = *v;
-                        }
-                    }
+        let (h, w, ow) = (g.h, g.w, g.ow);
+        let (c, tap) = (row / (kh * kw), row % (kh * kw));
+        let (ky, kx) = (tap / kw, tap % kw);
+        let plane = &x[c * h * w..(c + 1) * h * w];
+        // Output columns whose input column ix = ox·s + kx − p lies in [0, w).
+        let lo = p.saturating_sub(kx).div_ceil(s).min(ow);
+        let hi = if w + p > kx {
+            ((w + p - kx - 1) / s + 1).min(ow)
+        } else {
+            0
+        };
+        let end = p0 + dst.len();
+        let mut px = p0;
+        while px < end {
+            let (oy, ox0) = (px / ow, px % ow);
+            let ox1 = ow.min(ox0 + (end - px));
+            let seg = &mut dst[px - p0..px - p0 + (ox1 - ox0)];
+            px += ox1 - ox0;
+            let iy = (oy * s + ky) as isize - p as isize;
+            let (a, b) = (lo.clamp(ox0, ox1), hi.clamp(ox0, ox1));
+            if iy < 0 || iy >= h as isize || a >= b {
+                seg.fill(0.0);
+                continue;
+            }
+            let srow = &plane[iy as usize * w..(iy as usize + 1) * w];
+            seg[..a - ox0].fill(0.0);
+            seg[b - ox0..].fill(0.0);
+            let ix0 = a * s + kx - p;
+            let valid = &mut seg[a - ox0..b - ox0];
+            if s == 1 {
+                valid.copy_from_slice(&srow[ix0..ix0 + (b - a)]);
+            } else {
+                for (d, v) in valid.iter_mut().zip(srow[ix0..].iter().step_by(s)) {
+                    *d = *v;
                 }
-            });
+            }
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! candle 0.11.1 asks `get_num_threads()` on every matmul; unless `RAYON_NUM_THREADS` is
 //! set, that parses `/proc/cpuinfo` each time (≈9,300 times per FastViT forward, 2.4× of
 //! its run time). [`init_cpu_runtime`] decides the count once, publishes it through
-//! `RAYON_NUM_THREADS`, builds rayon's global pool with it, and tunes malloc.
+//! `RAYON_NUM_THREADS`, builds rayon's global pool with it, keeps candle's spinning
+//! elementwise pool off (`CANDLE_NUM_THREADS=1` unless set), and tunes malloc.
 //!
 //! ```
 //! use coreml_candle::ops::runtime::{init_cpu_runtime, cpu_threads};
@@ -54,6 +55,15 @@ pub fn init_cpu_runtime(requested: Option<usize>) -> usize {
                 // functions take a process-wide lock, and candle reads the variable
                 // through them.
                 std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+            }
+            // candle runs elementwise ops of ≥64 K elements on its own barrier pool, whose
+            // CANDLE_NUM_THREADS−1 workers spin 25,000 `pause`s after every op and so
+            // compete with rayon's workers (and anything else) for the cores. Our kernels
+            // do the heavy elementwise work in their epilogues, so keep candle's few
+            // remaining elementwise ops on the calling thread unless told otherwise
+            // (measured: MiniLM 43 vs 97–142 ms on a busy 2-core VM, vision models equal).
+            if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+                std::env::set_var("CANDLE_NUM_THREADS", "1");
             }
             // Fails only if the global pool already exists (someone else built it
             // first); rayon then keeps its own pool, which is still correct.

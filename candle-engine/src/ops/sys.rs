@@ -78,6 +78,129 @@ pub fn sgemm(
     }
 }
 
+/// A block of columns `[col0, col0 + cols)` of a row-major `rows × pitch` matrix,
+/// writable independently of the other blocks made by [`split_columns`].
+pub struct ColBlock<'a> {
+    ptr: *mut f32,
+    rows: usize,
+    pitch: usize,
+    col0: usize,
+    cols: usize,
+    _borrow: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: a ColBlock is an exclusive view of its own columns (disjoint from every other
+// block of the same split, which holds the only borrow of the matrix), so moving it to
+// another thread is like moving a `&mut [f32]`.
+unsafe impl Send for ColBlock<'_> {}
+
+/// Split `dst` (`rows × pitch`, row-major) into blocks of columns, `bounds[i]..bounds[i+1]`.
+///
+/// # Panics
+/// If `dst` is shorter than `rows × pitch` or the bounds are not increasing within `pitch`.
+pub fn split_columns<'a>(
+    dst: &'a mut [f32],
+    rows: usize,
+    pitch: usize,
+    bounds: &[usize],
+) -> Vec<ColBlock<'a>> {
+    assert!(dst.len() >= rows * pitch, "split_columns: matrix too short");
+    assert!(
+        bounds.windows(2).all(|w| w[0] <= w[1]),
+        "split_columns: bounds"
+    );
+    assert!(
+        bounds.last().is_none_or(|&b| b <= pitch),
+        "split_columns: bounds"
+    );
+    let ptr = dst.as_mut_ptr();
+    bounds
+        .windows(2)
+        .map(|w| ColBlock {
+            ptr,
+            rows,
+            pitch,
+            col0: w[0],
+            cols: w[1] - w[0],
+            _borrow: std::marker::PhantomData,
+        })
+        .collect()
+}
+
+impl ColBlock<'_> {
+    /// First column.
+    pub fn col0(&self) -> usize {
+        self.col0
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Row `r` of this block (`cols` values).
+    pub fn row_mut(&mut self, r: usize) -> &mut [f32] {
+        assert!(r < self.rows, "ColBlock: row out of range");
+        // SAFETY: r < rows and col0 + cols <= pitch (checked in split_columns), so the
+        // range lies inside the matrix; blocks of one split cover disjoint columns and
+        // `&mut self` prevents two live rows of this block.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.ptr.add(r * self.pitch + self.col0), self.cols)
+        }
+    }
+
+    /// `block (+)= lhs[rows×k] · rhs[k×cols]`, lhs/rhs row-major with row strides
+    /// `lhs_rs`/`rhs_rs` (≥ k / cols), single-threaded.
+    pub fn gemm(
+        &mut self,
+        k: usize,
+        lhs: &[f32],
+        lhs_rs: usize,
+        rhs: &[f32],
+        rhs_rs: usize,
+        accumulate: bool,
+    ) {
+        let (m, n) = (self.rows, self.cols);
+        if m == 0 || n == 0 || k == 0 {
+            return;
+        }
+        assert!(
+            lhs_rs >= k && lhs.len() >= (m - 1) * lhs_rs + k,
+            "gemm: lhs too short"
+        );
+        assert!(
+            rhs_rs >= n && rhs.len() >= (k - 1) * rhs_rs + n,
+            "gemm: rhs too short"
+        );
+        // SAFETY: the asserts bound every lhs/rhs element gemm reads; dst elements are
+        // rows r < m, columns col0..col0+n of a matrix of pitch `pitch`, inside the
+        // borrowed slice (split_columns) and owned by this block alone.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                self.ptr.add(self.col0),
+                1,
+                self.pitch as isize,
+                accumulate,
+                lhs.as_ptr(),
+                1,
+                lhs_rs as isize,
+                rhs.as_ptr(),
+                1,
+                rhs_rs as isize,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+}
+
 /// Run `f` compiled for AVX2 when the CPU has it (checked once), else as is.
 ///
 /// The default build targets baseline x86-64 (SSE2), so the compiler vectorises our

@@ -12,21 +12,27 @@ use std::time::Duration;
 /// Which process runs a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WorkerKind {
-    /// scripts/bench_pytorch.py.
+    /// scripts/bench_pytorch.py, OpenMP defaults (worker threads spin between regions).
     Torch,
+    /// The same with `OMP_WAIT_POLICY=PASSIVE` (workers sleep; robust when the machine
+    /// is shared, slower when it is quiet).
+    TorchPassive,
     /// Candle with the runtime initialised (thread count cached, malloc tuned).
     Candle,
     /// Candle without `RAYON_NUM_THREADS` and without our runtime init.
     CandleStockEnv,
     /// Candle with the runtime initialised but glibc's malloc defaults.
     CandleMallocDefaults,
+    /// Candle with the runtime initialised but candle's elementwise barrier pool on
+    /// (`CANDLE_NUM_THREADS` = threads).
+    CandleBarrierPool,
 }
 
 /// One line of the result table.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub model: &'static str,
-    pub label: &'static str,
+    pub label: String,
     pub worker: WorkerKind,
     pub case: &'static str,
     pub iters: usize,
@@ -37,7 +43,7 @@ pub struct Row {
 fn row(model: &'static str, worker: WorkerKind, case: &'static str, label: &'static str) -> Row {
     Row {
         model,
-        label,
+        label: label.to_string(),
         worker,
         case,
         iters: 1,
@@ -60,6 +66,12 @@ pub fn plan(models: &[String]) -> Vec<Row> {
                     CandleMallocDefaults,
                     "minilm:fast",
                     "Candle engine, glibc malloc defaults",
+                ),
+                row(
+                    "minilm",
+                    CandleBarrierPool,
+                    "minilm:fast",
+                    "engine, candle's spinning elementwise pool on",
                 ),
             ]),
             "fastvit_t8" => rows.extend([
@@ -117,6 +129,12 @@ pub fn plan(models: &[String]) -> Vec<Row> {
                     "fastvit_t8:fast",
                     "engine, glibc malloc defaults",
                 ),
+                row(
+                    "fastvit_t8",
+                    CandleBarrierPool,
+                    "fastvit_t8:fast",
+                    "engine, candle's spinning elementwise pool on",
+                ),
             ]),
             "resnet50" => rows.extend([
                 row("resnet50", Torch, "resnet50", "PyTorch (torchvision)"),
@@ -150,9 +168,21 @@ pub fn plan(models: &[String]) -> Vec<Row> {
                     "resnet50:fast",
                     "engine, glibc malloc defaults",
                 ),
+                row(
+                    "resnet50",
+                    CandleBarrierPool,
+                    "resnet50:fast",
+                    "engine, candle's spinning elementwise pool on",
+                ),
             ]),
             "efficientnet_lite0" => rows.extend([
                 row("efficientnet_lite0", Torch, "efficientnet_lite0", "PyTorch"),
+                row(
+                    "efficientnet_lite0",
+                    CandleBarrierPool,
+                    "efficientnet_lite0:fast",
+                    "engine, candle's spinning elementwise pool on",
+                ),
                 row(
                     "efficientnet_lite0",
                     Candle,
@@ -163,7 +193,18 @@ pub fn plan(models: &[String]) -> Vec<Row> {
             _ => {}
         }
     }
-    rows
+    // Every PyTorch case runs twice: OpenMP defaults, and passive waiting.
+    let mut out = Vec::with_capacity(rows.len() * 2);
+    for r in rows {
+        let passive = (r.worker == Torch).then(|| Row {
+            worker: TorchPassive,
+            label: format!("{}, OMP_WAIT_POLICY=PASSIVE", r.label),
+            ..r.clone()
+        });
+        out.push(r);
+        out.extend(passive);
+    }
+    out
 }
 
 struct Worker {
@@ -178,7 +219,7 @@ impl Worker {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let threads = o.threads.to_string();
         let mut cmd = match kind {
-            WorkerKind::Torch => {
+            WorkerKind::Torch | WorkerKind::TorchPassive => {
                 let mut c = Command::new(&o.python);
                 c.arg(root.join("scripts/bench_pytorch.py"))
                     .args(["--threads", &threads]);
@@ -195,6 +236,12 @@ impl Worker {
         };
         cmd.env_remove("RAYON_NUM_THREADS")
             .env_remove("CANDLE_NUM_THREADS");
+        if kind == WorkerKind::TorchPassive {
+            cmd.env("OMP_WAIT_POLICY", "PASSIVE");
+        }
+        if kind == WorkerKind::CandleBarrierPool {
+            cmd.env("CANDLE_NUM_THREADS", &threads);
+        }
         if kind == WorkerKind::CandleMallocDefaults {
             cmd.env("COREML_BRIDGE_MALLOC_TUNING", "0");
         }
@@ -271,8 +318,11 @@ pub fn run(o: &Options) -> Result<Vec<Row>, String> {
             r.error = Some(e);
             continue;
         }
-        match w.times(r.case, 1) {
-            Ok(t) => r.iters = ((o.batch_ms / t[0].max(0.1)).round() as usize).clamp(1, 25),
+        match w.times(r.case, 3) {
+            Ok(t) => {
+                let best = t.iter().copied().fold(f64::INFINITY, f64::min).max(0.1);
+                r.iters = ((o.batch_ms / best).round() as usize).clamp(1, 25)
+            }
             Err(e) => r.error = Some(e),
         }
     }
