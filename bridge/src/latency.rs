@@ -106,7 +106,8 @@ impl StageHistogram {
 
     /// The quantile `q` in `0.0..=1.0`, `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
-        (self.count() > 0).then(|| Duration::from_micros(self.hist.value_at_quantile(q.clamp(0.0, 1.0))))
+        (self.count() > 0)
+            .then(|| Duration::from_micros(self.hist.value_at_quantile(q.clamp(0.0, 1.0)).min(self.max_us)))
     }
 
     /// Count, p50/p95/p99, max and sum.
@@ -115,7 +116,8 @@ impl StageHistogram {
             if self.count() == 0 {
                 0
             } else {
-                self.hist.value_at_quantile(q)
+                // HDR reports the top of a value's bucket: never above the exact max.
+                self.hist.value_at_quantile(q).min(self.max_us)
             }
         };
         LatencySummary {
@@ -182,6 +184,9 @@ mod tests {
         assert!(s.p99_us.abs_diff(50_000) <= 50);
         assert_eq!(s.max_us, 50_000);
         assert_eq!(s.sum_us, 98 * 100 + 2 * 50_000);
+        let mut one = StageHistogram::new();
+        one.record(Duration::from_micros(418_347));
+        assert_eq!(one.summary().p50_us, 418_347, "a quantile is never above the exact max");
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub const HINT_CANDLE_ARTIFACT: &str = "router.candle_artifact";
 pub const HINT_COREML_ARTIFACT: &str = "router.coreml_artifact";
 /// Time kept back from Core ML's share of a deadline so that the fallback
 /// can still answer (at least this, or twice the fallback's expected p99).
-pub const MIN_FALLBACK_RESERVE: Duration = Duration::from_millis(20);
+pub const MIN_FALLBACK_RESERVE: Duration = Duration::from_millis(50);
 /// The router's engine name.
 pub const ROUTER_ENGINE: &str = "router";
 

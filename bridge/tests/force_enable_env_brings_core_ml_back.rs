@@ -1,5 +1,5 @@
 //! `COREML_FORCE_ENABLE` from the real environment: Core ML times out on
-//! every request (a 300 ms model under a 250 ms deadline) until the breaker
+//! every request (a 1 s model under a 600 ms deadline) until the breaker
 //! opens; once the caller allows it time again, listing the model in
 //! `COREML_FORCE_ENABLE` brings Core ML back at once. (The only test in this
 //! binary: it is the only one that touches the process environment.)
@@ -16,10 +16,10 @@ use coreml_bridge::force_enable::FORCE_ENABLE_ENV;
 async fn listing_the_model_in_coreml_force_enable_brings_core_ml_back() {
     tokio::time::timeout(Duration::from_secs(120), async {
         std::env::remove_var(FORCE_ENABLE_ENV);
-        let rig = HelperRig::start(RigOptions::new("diag:sleep?ms=300", 0.0)).await;
+        let rig = HelperRig::start(RigOptions::new("diag:sleep?ms=1000", 0.0)).await;
         for i in 0..11 {
             assert_eq!(
-                rig.infer(i as f32, Duration::from_millis(250)).await,
+                rig.infer(i as f32, Duration::from_millis(600)).await,
                 "candle",
                 "request {i} timed out on Core ML"
             );

@@ -14,12 +14,12 @@ use coreml_bridge::force_enable::ForceSource;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timed_probe_closes_the_breaker_when_core_ml_behaves() {
     tokio::time::timeout(Duration::from_secs(120), async {
-        let mut o = RigOptions::new("diag:sleep?ms=300", 0.0);
+        let mut o = RigOptions::new("diag:sleep?ms=1000", 0.0);
         o.breaker = BreakerConfig { half_open_after: Some(Duration::from_millis(800)), ..BreakerConfig::default() };
         o.force = ForceSource::fixed().0;
         let rig = HelperRig::start(o).await;
         for i in 0..11 {
-            assert_eq!(rig.infer(i as f32, Duration::from_millis(250)).await, "candle");
+            assert_eq!(rig.infer(i as f32, Duration::from_millis(600)).await, "candle");
         }
         assert_eq!(rig.router.breaker_state(&rig.name), Some(BreakerState::Open));
         assert_eq!(rig.infer(0.0, Duration::from_secs(5)).await, "candle", "before the probe interval");

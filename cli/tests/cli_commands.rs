@@ -154,3 +154,64 @@ fn embed_classify_and_report_through_the_router() {
     );
     coreml_bridge::prometheus::parse(&p).unwrap();
 }
+
+#[test]
+fn run_takes_tensors_from_and_to_safetensors_and_bench_times_each_engine() {
+    let (minilm, _) = assets();
+    let dir = tempfile::tempdir().unwrap();
+    let tok =
+        coreml_bridge::candle::text::TextTokenizer::from_file(minilm.join("tokenizer.json"), 128)
+            .unwrap();
+    let input = dir.path().join("tokens.safetensors");
+    tok.encode_batch(&["A cat sits on the mat.", "A kitten is resting on a rug."])
+        .unwrap()
+        .write_safetensors(&input)
+        .unwrap();
+    let output = dir.path().join("out.safetensors");
+    let model = minilm.join("model.safetensors");
+    let v = json(&cli(
+        dir.path(),
+        &[
+            "--json",
+            "run",
+            "--model",
+            model.to_str().unwrap(),
+            "--architecture",
+            "bert",
+            "--name",
+            "minilm-run",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(v["served_by"], "candle");
+    let out = coreml_bridge::inference::TensorMap::read_safetensors(&output).unwrap();
+    let e = out.f32("embedding").unwrap();
+    assert_eq!(e.len(), 2 * 384);
+    let cos: f32 = e[..384].iter().zip(&e[384..]).map(|(a, b)| a * b).sum();
+    assert!(cos > 0.5, "paraphrases are close: {cos}");
+
+    let v = json(&cli(
+        dir.path(),
+        &[
+            "--json",
+            "bench",
+            "minilm",
+            "--iterations",
+            "5",
+            "--warmup",
+            "1",
+        ],
+    ));
+    let engines = v["engines"].as_array().unwrap();
+    assert_eq!(engines.len(), 2, "{v}");
+    assert_eq!(engines[0]["engine"], "candle");
+    assert_eq!(engines[1]["engine"], "router->candle");
+    for e in engines {
+        let l = &e["latency_us"];
+        assert_eq!(l["count"], 5);
+        assert!(l["p50_us"].as_u64().unwrap() > 0 && l["p99_us"].as_u64() >= l["p50_us"].as_u64());
+    }
+}
