@@ -4,8 +4,8 @@
 # paraphrase pairs high, the unrelated sentences low), EfficientNet-Lite0 on
 # the sample cat photo (top-5 labels), and the telemetry table naming the
 # engine that served. Called by `make demo` after `make assets`
-# (scripts/prepare_test_assets.sh), which puts the weights and the photo in
-# ${COREML_BRIDGE_CACHE:-~/.cache/coreml-bridge}.
+# (scripts/prepare_test_assets.sh), which puts the weights in
+# ${COREML_BRIDGE_CACHE:-~/.cache/coreml-bridge}/weights.
 #
 # Core ML is used when COREML_HELPER names a helper that has it (macOS);
 # elsewhere the CLI says on one line that Candle serves, and why.
@@ -31,12 +31,10 @@ for f in "$CACHE/weights/all-minilm-l6-v2/model.safetensors" \
         exit 1
     fi
 done
-CAT="${DEMO_IMAGE:-}"
-if [[ -z "$CAT" ]]; then
-    CAT="$(find "$CACHE" -type f \( -name 'chelsea.png' -o -name 'chelsea.jpg' -o -name 'cat.png' -o -name 'cat.jpg' \) 2>/dev/null | sort | head -n 1)"
-fi
-if [[ -z "$CAT" || ! -f "$CAT" ]]; then
-    echo "demo: no sample cat photo under $CACHE (chelsea.png); run \`make assets\` first or set DEMO_IMAGE" >&2
+# The scikit-image sample cat (skimage.data.chelsea), kept in the repo.
+CAT="${DEMO_IMAGE:-tests/fixtures/images/chelsea.png}"
+if [[ ! -f "$CAT" ]]; then
+    echo "demo: $CAT is missing (set DEMO_IMAGE to a photo)" >&2
     exit 1
 fi
 

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! coreml-bridge embed "A cat sits on the mat." "A kitten rests on a rug." "Stocks fell."
-//! coreml-bridge classify ~/.cache/coreml-bridge/assets/chelsea.png
+//! coreml-bridge classify tests/fixtures/images/chelsea.png
 //! coreml-bridge run --model m.safetensors --architecture bert --input in.safetensors --output out.safetensors
 //! coreml-bridge bench minilm
 //! coreml-bridge report --format prometheus

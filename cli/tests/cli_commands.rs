@@ -1,5 +1,5 @@
-//! The CLI end to end on the embedded default models (weights and the cat
-//! photo from `make assets`, in `$COREML_BRIDGE_CACHE`): `embed` ranks
+//! The CLI end to end on the embedded default models (weights from `make
+//! assets` in `$COREML_BRIDGE_CACHE`, the cat photo from tests/fixtures): `embed` ranks
 //! paraphrases above unrelated sentences, `classify` finds a cat class,
 //! `report` renders the saved telemetry in all three formats, and without
 //! Core ML each command says on one line that Candle serves, and why.
@@ -21,14 +21,8 @@ fn assets() -> (PathBuf, PathBuf) {
     let c = cache();
     let minilm = c.join("weights/all-minilm-l6-v2");
     let effnet = c.join("weights/efficientnet-lite0/model.safetensors");
-    let cat = [
-        c.join("assets/chelsea.png"),
-        c.join("fixtures/chelsea.png"),
-        c.join("chelsea.png"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-    .unwrap_or_else(|| c.join("assets/chelsea.png"));
+    let cat =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/images/chelsea.png");
     for p in [
         minilm.join("model.safetensors"),
         minilm.join("tokenizer.json"),
