@@ -138,7 +138,17 @@ pub fn markdown(o: &Options, rows: &[Row]) -> String {
     let _ = writeln!(
         s,
         "\nEvery case; the ratio is against the fastest PyTorch row of the model (for FastViT \
-         that includes timm's reparameterised model):\n"
+         that includes timm's reparameterised model). The Candle rows add the fixes of \
+         ../shared/reference/candle-cpu-performance.md one at a time: *stock env* is \
+         candle-transformers' model without `RAYON_NUM_THREADS` (candle parses /proc/cpuinfo on \
+         every matmul); (a) caches the thread count (`ops::runtime`); then our model \
+         structure with BatchNorm folded / timm's reparameterisation at load, still on candle's \
+         conv2d; (b) the direct depthwise op; (c) im2col + gemm for dense convs with bias, \
+         residual and activation in the kernel; the vectorised GELU. The last rows switch one \
+         runtime setting back to its default: glibc's malloc thresholds, and candle's \
+         spinning elementwise pool (`CANDLE_NUM_THREADS` = threads). PyTorch runs each model \
+         with OpenMP defaults and with `OMP_WAIT_POLICY=PASSIVE` (its spinning workers \
+         collapse when another process wants the cores).\n"
     );
     let _ = writeln!(
         s,
