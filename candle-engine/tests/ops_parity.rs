@@ -222,6 +222,8 @@ fn runtime_caches_the_thread_count_and_publishes_it_to_candle() {
         let env: usize = std::env::var("RAYON_NUM_THREADS").unwrap().parse().unwrap();
         assert_eq!(env, n);
         assert_eq!(candle_core::utils::get_num_threads(), n);
+        // candle's spinning elementwise pool stays off unless the user configured it.
+        assert!(std::env::var_os("CANDLE_NUM_THREADS").is_some());
         assert!(runtime::cpu_runtime().is_some());
     });
 }
