@@ -142,7 +142,12 @@ impl DepthwiseConv2d {
             }
         }
         let mut out = vec![0f32; b * c_out * oh * ow];
+        // At least ~64 K multiply-adds per rayon task: small late-stage planes (7×7)
+        // would otherwise cost more in task hand-offs than in arithmetic.
+        let per_plane = (oh * ow * self.kh * self.kw).max(1);
+        let min_planes = (65_536 / per_plane).max(1);
         out.par_chunks_mut(oh * ow)
+            .with_min_len(min_planes)
             .enumerate()
             .for_each(|(plane, dst)| {
                 let (img, oc) = (plane / c_out, plane % c_out);
