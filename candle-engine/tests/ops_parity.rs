@@ -36,6 +36,7 @@ fn candle_conv(
     match act {
         Activation::Identity => y,
         Activation::Relu => y.relu().unwrap(),
+        Activation::Relu6 => y.clamp(0f32, 6f32).unwrap(),
         Activation::Gelu => y.gelu_erf().unwrap(),
     }
 }
@@ -50,7 +51,7 @@ fn depthwise_matches_candle_grouped_conv() {
             (6, 2, 7, 2, 3, 16, 15, 1, Activation::Identity),
             (6, 2, 3, 2, 1, 9, 9, 2, Activation::Gelu),
             (5, 1, 7, 1, 3, 7, 7, 1, Activation::Gelu),
-            (4, 3, 5, 1, 0, 10, 12, 1, Activation::Identity),
+            (4, 3, 5, 1, 0, 10, 12, 1, Activation::Relu6),
             (4, 1, 3, 3, 2, 17, 10, 1, Activation::Relu),
             (3, 1, 7, 1, 3, 2, 3, 1, Activation::Identity), // kernel larger than the image
             (48, 1, 7, 1, 3, 56, 56, 1, Activation::Identity),
@@ -86,7 +87,7 @@ fn dense_gemm_conv_matches_candle_conv() {
             (8, 12, 3, 1, 1, 13, 11, 2, Activation::Relu),
             (8, 12, 3, 2, 1, 13, 11, 1, Activation::Gelu),
             (3, 16, 7, 2, 3, 32, 30, 1, Activation::Relu),
-            (5, 7, 3, 1, 0, 6, 9, 1, Activation::Identity),
+            (5, 7, 3, 1, 0, 6, 9, 1, Activation::Relu6),
             (4, 4, 5, 3, 2, 11, 11, 1, Activation::Gelu),
             (64, 64, 3, 1, 1, 56, 56, 1, Activation::Relu),
         ];

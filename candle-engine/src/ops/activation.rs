@@ -26,6 +26,8 @@ pub enum Activation {
     Identity,
     /// `max(x, 0)`.
     Relu,
+    /// `min(max(x, 0), 6)` (MobileNet/EfficientNet-Lite).
+    Relu6,
     /// Exact (erf) GELU, as `torch.nn.GELU()` and candle's `gelu_erf`.
     Gelu,
 }
@@ -45,6 +47,7 @@ impl Activation {
         match self {
             Activation::Identity => {}
             Activation::Relu => xs.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Relu6 => xs.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
             Activation::Gelu => xs.iter_mut().for_each(|v| *v = gelu_erf(*v)),
         }
     }
@@ -56,6 +59,10 @@ impl Activation {
             super::sys::with_avx2(|| match self {
                 Activation::Identity => d.copy_from_slice(s),
                 Activation::Relu => d.iter_mut().zip(s).for_each(|(d, s)| *d = s.max(0.0)),
+                Activation::Relu6 => d
+                    .iter_mut()
+                    .zip(s)
+                    .for_each(|(d, s)| *d = s.clamp(0.0, 6.0)),
                 Activation::Gelu => d.iter_mut().zip(s).for_each(|(d, s)| *d = gelu_erf(*s)),
             })
         };

@@ -162,6 +162,7 @@ impl Conv2dLayer {
         match act {
             Activation::Identity => Ok(x.clone()),
             Activation::Relu => x.relu(),
+            Activation::Relu6 => x.clamp(0f32, 6f32),
             Activation::Gelu if fast_gelu => activation::gelu(x),
             Activation::Gelu => x.gelu_erf(),
         }
