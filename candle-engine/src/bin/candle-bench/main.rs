@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! cargo run --release -p coreml-candle --bin candle-bench -- [--rounds 7] [--threads 2]
-//!     [--python PATH] [--models resnet50,fastvit_t8,...] [--no-write]
+//!     [--python PATH] [--models resnet50,fastvit_t8,...] [--no-write] [--write-partial]
 //! ```
 
 mod coordinator;
@@ -26,6 +26,7 @@ pub struct Options {
     pub python: PathBuf,
     pub models: Vec<String>,
     pub write: bool,
+    pub write_partial: bool,
     pub doc: PathBuf,
     /// Target wall time of one batch of runs of one case.
     pub batch_ms: f64,
@@ -53,6 +54,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             .map(String::from)
             .to_vec(),
         write: true,
+        write_partial: false,
         doc: root.join("docs/benchmarks.md"),
         batch_ms: 400.0,
     };
@@ -67,6 +69,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--batch-ms" => o.batch_ms = val()?.parse().map_err(|e| format!("--batch-ms: {e}"))?,
             "--doc" => o.doc = PathBuf::from(val()?),
             "--no-write" => o.write = false,
+            "--write-partial" => o.write_partial = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -95,6 +98,15 @@ fn main() {
         Ok(results) => {
             let table = report::markdown(&opts, &results);
             println!("{table}");
+            let missing = report::incomplete(&results);
+            if opts.write && !missing.is_empty() && !opts.write_partial {
+                eprintln!(
+                    "candle-bench: no PyTorch or Candle numbers for {missing:?}; not writing {} \
+                     (--write-partial to write anyway)",
+                    opts.doc.display()
+                );
+                std::process::exit(1);
+            }
             if opts.write {
                 if let Err(e) = report::write_section(&opts.doc, &table) {
                     eprintln!("candle-bench: writing {}: {e}", opts.doc.display());

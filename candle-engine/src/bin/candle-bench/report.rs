@@ -188,6 +188,26 @@ pub fn markdown(o: &Options, rows: &[Row]) -> String {
     s
 }
 
+/// Models that lack a PyTorch or a Candle-engine measurement (then the table is not
+/// written to the docs unless asked: a machine without the torch venv would otherwise
+/// replace real numbers with "n/a").
+pub fn incomplete(rows: &[Row]) -> Vec<&'static str> {
+    let mut models: Vec<&'static str> = rows.iter().map(|r| r.model).collect();
+    models.dedup();
+    models
+        .into_iter()
+        .filter(|m| {
+            let engine = rows.iter().any(|r| {
+                r.model == *m
+                    && r.worker == WorkerKind::Candle
+                    && r.case.ends_with(":fast")
+                    && p50(r).is_some()
+            });
+            best_torch(rows, m).is_none() || !engine
+        })
+        .collect()
+}
+
 /// Replace (or append) the marked section of `doc`.
 pub fn write_section(doc: &Path, table: &str) -> std::io::Result<()> {
     let old = std::fs::read_to_string(doc).unwrap_or_else(|_| "# Benchmarks\n".into());
