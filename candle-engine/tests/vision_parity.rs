@@ -104,8 +104,13 @@ fn fastvit_t8_matches_timm() {
     watchdog(600, || {
         let path = weights_path(VisionModel::FastVitT8).unwrap();
         let dev = Device::Cpu;
+        let candle_gelu = Kernels {
+            fast_gelu: false,
+            ..Kernels::FAST
+        };
         for (k, label) in [
             (Kernels::FAST, "our kernels"),
+            (candle_gelu, "our kernels, candle's GELU"),
             (Kernels::CANDLE, "candle kernels"),
         ] {
             let m = FastVit::t8_from_safetensors(&path, k, &dev).unwrap();

@@ -80,6 +80,9 @@ pub enum Conv2dLayer {
     Dense(DenseConv2d),
     /// [`DepthwiseConv2d`].
     Depthwise(DepthwiseConv2d),
+    /// One of our kernels without its GELU epilogue, followed by candle's `gelu_erf`
+    /// (`Kernels::fast_gelu == false`).
+    CandleGelu(Box<Conv2dLayer>),
 }
 
 impl Conv2dLayer {
@@ -87,6 +90,11 @@ impl Conv2dLayer {
     /// and non-square strides, stay on candle.
     pub fn build(p: ConvParams, act: Activation, k: Kernels, dev: &Device) -> Result<Self> {
         let depthwise = p.groups == p.c_in && p.groups > 1;
+        let ours = (k.depthwise && depthwise) || (k.dense && p.groups == 1);
+        if ours && act == Activation::Gelu && !k.fast_gelu {
+            let inner = Self::build(p, Activation::Identity, k, dev)?;
+            return Ok(Self::CandleGelu(Box::new(inner)));
+        }
         if k.depthwise && depthwise {
             let op = DepthwiseConv2d::from_parts(
                 p.groups,
@@ -125,6 +133,7 @@ impl Conv2dLayer {
         match self {
             Self::Dense(op) => op.forward(x),
             Self::Depthwise(op) => op.forward(x),
+            Self::CandleGelu(inner) => inner.forward(x)?.gelu_erf(),
             Self::Candle { act, fast_gelu, .. } => {
                 Self::candle_act(&self.candle_linear(x)?, *act, *fast_gelu)
             }
@@ -136,6 +145,7 @@ impl Conv2dLayer {
         match self {
             Self::Dense(op) => op.forward_add(x, residual),
             Self::Depthwise(op) => op.forward_add(x, residual),
+            Self::CandleGelu(inner) => inner.forward_add(x, residual)?.gelu_erf(),
             Self::Candle { act, fast_gelu, .. } => {
                 Self::candle_act(&(self.candle_linear(x)? + residual)?, *act, *fast_gelu)
             }
