@@ -23,9 +23,14 @@ final class PredictTests: WatchdogTestCase {
         super.tearDown()
     }
 
+    private struct LoadFailed: Error {}
+
     private func load(_ id: UInt64, _ uri: String) throws -> Loaded {
-        guard case .loaded(let l) = try peer.call(.load(Load(modelId: id, bundlePath: uri, computeUnits: .cpuOnly))) else {
-            throw XCTSkip("load failed") as Error
+        let reply = try peer.call(.load(Load(modelId: id, bundlePath: uri, computeUnits: .cpuOnly)))
+        guard case .loaded(let l) = reply else {
+            // A failed load is a test failure, never a skip.
+            XCTFail("load of \(uri) failed: \(reply)")
+            throw LoadFailed()
         }
         return l
     }
