@@ -1,36 +1,17 @@
 //! A helper that never sends Hello: start fails with a typed Timeout at the handshake deadline; nothing leaks.
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use coreml_supervisor::{Error, HandshakeError, Supervisor};
+use coreml_supervisor::{Error, HandshakeError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_hang() {
     common::watchdog(Duration::from_secs(30), async {
-        for h in common::helpers() {
-            let before = common::snapshot();
-            let mut cfg = common::config(&h);
-            cfg.helper = cfg.helper.env("COREML_DIAG_FAULT", "hang-handshake");
-            cfg.deadlines.handshake = Duration::from_millis(500);
-            let t = Instant::now();
-            let r = Supervisor::start(cfg).await;
-            let took = t.elapsed();
-            assert!(
-                took < Duration::from_millis(500 + 1500),
-                "[{}] took {took:?}",
-                h.name
-            );
-            match r {
-                Ok(_) => panic!("[{}] start succeeded despite hang-handshake", h.name),
-                Err(e) => assert!(
-                    matches!(e, Error::Start(HandshakeError::Timeout(_))),
-                    "[{}] unexpected error {e:?}",
-                    h.name
-                ),
-            }
-            common::assert_clean(&before, &h.name).await;
-        }
+        common::handshake_fault_scenario("hang-handshake", |e| {
+            matches!(e, Error::Start(HandshakeError::Timeout(_)))
+        })
+        .await;
     })
     .await;
 }

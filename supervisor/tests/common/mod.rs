@@ -225,3 +225,28 @@ pub async fn predict_fault_scenario(
     }
     all
 }
+
+/// A handshake fault (`COREML_DIAG_FAULT=<fault>`) against every helper under test:
+/// `Supervisor::start` fails within the 500 ms handshake deadline plus a margin,
+/// with an error `expect` accepts, and nothing leaks.
+pub async fn handshake_fault_scenario(fault: &str, expect: fn(&Error) -> bool) {
+    for h in helpers() {
+        let before = snapshot();
+        let mut cfg = config(&h);
+        cfg.helper = cfg.helper.env("COREML_DIAG_FAULT", fault);
+        cfg.deadlines.handshake = Duration::from_millis(500);
+        let t = Instant::now();
+        let r = Supervisor::start(cfg).await;
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_millis(500 + 1500),
+            "[{}] took {took:?}",
+            h.name
+        );
+        match r {
+            Ok(_) => panic!("[{}] start succeeded despite {fault}", h.name),
+            Err(e) => assert!(expect(&e), "[{}] unexpected error {e:?}", h.name),
+        }
+        assert_clean(&before, &h.name).await;
+    }
+}
