@@ -236,12 +236,7 @@ impl InferenceEngine for DoubleEngine {
         artifact: &ModelArtifact,
         options: &PrepareOptions,
     ) -> Result<PreparedModel, PrepareError> {
-        match options.prepare_budget {
-            Some(budget) => tokio::time::timeout(budget, self.load(artifact, options))
-                .await
-                .unwrap_or(Err(PrepareError::DeadlineExceeded { budget })),
-            None => self.load(artifact, options).await,
-        }
+        options.within_budget(self.load(artifact, options)).await
     }
 
     async fn execute(

@@ -102,6 +102,23 @@ pub struct PrepareOptions {
 }
 
 impl PrepareOptions {
+    /// Runs an engine's prepare future within `prepare_budget`, if one is set.
+    ///
+    /// # Errors
+    /// The future's own error, or [`crate::PrepareError::DeadlineExceeded`] when the
+    /// budget runs out first.
+    pub async fn within_budget<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, crate::PrepareError>>,
+    ) -> Result<T, crate::PrepareError> {
+        match self.prepare_budget {
+            Some(budget) => tokio::time::timeout(budget, fut)
+                .await
+                .unwrap_or(Err(crate::PrepareError::DeadlineExceeded { budget })),
+            None => fut.await,
+        }
+    }
+
     /// Defaults with the given compute units.
     pub fn new(compute_units: ComputeUnits) -> Self {
         Self {

@@ -22,7 +22,7 @@
 
 use candle_core::{Device, Module, Tensor as CTensor, D};
 use candle_nn::{Linear, VarBuilder};
-use coreml_inference::{DType, Dim, IoSchema, PrepareError, Tensor, TensorMap, TensorSpec};
+use coreml_inference::{IoSchema, PrepareError, Tensor, TensorMap};
 
 use crate::ops::activation::Activation;
 use crate::ops::bn_fold::BatchNormParams;
@@ -30,7 +30,6 @@ use crate::ops::conv_layer::{Conv2dLayer, Kernels};
 use crate::ops::conv_params::ConvParams;
 use crate::preprocess::ImagePreprocessor;
 use crate::registry::{invalid, CandleModel, LoadContext, Registration};
-use crate::tensors::{from_candle, to_candle};
 
 /// The registry entry.
 pub fn registration() -> Registration {
@@ -251,24 +250,11 @@ fn load(ctx: &LoadContext<'_>) -> Result<Box<dyn CandleModel>, PrepareError> {
 
 impl CandleModel for EfficientNetLite0 {
     fn schema(&self) -> IoSchema {
-        let b = Dim::range(1, self.max_batch);
-        IoSchema::new(
-            vec![TensorSpec::new(
-                "pixel_values",
-                DType::F32,
-                vec![b, 3.into(), SIZE.into(), SIZE.into()],
-            )
-            .batch_capable()],
-            vec![TensorSpec::new("logits", DType::F32, vec![b, CLASSES.into()]).batch_capable()],
-        )
+        super::vision_model::classifier_schema(self.max_batch)
     }
 
     fn forward(&self, inputs: &TensorMap) -> candle_core::Result<TensorMap> {
-        let x = inputs
-            .get("pixel_values")
-            .ok_or_else(|| candle_core::Error::Msg("missing pixel_values".into()))?;
-        let logits = self.logits(&to_candle(x, &self.device)?)?;
-        Ok(TensorMap::new().with("logits", from_candle(&logits)?))
+        super::vision_model::classifier_forward(inputs, &self.device, |x| self.logits(x))
     }
 
     fn example_inputs(&self) -> candle_core::Result<TensorMap> {

@@ -21,6 +21,34 @@ use crate::tensors::{from_candle, to_candle};
 const SIZE: usize = 224;
 const CLASSES: usize = 1000;
 
+/// I/O schema shared by the 224×224 ImageNet classifiers: `pixel_values`
+/// `[b, 3, 224, 224]` f32 in, `logits` `[b, 1000]` f32 out.
+pub(crate) fn classifier_schema(max_batch: usize) -> IoSchema {
+    let b = Dim::range(1, max_batch);
+    IoSchema::new(
+        vec![TensorSpec::new(
+            "pixel_values",
+            DType::F32,
+            vec![b, 3.into(), SIZE.into(), SIZE.into()],
+        )
+        .batch_capable()],
+        vec![TensorSpec::new("logits", DType::F32, vec![b, CLASSES.into()]).batch_capable()],
+    )
+}
+
+/// Runs `logits` on the `pixel_values` input of a [`classifier_schema`] model.
+pub(crate) fn classifier_forward(
+    inputs: &TensorMap,
+    device: &Device,
+    logits: impl FnOnce(&CTensor) -> candle_core::Result<CTensor>,
+) -> candle_core::Result<TensorMap> {
+    let x = inputs
+        .get("pixel_values")
+        .ok_or_else(|| candle_core::Error::Msg("missing pixel_values".into()))?;
+    let out = logits(&to_candle(x, device)?)?;
+    Ok(TensorMap::new().with("logits", from_candle(&out)?))
+}
+
 /// Which network a [`VisionClassifier`] runs.
 enum Net {
     ResNet50(ResNet50),
@@ -45,24 +73,11 @@ impl VisionClassifier {
 
 impl CandleModel for VisionClassifier {
     fn schema(&self) -> IoSchema {
-        let b = Dim::range(1, self.max_batch);
-        IoSchema::new(
-            vec![TensorSpec::new(
-                "pixel_values",
-                DType::F32,
-                vec![b, 3.into(), SIZE.into(), SIZE.into()],
-            )
-            .batch_capable()],
-            vec![TensorSpec::new("logits", DType::F32, vec![b, CLASSES.into()]).batch_capable()],
-        )
+        classifier_schema(self.max_batch)
     }
 
     fn forward(&self, inputs: &TensorMap) -> candle_core::Result<TensorMap> {
-        let x = inputs
-            .get("pixel_values")
-            .ok_or_else(|| candle_core::Error::Msg("missing pixel_values".into()))?;
-        let logits = self.logits(&to_candle(x, &self.device)?)?;
-        Ok(TensorMap::new().with("logits", from_candle(&logits)?))
+        classifier_forward(inputs, &self.device, |x| self.logits(x))
     }
 
     fn example_inputs(&self) -> candle_core::Result<TensorMap> {
