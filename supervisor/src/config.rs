@@ -96,6 +96,22 @@ pub struct SupervisorConfig {
     pub compute_units: ComputeUnits,
     /// Directory for compiled bundles (passed in `Compile`).
     pub staging_dir: PathBuf,
+    /// How long a caller may keep its CPU busy reading the socket for its own
+    /// reply before it sleeps until the reply arrives (the fast lane). Used for
+    /// small control requests, and for predictions of models whose helper-side
+    /// time has stayed under this budget. `Duration::ZERO` turns it off. Default:
+    /// [`DEFAULT_REPLY_SPIN`] when the machine has more than one CPU, else zero.
+    pub reply_spin: Duration,
+}
+
+/// Default [`SupervisorConfig::reply_spin`].
+pub const DEFAULT_REPLY_SPIN: Duration = Duration::from_micros(100);
+
+fn default_reply_spin() -> Duration {
+    match std::thread::available_parallelism() {
+        Ok(n) if n.get() > 1 => DEFAULT_REPLY_SPIN,
+        _ => Duration::ZERO,
+    }
 }
 
 impl SupervisorConfig {
@@ -112,6 +128,7 @@ impl SupervisorConfig {
             max_in_flight: 64,
             compute_units: ComputeUnits::All,
             staging_dir: std::env::temp_dir(),
+            reply_spin: default_reply_spin(),
         }
     }
 

@@ -2,8 +2,8 @@
 //! request id, and the single place where a helper is declared dead ([`Connection::die`]).
 //!
 //! ```text
-//! let conn = Connection::spawn(&config, generation, high_water).await?;   // spawn + Hello
-//! let reply = conn.call(id, Stage::Ping, Message::Ping(Ping { nonce: 1 }), deadline).await;
+//! let conn = Connection::spawn(&config, generation, high_water, fast_lane).await?; // spawn + Hello
+//! let (reply, _) = conn.call(id, Stage::Ping, ping, deadline, vec![], spin).await;
 //! // a missed deadline, EOF, a bad frame or the memory watcher calls conn.die(cause):
 //! // the group is SIGKILLed and every request in flight gets the cause.
 //! ```
@@ -20,12 +20,14 @@ use coreml_ipc_schema::{
 };
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
+use tokio::sync::oneshot::error::TryRecvError;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::arena::Slot;
 use crate::config::SupervisorConfig;
 use crate::error::{DeathCause, HandshakeError, Stage};
+use crate::inbox::Inbox;
 use crate::outbox::Outbox;
 use crate::process::HelperProcess;
 use crate::watchers::{exit_watch, memory_watch, read_loop, write_loop};
@@ -60,12 +62,22 @@ struct Held {
     quarantine: Vec<Slot>,
 }
 
+/// Replies taken by a spinning caller (hits) and spins that ran out (misses),
+/// over every helper generation.
+#[derive(Debug, Default)]
+pub(crate) struct FastLaneCounters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
 /// A live (or dying) helper and its socket.
 pub(crate) struct Connection {
     pub generation: u64,
     pub process: HelperProcess,
     pub hello: Hello,
     outbox: Arc<Outbox>,
+    pub(crate) inbox: Inbox,
+    fast_lane: Arc<FastLaneCounters>,
     pending: Mutex<HashMap<u64, Pending>>,
     death: watch::Sender<Option<DeathCause>>,
     held: Mutex<Held>,
@@ -122,6 +134,7 @@ impl Connection {
         cfg: &SupervisorConfig,
         generation: u64,
         high_water: Arc<AtomicU64>,
+        fast_lane: Arc<FastLaneCounters>,
     ) -> Result<Arc<Connection>, HandshakeError> {
         let (process, sock) = HelperProcess::spawn(&cfg.helper, &cfg.sandbox)?;
         sock.set_nonblocking(true)
@@ -154,6 +167,8 @@ impl Connection {
             process,
             hello,
             outbox: outbox.clone(),
+            inbox: Inbox::new(reader),
+            fast_lane,
             pending: Mutex::new(HashMap::new()),
             death,
             held: Mutex::new(Held::default()),
@@ -164,7 +179,7 @@ impl Connection {
             writer: Mutex::new(None),
         });
         *lock(&conn.writer) = Some(tokio::spawn(write_loop(Arc::downgrade(&conn), outbox)));
-        tokio::spawn(read_loop(conn.clone(), reader));
+        tokio::spawn(read_loop(conn.clone()));
         tokio::spawn(exit_watch(conn.clone()));
         if let Some(limit) = cfg.memory_limit {
             let weak = Arc::downgrade(&conn);
@@ -257,6 +272,8 @@ impl Connection {
     /// kills the helper; the request is the culprit. `slots` are the shared-memory
     /// slots the request names: they come back with the outcome, and if the caller
     /// cancels the call they stay with the connection until the helper is done.
+    /// For up to `spin` the caller reads the socket itself instead of sleeping
+    /// (see [`Inbox::spin`]).
     pub(crate) async fn call(
         &self,
         id: u64,
@@ -264,6 +281,7 @@ impl Connection {
         msg: Message,
         deadline: Instant,
         slots: Vec<Slot>,
+        spin: Duration,
     ) -> (Result<Message, DeathNotice>, Vec<Slot>) {
         let frame = match coreml_ipc_schema::encode_frame(&Envelope::new(id, msg)) {
             Ok(f) => f,
@@ -318,6 +336,10 @@ impl Connection {
                 });
                 return None;
             }
+            let mut rx = rx;
+            if let Some(r) = self.spin_for_reply(&mut rx, spin.min(budget)) {
+                return r;
+            }
             rx.await.ok()
         })
         .await;
@@ -343,6 +365,34 @@ impl Connection {
             }
         };
         (result, slots)
+    }
+
+    /// The fast lane of `call`: `Some(outcome)` when the reply (or the end of the
+    /// receiver) came within `spin`, `None` to wait for it the usual way.
+    fn spin_for_reply(
+        &self,
+        rx: &mut oneshot::Receiver<Reply>,
+        spin: Duration,
+    ) -> Option<Option<Reply>> {
+        if spin.is_zero() {
+            return None;
+        }
+        let got = self.inbox.spin(
+            spin,
+            || match rx.try_recv() {
+                Ok(r) => Some(Some(r)),
+                Err(TryRecvError::Closed) => Some(None),
+                Err(TryRecvError::Empty) => None,
+            },
+            &|env| self.dispatch(env),
+            |cause| self.die(cause),
+        );
+        let counter = match got {
+            Some(Some(_)) => &self.fast_lane.hits,
+            _ => &self.fast_lane.misses,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        got
     }
 
     /// Marks a request abandoned by its caller, keeping `slots` until the helper is

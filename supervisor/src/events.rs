@@ -99,6 +99,12 @@ pub struct SupervisorStats {
     pub failed: u64,
     /// Requests retried on a new helper.
     pub retried: u64,
+    /// Replies a spinning caller read itself (the fast lane, see
+    /// [`SupervisorConfig::reply_spin`](crate::SupervisorConfig::reply_spin)).
+    pub fast_replies: u64,
+    /// Requests that were eligible for the fast lane but whose reply came after
+    /// the spin budget (or while another caller was spinning).
+    pub slow_replies: u64,
     /// Models registered (reloaded after restarts).
     pub models: usize,
     /// Shared-memory bytes in regions.

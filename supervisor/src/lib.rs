@@ -33,6 +33,7 @@ mod config;
 mod connection;
 mod error;
 mod events;
+mod inbox;
 mod lifecycle;
 pub mod memwatch;
 mod outbox;
@@ -48,7 +49,7 @@ mod sys;
 mod watchers;
 
 pub use command::{HelperCommand, NoHelperConfigured, HELPER_ENV, HELPER_LAUNCHER_ENV};
-pub use config::{Deadlines, SupervisorConfig};
+pub use config::{Deadlines, SupervisorConfig, DEFAULT_REPLY_SPIN};
 pub use coreml_ipc_schema as schema;
 pub use error::{DeathCause, Error, HandshakeError, Stage};
 pub use events::{Event, HelperState, SupervisorStats};

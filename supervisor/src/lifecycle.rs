@@ -23,7 +23,13 @@ impl Inner {
     /// registered model before it is offered to requests.
     pub(crate) async fn bring_up(&self) -> Result<Arc<Connection>, HandshakeError> {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let conn = Connection::spawn(&self.cfg, generation, self.high_water.clone()).await?;
+        let conn = Connection::spawn(
+            &self.cfg,
+            generation,
+            self.high_water.clone(),
+            self.fast_lane.clone(),
+        )
+        .await?;
         let setup = async {
             let deadline = Instant::now() + self.cfg.deadlines.control;
             self.ensure_attached(&conn, deadline).await?;

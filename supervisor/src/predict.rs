@@ -224,11 +224,23 @@ impl Supervisor {
                     deadline_us: (left - margin).as_micros() as u64,
                 });
                 let (reply, back) = conn
-                    .call(id, Stage::Predict, msg, deadline, guard.take())
+                    .call(
+                        id,
+                        Stage::Predict,
+                        msg,
+                        deadline,
+                        guard.take(),
+                        inner.predict_spin(model.0),
+                    )
                     .await;
                 guard.slots = back;
                 outcome = match reply {
                     Ok(Message::Predicted(p)) => {
+                        let helper_us = p
+                            .marshal_in_us
+                            .saturating_add(p.predict_us)
+                            .saturating_add(p.marshal_out_us);
+                        inner.observe_helper_time(model.0, helper_us);
                         return finish(
                             &conn,
                             id,

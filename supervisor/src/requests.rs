@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::arena::Arena;
 use crate::config::SupervisorConfig;
-use crate::connection::{Connection, DeathNotice};
+use crate::connection::{Connection, DeathNotice, FastLaneCounters};
 use crate::error::{DeathCause, Error, Stage};
 use crate::events::Event;
 use crate::supervisor::{ModelId, ModelInfo};
@@ -72,12 +72,43 @@ pub(crate) struct Inner {
     pub events: broadcast::Sender<Event>,
     pub counters: Counters,
     pub high_water: Arc<AtomicU64>,
+    pub fast_lane: Arc<FastLaneCounters>,
+    /// Per model: a moving average of the time the helper reports for a
+    /// prediction (µs), which decides whether its callers spin for the reply.
+    pub helper_time: Mutex<HashMap<u64, u64>>,
     pub manager: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Inner {
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The fast-lane budget of a request without tensors: small control requests
+    /// spin, compile and load (seconds to minutes) never do.
+    pub(crate) fn control_spin(&self, stage: Stage) -> Duration {
+        match stage {
+            Stage::Ping | Stage::Stats | Stage::Unload | Stage::AttachRegion => self.cfg.reply_spin,
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// The fast-lane budget of a prediction: spin only for models whose
+    /// helper-side time has stayed under the budget (unknown models get one try).
+    pub(crate) fn predict_spin(&self, model: u64) -> Duration {
+        let budget = self.cfg.reply_spin;
+        match lock(&self.helper_time).get(&model) {
+            Some(&us) if Duration::from_micros(us) >= budget => Duration::ZERO,
+            _ => budget,
+        }
+    }
+
+    /// Folds the helper's reported time of one prediction into the model's average.
+    pub(crate) fn observe_helper_time(&self, model: u64, us: u64) {
+        let mut t = lock(&self.helper_time);
+        let avg = t.entry(model).or_insert(us);
+        // Weight 1/4: a few fast answers bring a model back into the fast lane.
+        *avg = avg.saturating_mul(3).saturating_add(us) / 4;
     }
 
     /// Sets the phase unless the supervisor is shut down.
@@ -216,7 +247,14 @@ impl Inner {
             });
             let deadline = deadline.min(Instant::now() + self.cfg.deadlines.control);
             match conn
-                .call(self.next_id(), Stage::AttachRegion, msg, deadline, vec![])
+                .call(
+                    self.next_id(),
+                    Stage::AttachRegion,
+                    msg,
+                    deadline,
+                    vec![],
+                    self.cfg.reply_spin,
+                )
                 .await
                 .0
             {
@@ -259,7 +297,14 @@ impl Inner {
             compute_units: model.compute_units,
         });
         match conn
-            .call(self.next_id(), Stage::Load, msg, deadline, vec![])
+            .call(
+                self.next_id(),
+                Stage::Load,
+                msg,
+                deadline,
+                vec![],
+                Duration::ZERO,
+            )
             .await
             .0
         {
@@ -305,7 +350,14 @@ impl Inner {
                 Err(e) => break Err(e),
             };
             match conn
-                .call(self.next_id(), stage, msg.clone(), deadline, vec![])
+                .call(
+                    self.next_id(),
+                    stage,
+                    msg.clone(),
+                    deadline,
+                    vec![],
+                    self.control_spin(stage),
+                )
                 .await
                 .0
             {

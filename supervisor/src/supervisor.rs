@@ -96,6 +96,8 @@ impl Supervisor {
             events,
             counters: Counters::default(),
             high_water: Arc::new(AtomicU64::new(0)),
+            fast_lane: Arc::default(),
+            helper_time: Mutex::new(HashMap::new()),
             manager: Mutex::new(None),
         });
         let conn = inner.bring_up().await?;
@@ -133,6 +135,8 @@ impl Supervisor {
             completed: inner.counters.completed.load(Ordering::Relaxed),
             failed: inner.counters.failed.load(Ordering::Relaxed),
             retried: inner.counters.retried.load(Ordering::Relaxed),
+            fast_replies: inner.fast_lane.hits.load(Ordering::Relaxed),
+            slow_replies: inner.fast_lane.misses.load(Ordering::Relaxed),
             models: lock(&inner.models).len(),
             shm_bytes: inner.arena.regions().iter().map(|r| r.len).sum(),
             shm_in_use: inner.arena.in_use(),
@@ -314,6 +318,7 @@ impl Supervisor {
                     Message::Shutdown(Shutdown {}),
                     deadline,
                     vec![],
+                    Duration::ZERO,
                 )
                 .await;
             let left = deadline.saturating_duration_since(Instant::now());

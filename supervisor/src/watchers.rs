@@ -13,11 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use coreml_ipc_schema::{read_frame_async, Envelope, FrameError, MAX_FRAME_LEN};
-use tokio::net::unix::OwnedReadHalf;
-
 use crate::connection::{describe_exit, Connection};
 use crate::error::DeathCause;
+use crate::inbox::Pumped;
 use crate::memwatch::MemoryWatcher;
 use crate::outbox::Outbox;
 
@@ -30,38 +28,34 @@ pub(crate) async fn write_loop(conn: Weak<Connection>, outbox: Arc<Outbox>) {
     }
 }
 
-pub(crate) async fn read_loop(conn: Arc<Connection>, mut r: OwnedReadHalf) {
+pub(crate) async fn read_loop(conn: Arc<Connection>) {
     loop {
-        match read_frame_async(&mut r, MAX_FRAME_LEN).await {
-            Ok(Some(body)) => match Envelope::decode(&body) {
-                Ok(env) => conn.dispatch(env),
-                Err(e) => {
-                    return conn.die(DeathCause::ProtocolViolation {
-                        request_id: None,
-                        detail: format!("undecodable frame: {e}"),
-                    })
+        let eof = match conn.inbox.readable().await {
+            Err(_) => true,
+            Ok(()) => match conn.inbox.pump(&|env| conn.dispatch(env)) {
+                Pumped::Drained => false,
+                // Let other tasks run before reading on.
+                Pumped::Busy => {
+                    tokio::task::yield_now().await;
+                    false
                 }
+                Pumped::Eof => true,
+                Pumped::Broken(cause) => return conn.die(cause),
             },
-            Ok(None) | Err(FrameError::Io(_)) => {
-                if conn.death_cause().is_some() {
-                    return;
-                }
-                // EOF: prefer the exit status if the helper is dying anyway.
-                let status =
-                    tokio::time::timeout(Duration::from_millis(200), conn.process.wait()).await;
-                let detail = match status {
-                    Ok(s) => describe_exit(s),
-                    Err(_) => "closed its socket while still running".into(),
-                };
-                return conn.die(DeathCause::Crashed { detail });
-            }
-            Err(e) => {
-                return conn.die(DeathCause::ProtocolViolation {
-                    request_id: None,
-                    detail: format!("bad frame: {e}"),
-                })
-            }
+        };
+        if !eof {
+            continue;
         }
+        if conn.death_cause().is_some() {
+            return;
+        }
+        // EOF: prefer the exit status if the helper is dying anyway.
+        let status = tokio::time::timeout(Duration::from_millis(200), conn.process.wait()).await;
+        let detail = match status {
+            Ok(s) => describe_exit(s),
+            Err(_) => "closed its socket while still running".into(),
+        };
+        return conn.die(DeathCause::Crashed { detail });
     }
 }
 

@@ -36,9 +36,11 @@ impl Rng {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_faults() {
     common::watchdog(Duration::from_secs(240), async {
+        for (lane, spin) in common::lanes() {
         for h in common::helpers() {
             let before = common::snapshot();
             let mut cfg = common::config(&h);
+            cfg.reply_spin = spin;
             cfg.restart.max_restarts = 10_000;
             cfg.max_in_flight = 16;
             let sup = common::start(&h, cfg).await;
@@ -128,14 +130,15 @@ async fn concurrency_faults() {
             assert_eq!(ok + faults, TASKS * PER_TASK);
             let s = sup.stats();
             eprintln!(
-                "[{}] {ok} ok, {faults} faults, {} restarts, {} retried",
-                h.name, s.restarts, s.retried
+                "[{} via {lane}] {ok} ok, {faults} faults, {} restarts, {} retried, {} fast replies",
+                h.name, s.restarts, s.retried, s.fast_replies
             );
             assert!(faults > 0, "no fault was injected");
             assert!(s.restarts as usize >= faults);
             sup.shutdown().await;
             drop(sup);
             common::assert_clean(&before, &h.name).await;
+        }
         }
     })
     .await;

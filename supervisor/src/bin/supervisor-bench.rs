@@ -160,11 +160,21 @@ async fn tokio_ping_pong(n: usize) -> Vec<Duration> {
     v
 }
 
+/// One input size of the predict benchmark.
+struct Sample {
+    label: &'static str,
+    round_trip: P,
+    memcpy: P,
+    /// p50 of the time the helper reports for the prediction itself.
+    helper: Duration,
+    /// Share of replies the caller read itself, spinning (the fast lane).
+    fast_share: f64,
+}
+
 struct Run {
     tokio_pp: P,
     ping: P,
-    /// (label, bytes, predict p50/p99, memcpy p50/p99)
-    predict: Vec<(&'static str, usize, P, P)>,
+    predict: Vec<Sample>,
     kills: Option<P>,
 }
 
@@ -201,6 +211,8 @@ async fn measure(cmd: HelperCommand, kills: bool) -> (Run, String) {
             .expect("load");
         let x = vec![3u8; bytes];
         let mut v = Vec::with_capacity(n);
+        let mut helper_side = Vec::with_capacity(n);
+        let before = sup.stats();
         for i in 0..n + 20 {
             let t = Instant::now();
             let p = sup.predict(model.id, &[("x", &x)]).await.expect("predict");
@@ -209,9 +221,21 @@ async fn measure(cmd: HelperCommand, kills: bool) -> (Run, String) {
             let d = t.elapsed();
             if i >= 20 {
                 v.push(d);
+                helper_side.push(Duration::from_micros(
+                    p.marshal_in_us + p.predict_us + p.marshal_out_us,
+                ));
             }
         }
-        predict.push((label, bytes, p50_99(v), p50_99(memcpy(bytes, n))));
+        let after = sup.stats();
+        let fast = after.fast_replies - before.fast_replies;
+        let slow = after.slow_replies - before.slow_replies;
+        predict.push(Sample {
+            label,
+            round_trip: p50_99(v),
+            memcpy: p50_99(memcpy(bytes, n)),
+            helper: p50_99(helper_side).0,
+            fast_share: fast as f64 / (fast + slow).max(1) as f64,
+        });
         sup.unload(model.id).await.expect("unload");
     }
     let kills = if kills {
@@ -269,15 +293,19 @@ fn main() {
 
     let mut rows = String::new();
     for (name, run) in [("multi-thread (2 workers)", &mt), ("current-thread", &ct)] {
-        for (label, _bytes, (p50, p99), (m50, _m99)) in &run.predict {
+        for s in &run.predict {
+            let (p50, p99) = s.round_trip;
+            let overhead = p50.saturating_sub(s.helper);
             rows += &format!(
-                "| {name} | {label} | {} | {} | {} | {:.2}× | {:.2}× | {} |\n",
-                us(*p50),
-                us(*p99),
-                us(*m50),
-                p50.as_secs_f64() / raw50.as_secs_f64(),
-                p50.as_secs_f64() / run.tokio_pp.0.as_secs_f64(),
-                us(p50.saturating_sub(*m50 * 2)),
+                "| {name} | {} | {} | {} | {} | {} | {} | {:.2}× | {:.0}% |\n",
+                s.label,
+                us(p50),
+                us(p99),
+                us(s.memcpy.0),
+                us(s.helper),
+                us(overhead),
+                overhead.as_secs_f64() / raw50.as_secs_f64(),
+                s.fast_share * 100.0,
             );
         }
     }
@@ -303,8 +331,8 @@ fn main() {
          | protocol `Ping` through the supervisor, current-thread | {pct50} | {pct99} |\n\n\
          Predict round trip on the echo model (input copied once into a slot, the helper copies x→y inside shared \
          memory, the output is read through a view without copying), against an in-process memcpy of the same bytes:\n\n\
-         | runtime | input | predict p50 µs | predict p99 µs | memcpy p50 µs | p50 / raw ping-pong | p50 / tokio ping-pong | p50 − 2 memcpy µs |\n\
-         |---|---|---|---|---|---|---|---|\n{rows}\n\
+         | runtime | input | predict p50 µs | predict p99 µs | memcpy p50 µs | helper-side p50 µs | overhead p50 µs | overhead / raw ping-pong | fast lane |\n\
+         |---|---|---|---|---|---|---|---|---|\n{rows}\n\
          Helper kill (SIGKILL of the group) to the next successful predict, the model reloaded in between \
          (diagnostic model: load time ≈ 0; restart backoff 10 ms, the default for a first restart), \
          20 kills: p50 {k50} ms, p99 {k99} ms.\n\n\

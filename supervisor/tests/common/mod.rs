@@ -61,6 +61,15 @@ pub fn helpers() -> Vec<HelperUnderTest> {
     v
 }
 
+/// The two ways a reply reaches its caller: read by the caller itself while it
+/// spins (the fast lane), or by the reader task. Fault scenarios run under both.
+pub fn lanes() -> [(&'static str, Duration); 2] {
+    [
+        ("fast lane", coreml_supervisor::DEFAULT_REPLY_SPIN),
+        ("reader task", Duration::ZERO),
+    ]
+}
+
 /// Short deadlines and a generous restart budget.
 pub fn config(h: &HelperUnderTest) -> SupervisorConfig {
     let mut cfg = SupervisorConfig::new(h.command.clone());
@@ -173,12 +182,31 @@ pub async fn predict_fault_scenario(
     expect: fn(&Error) -> bool,
 ) -> Vec<coreml_supervisor::SupervisorStats> {
     let mut all = Vec::new();
-    for h in helpers() {
+    for (lane, spin) in lanes() {
+        for h in helpers() {
+            let h = HelperUnderTest {
+                name: format!("{} via {lane}", h.name),
+                ..h
+            };
+            let mut cfg = config(&h);
+            cfg.reply_spin = spin;
+            cfg_edit(&mut cfg);
+            all.push(predict_fault_once(&h, cfg, fault, expect).await);
+        }
+    }
+    all
+}
+
+async fn predict_fault_once(
+    h: &HelperUnderTest,
+    cfg: SupervisorConfig,
+    fault: &str,
+    expect: fn(&Error) -> bool,
+) -> coreml_supervisor::SupervisorStats {
+    {
         let before = snapshot();
-        let mut cfg = config(&h);
-        cfg_edit(&mut cfg);
         let budget = cfg.deadlines.predict;
-        let sup = start(&h, cfg).await;
+        let sup = start(h, cfg).await;
         let healthy = sup
             .load("diag:echo?shape=256", None)
             .await
@@ -218,12 +246,12 @@ pub async fn predict_fault_scenario(
         assert_eq!(again.output("y").unwrap().to_vec(), x);
         drop(again);
         assert!(sup.stats().restarts >= 1);
-        all.push(sup.stats());
+        let stats = sup.stats();
         sup.shutdown().await;
         drop(sup);
         assert_clean(&before, &format!("[{}] {fault}", h.name)).await;
+        stats
     }
-    all
 }
 
 /// A handshake fault (`COREML_DIAG_FAULT=<fault>`) against every helper under test:
