@@ -154,7 +154,21 @@ pub fn run(stream: UnixStream) -> ! {
         models: HashMap::new(),
         stats: Stats::default(),
     };
+    // A measurement knob (docs/diagnostics.md): spin this long for the next request
+    // before sleeping in `read`, so benchmarks can take the helper's wake-up out
+    // of the supervisor's figures.
+    let spin = std::env::var("COREML_DIAG_SPIN_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_micros)
+        .unwrap_or(Duration::ZERO);
     loop {
+        if !spin.is_zero() {
+            let t = std::time::Instant::now();
+            while !sys::readable_now(reader.as_raw_fd()) && t.elapsed() < spin {
+                std::hint::spin_loop();
+            }
+        }
         let body = match read_frame(&mut reader, MAX_FRAME_LEN) {
             Ok(Some(b)) => b,
             Ok(None) => std::process::exit(0),

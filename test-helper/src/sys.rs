@@ -146,6 +146,23 @@ pub fn raise(sig: libc::c_int) {
     unsafe { libc::raise(sig) };
 }
 
+/// Whether the socket has a byte to read, without taking it or blocking.
+pub fn readable_now(fd: RawFd) -> bool {
+    let mut b = [0u8; 1];
+    // SAFETY: `b` is valid for one byte for the whole call; MSG_PEEK leaves the
+    // byte in the socket and MSG_DONTWAIT keeps the call from blocking.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            b.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    // 0 is end of stream: "readable" too (the blocking read then sees it).
+    n >= 0
+}
+
 /// Shuts the socket down both ways without closing the descriptor.
 pub fn shutdown(fd: RawFd) {
     // SAFETY: shutdown on an fd we hold; integer arguments only.
