@@ -19,8 +19,8 @@ use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use tokio::sync::watch;
 
@@ -57,6 +57,41 @@ pub enum SpawnError {
 #[derive(Debug, Default)]
 struct ReapState {
     reaped: bool,
+}
+
+/// Forks `command` from one thread that lives as long as the process. On Linux
+/// the helper's parent-death signal fires when the *thread* that forked it exits,
+/// not the process; forking from a tokio worker, or from a thread that started
+/// the supervisor and then ended, would kill a healthy helper with that thread.
+fn spawn_on_keeper(command: Command) -> std::io::Result<Child> {
+    type Job = (Command, mpsc::SyncSender<std::io::Result<Child>>);
+    static KEEPER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    let keeper = KEEPER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("coreml-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in rx {
+                    let _ = reply.send(command.spawn());
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no spawner thread; helpers are forked by their caller");
+        }
+        Mutex::new(tx)
+    });
+    let (reply, answer) = mpsc::sync_channel(1);
+    let sent = keeper
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send((command, reply));
+    match sent {
+        Ok(()) => answer.recv().unwrap_or_else(|_| {
+            Err(std::io::Error::other("the spawner thread is gone"))
+        }),
+        // No keeper thread: fork here.
+        Err(mpsc::SendError((mut command, _))) => command.spawn(),
+    }
 }
 
 /// A running helper process (group leader). Dropping it kills the group.
@@ -107,9 +142,11 @@ impl HelperProcess {
                 landlock_fd: landlock_fd.as_ref().map(|f| f.as_raw_fd()),
                 #[cfg(target_os = "linux")]
                 seccomp: prepared.seccomp,
+                #[cfg(target_os = "linux")]
+                parent_pid: std::process::id() as libc::pid_t,
             },
         );
-        let mut child = command.spawn().map_err(|source| SpawnError::Exec {
+        let mut child = spawn_on_keeper(command).map_err(|source| SpawnError::Exec {
             program: argv[0].display().to_string(),
             source,
         })?;

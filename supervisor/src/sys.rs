@@ -125,6 +125,11 @@ pub(crate) struct ChildSetup {
     /// A compiled seccomp filter to install last.
     #[cfg(target_os = "linux")]
     pub seccomp: Option<seccompiler::BpfProgram>,
+    /// The supervisor's pid: the helper gets SIGKILL when the thread that forked
+    /// it exits (`PR_SET_PDEATHSIG`), and is not started if the supervisor is
+    /// already gone by the time the child runs.
+    #[cfg(target_os = "linux")]
+    pub parent_pid: libc::pid_t,
 }
 
 /// Installs `setup` as the pre-exec hook of `cmd`.
@@ -152,6 +157,13 @@ pub(crate) fn install_child_setup(cmd: &mut Command, setup: ChildSetup) {
         }
         #[cfg(target_os = "linux")]
         {
+            // SAFETY: prctl and getppid with integer arguments only.
+            check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) })?;
+            // SAFETY: getppid takes no arguments and cannot fail.
+            if unsafe { libc::getppid() } != setup.parent_pid {
+                // The supervisor died between fork and prctl: nobody would kill us.
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
             if setup.no_new_privs {
                 // SAFETY: prctl with integer arguments only.
                 check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
@@ -171,8 +183,9 @@ pub(crate) fn install_child_setup(cmd: &mut Command, setup: ChildSetup) {
         Ok(())
     };
     // SAFETY: the hook runs in the forked child before exec. It only calls dup2,
-    // setrlimit, prctl, landlock_restrict_self and seccomp (async-signal-safe system
-    // calls), reads data captured before the fork, and does not allocate on success.
+    // setrlimit, prctl, getppid, landlock_restrict_self and seccomp
+    // (async-signal-safe system calls), reads data captured before the fork, and
+    // does not allocate on success.
     unsafe {
         cmd.pre_exec(hook);
     }
