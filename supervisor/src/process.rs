@@ -86,9 +86,9 @@ fn spawn_on_keeper(command: Command) -> std::io::Result<Child> {
         .unwrap_or_else(|p| p.into_inner())
         .send((command, reply));
     match sent {
-        Ok(()) => answer.recv().unwrap_or_else(|_| {
-            Err(std::io::Error::other("the spawner thread is gone"))
-        }),
+        Ok(()) => answer
+            .recv()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the spawner thread is gone"))),
         // No keeper thread: fork here.
         Err(mpsc::SendError((mut command, _))) => command.spawn(),
     }
@@ -123,6 +123,7 @@ impl HelperProcess {
         let argv = cmd.argv();
         let mut command = Command::new(&argv[0]);
         command.args(&argv[1..]);
+        command.args(sandbox.helper_args());
         if cmd.clear_env {
             command.env_clear();
         }

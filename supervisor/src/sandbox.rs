@@ -32,6 +32,13 @@ pub struct SandboxConfig {
     pub read_only: Vec<PathBuf>,
     /// Read-write paths (staging and cache directories).
     pub read_write: Vec<PathBuf>,
+    /// Also tell the helper which paths to allow, for helpers that sandbox
+    /// themselves: `--sandbox-read PATH` per read-only path, `--sandbox-write PATH`
+    /// per read-write path, or `--no-sandbox` when `enabled` is off (see
+    /// [`SandboxConfig::helper_args`]). The Swift helper builds its Seatbelt profile
+    /// from them on macOS. Default: on for macOS, off elsewhere (where the
+    /// supervisor applies the sandbox itself, before exec).
+    pub pass_to_helper: bool,
 }
 
 impl Default for SandboxConfig {
@@ -43,6 +50,7 @@ impl Default for SandboxConfig {
             landlock: true,
             read_only: Vec::new(),
             read_write: Vec::new(),
+            pass_to_helper: cfg!(target_os = "macos"),
         }
     }
 }
@@ -165,6 +173,39 @@ impl SandboxConfig {
     pub fn read_write(mut self, p: impl Into<PathBuf>) -> Self {
         self.read_write.push(p.into());
         self
+    }
+
+    /// The arguments that carry this configuration to a helper that sandboxes
+    /// itself; empty unless [`SandboxConfig::pass_to_helper`] is set. Only the
+    /// configured paths are passed: the helper adds what it needs itself (its
+    /// executable, system libraries, shared memory).
+    ///
+    /// ```
+    /// use coreml_supervisor::SandboxConfig;
+    /// let mut cfg = SandboxConfig::default().read_only("/models").read_write("/cache");
+    /// cfg.pass_to_helper = true;
+    /// let args: Vec<String> = cfg.helper_args().iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    /// assert_eq!(args, ["--sandbox-read", "/models", "--sandbox-write", "/cache"]);
+    /// cfg.enabled = false;
+    /// assert_eq!(cfg.helper_args(), ["--no-sandbox"]);
+    /// ```
+    pub fn helper_args(&self) -> Vec<std::ffi::OsString> {
+        if !self.pass_to_helper {
+            return Vec::new();
+        }
+        if !self.enabled {
+            return vec!["--no-sandbox".into()];
+        }
+        let mut v = Vec::new();
+        for p in &self.read_only {
+            v.push("--sandbox-read".into());
+            v.push(p.clone().into_os_string());
+        }
+        for p in &self.read_write {
+            v.push("--sandbox-write".into());
+            v.push(p.clone().into_os_string());
+        }
+        v
     }
 
     /// A configuration that applies nothing.

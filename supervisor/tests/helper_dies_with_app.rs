@@ -103,7 +103,9 @@ fn helper_dies_with_the_app() {
         while running(helper) {
             if t.elapsed() > Duration::from_secs(3) {
                 // Do not leave the orphan behind.
-                let _ = Command::new("kill").args(["-9", &helper.to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-9", &helper.to_string()])
+                    .status();
                 panic!("[{}] helper {helper} outlived its app", h.name);
             }
             std::thread::sleep(Duration::from_millis(10));

@@ -5,6 +5,7 @@
 //! coreml-test-helper --ipc-fd 3                       # serve the protocol on fd 3
 //! COREML_DIAG_FAULT=hang-handshake coreml-test-helper --ipc-fd 3
 //! coreml-test-helper --probe-sandbox --ipc-fd 3       # write a sandbox report to fd 3, exit
+//! coreml-test-helper --sandbox-read /m --ipc-fd 3     # accepted (and reported by the probe)
 //! ```
 
 mod model;
@@ -16,11 +17,22 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut fd = None;
     let mut probe = false;
+    // What the supervisor passes to helpers that sandbox themselves; this helper is
+    // sandboxed by the supervisor, so it only reports them (`--probe-sandbox`).
+    let mut self_sandbox = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--ipc-fd" => fd = it.next().and_then(|v| v.parse::<i32>().ok()),
             "--probe-sandbox" => probe = true,
+            flag @ ("--sandbox-read" | "--sandbox-write") => match it.next() {
+                Some(p) => self_sandbox.push(format!("{flag} {p}")),
+                None => {
+                    eprintln!("coreml-test-helper: {flag} needs a path");
+                    std::process::exit(2);
+                }
+            },
+            "--no-sandbox" => self_sandbox.push("--no-sandbox".into()),
             other => {
                 eprintln!("coreml-test-helper: unknown argument {other:?}");
                 std::process::exit(2);
@@ -28,7 +40,7 @@ fn main() {
         }
     }
     let Some(fd) = fd else {
-        eprintln!("usage: coreml-test-helper [--probe-sandbox] --ipc-fd N");
+        eprintln!("usage: coreml-test-helper [--probe-sandbox] [--sandbox-read P]... [--sandbox-write P]... [--no-sandbox] --ipc-fd N");
         std::process::exit(2);
     };
     let stream = match sys::stream_from_fd(fd) {
@@ -39,7 +51,7 @@ fn main() {
         }
     };
     if probe {
-        probe::run(stream);
+        probe::run(stream, &self_sandbox);
         return;
     }
     serve::run(stream);

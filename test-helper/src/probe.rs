@@ -8,6 +8,7 @@
 //! Seccomp=2
 //! max_open_files=256
 //! max_core=0
+//! self_sandbox_arg=--sandbox-read /models   # one per flag the supervisor passed
 //! ```
 
 use std::io::Write;
@@ -21,8 +22,11 @@ fn verdict<T, E>(r: Result<T, E>) -> &'static str {
     }
 }
 
-pub fn run(mut out: UnixStream) {
+pub fn run(mut out: UnixStream, self_sandbox: &[String]) {
     let mut lines = Vec::new();
+    for a in self_sandbox {
+        lines.push(format!("self_sandbox_arg={a}"));
+    }
     lines.push(format!(
         "net_inet={}",
         verdict(std::net::UdpSocket::bind("127.0.0.1:0"))
