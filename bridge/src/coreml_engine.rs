@@ -57,6 +57,11 @@ pub struct CoreMlOptions {
     /// Compiled-model cache directory (default: `$COREML_BRIDGE_CACHE/compiled`
     /// or `~/.cache/coreml-bridge/compiled`).
     pub cache_dir: Option<PathBuf>,
+    /// Directories holding the models to compile. The helper is sandboxed before
+    /// it sees its first request (Landlock on Linux, Seatbelt on macOS), so it can
+    /// read a model only under one of these (or in the cache): each is added to
+    /// the sandbox's read-only paths.
+    pub model_dirs: Vec<PathBuf>,
 }
 
 struct Loaded {
@@ -108,6 +113,9 @@ impl CoreMlEngine {
             .map_err(|e| format!("compiled-model cache: {e}"))?;
         cfg.staging_dir = cache.staging_dir().map_err(|e| format!("staging directory: {e}"))?;
         cfg.sandbox = cfg.sandbox.read_write(cache.root());
+        for d in options.model_dirs {
+            cfg.sandbox = cfg.sandbox.read_only(d);
+        }
         let memory_limit = cfg.memory_limit;
         let sup = Supervisor::start(cfg).await.map_err(|e| format!("the helper did not start: {e}"))?;
         let hello = sup.hello().ok_or("the helper went away right after starting")?;

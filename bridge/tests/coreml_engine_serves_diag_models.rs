@@ -23,7 +23,7 @@ async fn core_ml_engine_passes_conformance_and_the_router_reports_every_stage() 
         let dir = tempfile::tempdir().unwrap();
         let engine = CoreMlEngine::start(
             supervisor_config(None),
-            CoreMlOptions { cache_dir: Some(dir.path().to_owned()) },
+            CoreMlOptions { cache_dir: Some(dir.path().to_owned()), ..Default::default() },
             Arc::new(Telemetry::new()),
             HealthBus::new(),
         )

@@ -55,7 +55,13 @@ impl App {
     /// Builds the router (and says, once, why Candle serves alone if it does).
     pub async fn start(global: Global) -> Result<Self, String> {
         let spinner = spinner(&global, "starting engines");
-        let setup = RouterSetup::new(Arc::new(CandleEngine::new()));
+        let mut setup = RouterSetup::new(Arc::new(CandleEngine::new()));
+        // The sandboxed helper reads models only from here (`--coreml` paths
+        // included): the downloaded weights and the working directory.
+        setup.coreml.model_dirs.push(cache_root().join("weights"));
+        if let Ok(cwd) = std::env::current_dir() {
+            setup.coreml.model_dirs.push(cwd);
+        }
         let router = if global.no_coreml {
             router_with_helper(Err("disabled with --no-coreml".into()), setup).await
         } else {

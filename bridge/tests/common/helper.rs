@@ -177,7 +177,7 @@ impl HelperRig {
             None => Telemetry::new(),
         });
         let health = HealthBus::new();
-        let opts = CoreMlOptions { cache_dir: Some(dir.path().join("cache")) };
+        let opts = CoreMlOptions { cache_dir: Some(dir.path().join("cache")), ..Default::default() };
         let engine = Arc::new(
             CoreMlEngine::start(supervisor_config(o.memory_limit), opts, telemetry.clone(), health.clone())
                 .await
