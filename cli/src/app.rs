@@ -59,8 +59,11 @@ impl App {
         // The sandboxed helper reads models only from here (`--coreml` paths
         // included): the downloaded weights and the working directory.
         setup.coreml.model_dirs.push(cache_root().join("weights"));
+        // (Not when that is `/`, which would open the whole filesystem.)
         if let Ok(cwd) = std::env::current_dir() {
-            setup.coreml.model_dirs.push(cwd);
+            if cwd.parent().is_some() {
+                setup.coreml.model_dirs.push(cwd);
+            }
         }
         let router = if global.no_coreml {
             router_with_helper(Err("disabled with --no-coreml".into()), setup).await
