@@ -298,6 +298,9 @@ public enum Sys {
 
     public static func pid() -> Int32 { Int32(getpid()) }
 
+    /// `getppid`: 1 (or launchd's pid) once the parent has exited.
+    public static func parentPID() -> Int32 { Int32(getppid()) }
+
     public static func sendSignal(_ pid: Int32, _ signal: Int32) throws {
         try injected(.kill)
         guard kill(pid_t(pid), signal) == 0 else { throw fail(.kill) }

@@ -65,9 +65,14 @@ let engine: Engine = RoutingEngine(primary: CoreMLEngine(), diagnostic: Diagnost
 let engine: Engine = DiagnosticEngine()
 #endif
 
+// Exit with the app even while a Core ML call blocks (macOS; Linux has the supervisor's
+// parent-death signal).
+let parentWatch = ParentWatch.start()
+
 // The sandbox goes on before the first message, so before any model can be loaded.
 let sandbox = wantSandbox ? HelperSandbox.apply(paths: sandboxPaths)
     : SandboxStatus(applied: false, detail: "sandbox disabled by --no-sandbox")
 let hello = HandshakeFault.apply(to: HelloInfo.make(engine: engine.descriptor, sandbox: sandbox), connection: connection)
 let status = Dispatcher(engine: engine, connection: connection).run(hello: hello)
+withExtendedLifetime(parentWatch) {}
 Sys.exitImmediately(status)
