@@ -20,7 +20,7 @@ struct Fixture {
 }
 
 fn fixture(model: VisionModel) -> Fixture {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = manifest_dir()
         .join("../tests/fixtures/parity")
         .join(format!("{}.json", model.key()));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -212,4 +212,13 @@ fn registry_models_run_through_the_engine() {
             assert!(d <= TOLERANCE, "{arch} through the engine: L∞ {d}");
         }
     });
+}
+
+/// This package's directory. Read at run time (cargo sets it for tests) before the
+/// compile-time value: a cached test binary built from another checkout of the
+/// workspace (same target dir, older sources) would otherwise look there.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -21,8 +21,7 @@ fn assets() -> (PathBuf, PathBuf) {
     let c = cache();
     let minilm = c.join("weights/all-minilm-l6-v2");
     let effnet = c.join("weights/efficientnet-lite0/model.safetensors");
-    let cat =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/images/chelsea.png");
+    let cat = manifest_dir().join("../tests/fixtures/images/chelsea.png");
     for p in [
         minilm.join("model.safetensors"),
         minilm.join("tokenizer.json"),
@@ -208,4 +207,13 @@ fn run_takes_tensors_from_and_to_safetensors_and_bench_times_each_engine() {
         assert_eq!(l["count"], 5);
         assert!(l["p50_us"].as_u64().unwrap() > 0 && l["p99_us"].as_u64() >= l["p50_us"].as_u64());
     }
+}
+
+/// This package's directory. Read at run time (cargo sets it for tests) before the
+/// compile-time value: a cached test binary built from another checkout of the
+/// workspace (same target dir, older sources) would otherwise look there.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden")
+    manifest_dir().join("golden")
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -175,4 +175,13 @@ fn hello_versions_negotiate() {
             theirs_minor: 0
         })
     );
+}
+
+/// This package's directory. Read at run time (cargo sets it for tests) before the
+/// compile-time value: a cached test binary built from another checkout of the
+/// workspace (same target dir, older sources) would otherwise look there.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

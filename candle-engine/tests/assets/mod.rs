@@ -59,9 +59,7 @@ pub fn efficientnet() -> ModelArtifact {
 
 /// The repository's `tests/fixtures/<rel>`.
 pub fn fixture(rel: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(rel);
+    let p = manifest_dir().join("../tests/fixtures").join(rel);
     assert!(p.exists(), "missing committed fixture {}", p.display());
     p
 }
@@ -92,4 +90,13 @@ pub fn run<F: Future>(secs: u64, fut: F) -> F::Output {
                 .await
                 .expect("watchdog: test hung")
         })
+}
+
+/// This package's directory. Read at run time (cargo sets it for tests) before the
+/// compile-time value: a cached test binary built from another checkout of the
+/// workspace (same target dir, older sources) would otherwise look there.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -305,14 +305,10 @@ fn main() {
         .build()
         .expect("runtime");
     let (ct, _) = single.block_on(measure(cmd, false));
-    let (ct_spin, _) = if helper_name.contains("Rust") {
-        let (r, s) = single.block_on(measure(spinning, false));
-        (Some(r), s)
-    } else {
-        (None, String::new())
-    };
+    let ct_spin = helper_name
+        .contains("Rust")
+        .then(|| single.block_on(measure(spinning, false)).0);
 
-    let mut rows = String::new();
     let mut runs = vec![
         ("multi-thread (2 workers), helper sleeps", &mt),
         ("current-thread, helper sleeps", &ct),
@@ -320,7 +316,8 @@ fn main() {
     if let Some(r) = &ct_spin {
         runs.push(("current-thread, helper polls", r));
     }
-    for (name, run) in runs {
+    let mut rows = String::new();
+    for (name, run) in &runs {
         for s in &run.predict {
             let (p50, p99) = s.round_trip;
             let overhead = p50.saturating_sub(s.helper);
@@ -340,14 +337,7 @@ fn main() {
     let (k50, k99) = mt.kills.expect("measured");
     let mut verdicts = String::new();
     let met = |ok: bool| if ok { "met" } else { "**not met**" };
-    let mut runs = vec![
-        ("multi-thread, helper sleeps", &mt),
-        ("current-thread, helper sleeps", &ct),
-    ];
-    if let Some(r) = &ct_spin {
-        runs.push(("current-thread, helper polls", r));
-    }
-    for (name, run) in runs {
+    for (name, run) in &runs {
         let Some(s) = run.predict.iter().find(|s| s.label == "600 KiB") else {
             continue;
         };
