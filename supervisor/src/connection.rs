@@ -330,14 +330,24 @@ impl Connection {
         let budget = deadline.saturating_duration_since(start);
         let tdl = tokio::time::Instant::from_std(deadline);
         let outcome = tokio::time::timeout_at(tdl, async {
-            if let Err(e) = self.outbox.send(frame) {
-                self.die(DeathCause::Crashed {
-                    detail: format!("socket write failed: {e}"),
-                });
-                return None;
-            }
+            let written = match self.outbox.send(frame) {
+                Ok(w) => w,
+                Err(e) => {
+                    self.die(DeathCause::Crashed {
+                        detail: format!("socket write failed: {e}"),
+                    });
+                    return None;
+                }
+            };
+            // A queued frame waits for the writer task, which may need this very
+            // thread: no reply can come while we spin.
+            let spin = if written {
+                spin.min(budget)
+            } else {
+                Duration::ZERO
+            };
             let mut rx = rx;
-            if let Some(r) = self.spin_for_reply(&mut rx, spin.min(budget)) {
+            if let Some(r) = self.spin_for_reply(&mut rx, spin) {
                 return r;
             }
             rx.await.ok()

@@ -4,7 +4,7 @@
 //! frame queues behind it so frames never interleave.
 //!
 //! ```text
-//! outbox.send(frame)?;          // never blocks; written now or queued
+//! let written = outbox.send(frame)?; // never blocks; true: written now, false: queued
 //! tokio::spawn(outbox.run());   // drains the queue when the socket is writable again
 //! ```
 
@@ -31,8 +31,9 @@ impl Outbox {
         })
     }
 
-    /// Writes `frame` now if the socket takes it whole, else queues (the rest of) it.
-    pub(crate) fn send(&self, frame: Vec<u8>) -> io::Result<()> {
+    /// Writes `frame` now if the socket takes it whole (`true`), else queues (the
+    /// rest of) it for the writer task (`false`).
+    pub(crate) fn send(&self, frame: Vec<u8>) -> io::Result<bool> {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         if q.is_empty() {
             let mut done = 0;
@@ -46,7 +47,7 @@ impl Outbox {
                 }
             }
             if done == frame.len() {
-                return Ok(());
+                return Ok(true);
             }
             q.push_back((frame, done));
         } else {
@@ -54,7 +55,7 @@ impl Outbox {
         }
         drop(q);
         self.wake.notify_one();
-        Ok(())
+        Ok(false)
     }
 
     /// The writer task: drains queued frames as the socket becomes writable.
@@ -105,9 +106,12 @@ mod tests {
         let writer = tokio::spawn(outbox.clone().run());
         // 64 frames of 64 KiB: far more than the socket buffer holds, nobody reads yet.
         let frames: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 64 * 1024]).collect();
-        for f in &frames {
-            outbox.send(f.clone()).unwrap();
-        }
+        let written: Vec<bool> = frames
+            .iter()
+            .map(|f| outbox.send(f.clone()).unwrap())
+            .collect();
+        assert!(written[0], "the first frame fits");
+        assert!(!written[63], "the last frame waits in the queue");
         assert!(
             !outbox.queue.lock().unwrap().is_empty(),
             "expected a backlog"
