@@ -33,6 +33,7 @@ mod config;
 mod connection;
 mod error;
 mod events;
+mod held;
 mod inbox;
 mod lifecycle;
 pub mod memwatch;

@@ -35,6 +35,7 @@ pub enum Fault {
     BadRef,
     CloseSocket,
     ForkChild,
+    ReleaseUnknown,
 }
 
 impl Fault {
@@ -52,6 +53,7 @@ impl Fault {
             "bad-ref" => Fault::BadRef,
             "close-socket" => Fault::CloseSocket,
             "fork-child" => Fault::ForkChild,
+            "release-unknown" => Fault::ReleaseUnknown,
             _ => return None,
         })
     }

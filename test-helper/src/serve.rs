@@ -124,6 +124,12 @@ fn fire(fault: Fault, out: &Out) {
             let _ = sys::fork_sleeper();
             std::process::exit(4);
         }
+        // A notification for a request that was never issued, then the normal reply.
+        Fault::ReleaseUnknown => send(
+            out,
+            u64::MAX - 1,
+            Message::InputsReleased(InputsReleased { model_id: 0 }),
+        ),
         Fault::WrongId | Fault::BadRef => {}
     }
 }

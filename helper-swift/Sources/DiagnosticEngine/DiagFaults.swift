@@ -9,6 +9,7 @@ import HelperCore
 public enum FaultKind: String, Sendable, CaseIterable {
     case segv, abort, exit, hang, sigstop, alloc, garbage, oversize
     case wrongId = "wrong-id", badRef = "bad-ref", closeSocket = "close-socket", forkChild = "fork-child"
+    case releaseUnknown = "release-unknown"
 
     /// Whether this build can fire faults.
     public static var compiledIn: Bool {
@@ -67,7 +68,8 @@ enum Faults {
 
     #if COREML_DIAG_FAULTS
     /// Fires a fault that does not shape a normal reply. Returns only for `sigstop` (after
-    /// SIGCONT) and for the reply-shaping faults (`wrong-id`, `bad-ref`), which the caller handles.
+    /// SIGCONT), for the reply-shaping faults (`wrong-id`, `bad-ref`), which the caller handles,
+    /// and for `release-unknown` (a stray notification, then the normal reply).
     static func fire(_ fault: FaultKind, _ ctx: RequestContext) async {
         switch fault {
         case .segv:
@@ -99,6 +101,8 @@ enum Faults {
         case .forkChild:
             if (try? Sys.forkProcess()) == 0 { Sys.sleepForever() }
             Sys.exitImmediately(4)
+        case .releaseUnknown:
+            ctx.connection.send(Envelope(requestId: UInt64.max - 1, message: .inputsReleased(ModelId(modelId: 0))))
         case .wrongId, .badRef:
             return
         }

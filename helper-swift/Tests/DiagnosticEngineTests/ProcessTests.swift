@@ -231,6 +231,15 @@ final class ProcessTests: WatchdogTestCase {
         XCTAssertEqual(p.outputs[0].tensor.offset, UInt64(region.size))
         XCTAssertThrowsError(try p.outputs[0].tensor.validate(regionSize: UInt64(region.size)))
 
+        // release-unknown: a stray InputsReleased for an id never issued, then the real reply.
+        (h, _) = try started()
+        e = try loadAndPredict(h, "diag:echo?fault=release-unknown", region: region)
+        XCTAssertEqual(e.requestId, UInt64.max - 1)
+        XCTAssertEqual(e.message, .inputsReleased(ModelId(modelId: 0)))
+        e = try h.receive()
+        XCTAssertEqual(e.requestId, 3)
+        guard case .predicted = e.message else { return XCTFail("\(e)") }
+
         // hang at load: that request never answers, others still do.
         (h, _) = try started()
         try h.send(1, .load(Load(modelId: 1, bundlePath: "diag:echo?fault=hang&at=load", computeUnits: .all)))

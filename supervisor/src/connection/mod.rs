@@ -13,24 +13,26 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use coreml_ipc_schema::{
     read_frame_async, Envelope, FrameError, Hello, Message, MAX_FRAME_LEN, UNSOLICITED,
 };
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
-use tokio::sync::oneshot::error::TryRecvError;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::arena::Slot;
 use crate::config::SupervisorConfig;
-use crate::error::{DeathCause, HandshakeError, Stage};
+use crate::error::{DeathCause, HandshakeError};
+use crate::held::Held;
 use crate::inbox::Inbox;
 use crate::outbox::Outbox;
 use crate::process::HelperProcess;
 use crate::watchers::{exit_watch, memory_watch, read_loop, write_loop};
+
+mod call;
 
 /// How a request on a connection ended without a reply.
 #[derive(Debug, Clone)]
@@ -46,20 +48,6 @@ struct Pending {
     tx: Option<oneshot::Sender<Reply>>,
     /// Slots of an abandoned (cancelled) request, held until the helper is done.
     orphan: Vec<Slot>,
-}
-
-#[derive(Default)]
-struct Held {
-    /// Helper gone: nothing is held any more.
-    reaped: bool,
-    /// Input slots of predictions answered with `inputs_retained`.
-    retained: HashMap<u64, Vec<Slot>>,
-    /// `InputsReleased` that arrived before the slots were handed over.
-    released_early: HashSet<u64>,
-    /// Requests answered with `inputs_retained` whose slots were not handed over yet.
-    answered_retained: HashSet<u64>,
-    /// Slots of requests that died in flight; freed once the helper is reaped.
-    quarantine: Vec<Slot>,
 }
 
 /// Replies taken by a spinning caller (hits) and spins that ran out (misses),
@@ -246,200 +234,31 @@ impl Connection {
 
     /// Keeps slots until the helper is reaped (drops them at once if it is).
     pub(crate) fn quarantine(&self, slots: Vec<Slot>) {
-        let mut held = lock(&self.held);
-        if !held.reaped {
-            held.quarantine.extend(slots);
-        }
+        lock(&self.held).quarantine(slots);
     }
 
     /// Hands over the input slots of a prediction the helper still references.
     pub(crate) fn retain_inputs(&self, id: u64, slots: Vec<Slot>) {
-        let mut held = lock(&self.held);
-        held.answered_retained.remove(&id);
-        if !held.reaped && !held.released_early.remove(&id) {
-            held.retained.insert(id, slots);
-        }
-    }
-
-    fn release_inputs(&self, id: u64) {
-        let mut held = lock(&self.held);
-        if held.retained.remove(&id).is_none() {
-            held.released_early.insert(id);
-        }
-    }
-
-    /// Sends one request and waits for its reply until `deadline`. A missed deadline
-    /// kills the helper; the request is the culprit. `slots` are the shared-memory
-    /// slots the request names: they come back with the outcome, and if the caller
-    /// cancels the call they stay with the connection until the helper is done.
-    /// For up to `spin` the caller reads the socket itself instead of sleeping
-    /// (see [`Inbox::spin`]).
-    pub(crate) async fn call(
-        &self,
-        id: u64,
-        stage: Stage,
-        msg: Message,
-        deadline: Instant,
-        slots: Vec<Slot>,
-        spin: Duration,
-    ) -> (Result<Message, DeathNotice>, Vec<Slot>) {
-        let frame = match coreml_ipc_schema::encode_frame(&Envelope::new(id, msg)) {
-            Ok(f) => f,
-            Err(e) => {
-                let detail = format!("cannot encode request: {e}");
-                let cause = DeathCause::ProtocolViolation {
-                    request_id: Some(id),
-                    detail,
-                };
-                return (
-                    Err(DeathNotice {
-                        cause,
-                        culprit: true,
-                    }),
-                    slots,
-                );
-            }
-        };
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut pending = lock(&self.pending);
-            if let Some(cause) = self.death_cause() {
-                return (
-                    Err(DeathNotice {
-                        cause,
-                        culprit: false,
-                    }),
-                    slots,
-                );
-            }
-            pending.insert(
-                id,
-                Pending {
-                    tx: Some(tx),
-                    orphan: Vec::new(),
-                },
-            );
-        }
-        let mut guard = PendingGuard {
-            conn: self,
-            id,
-            slots,
-            armed: true,
-        };
-        let start = Instant::now();
-        let budget = deadline.saturating_duration_since(start);
-        let tdl = tokio::time::Instant::from_std(deadline);
-        let outcome = tokio::time::timeout_at(tdl, async {
-            let written = match self.outbox.send(frame) {
-                Ok(w) => w,
-                Err(e) => {
-                    self.die(DeathCause::Crashed {
-                        detail: format!("socket write failed: {e}"),
-                    });
-                    return None;
-                }
-            };
-            // A queued frame waits for the writer task, which may need this very
-            // thread: no reply can come while we spin.
-            let spin = if written {
-                spin.min(budget)
-            } else {
-                Duration::ZERO
-            };
-            let mut rx = rx;
-            if let Some(r) = self.spin_for_reply(&mut rx, spin) {
-                return r;
-            }
-            rx.await.ok()
-        })
-        .await;
-        guard.armed = false;
-        let slots = std::mem::take(&mut guard.slots);
-        let result = match outcome {
-            Ok(Some(reply)) => reply,
-            Ok(None) => Err(DeathNotice {
-                cause: self.death_cause().unwrap_or(DeathCause::Crashed {
-                    detail: "connection closed".into(),
-                }),
-                culprit: false,
-            }),
-            Err(_) => {
-                self.die(DeathCause::Timeout {
-                    request_id: id,
-                    stage,
-                    after: budget,
-                });
-                let cause = self.death_cause().expect("just died");
-                let culprit = cause.request_id() == Some(id);
-                Err(DeathNotice { cause, culprit })
-            }
-        };
-        (result, slots)
-    }
-
-    /// The fast lane of `call`: `Some(outcome)` when the reply (or the end of the
-    /// receiver) came within `spin`, `None` to wait for it the usual way.
-    fn spin_for_reply(
-        &self,
-        rx: &mut oneshot::Receiver<Reply>,
-        spin: Duration,
-    ) -> Option<Option<Reply>> {
-        if spin.is_zero() {
-            return None;
-        }
-        let got = self.inbox.spin(
-            spin,
-            || match rx.try_recv() {
-                Ok(r) => Some(Some(r)),
-                Err(TryRecvError::Closed) => Some(None),
-                Err(TryRecvError::Empty) => None,
-            },
-            &|env| self.dispatch(env),
-            |cause| self.die(cause),
-        );
-        let counter = match got {
-            Some(Some(_)) => &self.fast_lane.hits,
-            _ => &self.fast_lane.misses,
-        };
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        got
-    }
-
-    /// Marks a request abandoned by its caller, keeping `slots` until the helper is
-    /// done with them.
-    pub(crate) fn abandon(&self, id: u64, slots: Vec<Slot>) {
-        let mut pending = lock(&self.pending);
-        if let Some(p) = pending.get_mut(&id) {
-            p.tx = None;
-            p.orphan.extend(slots);
-            return;
-        }
-        drop(pending);
-        if self.death_cause().is_some() {
-            // Failed by a death: the helper may not be reaped yet.
-            return self.quarantine(slots);
-        }
-        // Answered, but the caller went away before reading the reply.
-        let retained = lock(&self.held).answered_retained.contains(&id);
-        if retained {
-            self.retain_inputs(id, slots);
-        }
+        lock(&self.held).retain(id, slots);
     }
 
     /// The helper is gone: every slot it held is free again.
     pub(crate) fn helper_reaped(&self) {
-        let mut held = lock(&self.held);
-        held.reaped = true;
-        held.retained.clear();
-        held.quarantine.clear();
-        held.answered_retained.clear();
-        held.released_early.clear();
+        lock(&self.held).reaped();
     }
 
     pub(crate) fn dispatch(&self, env: Envelope) {
         let id = env.request_id;
         match env.message {
-            Message::InputsReleased(_) => return self.release_inputs(id),
+            Message::InputsReleased(_) => {
+                if !lock(&self.held).release(id) {
+                    self.die(DeathCause::ProtocolViolation {
+                        request_id: None,
+                        detail: format!("InputsReleased for request {id}, which holds no inputs"),
+                    });
+                }
+                return;
+            }
             Message::Error(e) if id == UNSOLICITED => {
                 tracing::warn!(code = %e.code, message = %e.message, "helper could not attribute an error");
                 return;
@@ -465,7 +284,7 @@ impl Connection {
         match p.tx {
             Some(tx) => {
                 if matches!(&env.message, Message::Predicted(pr) if pr.inputs_retained) {
-                    lock(&self.held).answered_retained.insert(id);
+                    lock(&self.held).answered_retained(id);
                 }
                 let _ = tx.send(Ok(env.message));
             }
@@ -473,22 +292,6 @@ impl Connection {
                 Message::Predicted(pr) if pr.inputs_retained => self.retain_inputs(id, p.orphan),
                 _ => drop(p.orphan),
             },
-        }
-    }
-}
-
-/// Turns a cancelled `call` into an abandoned request.
-struct PendingGuard<'a> {
-    conn: &'a Connection,
-    id: u64,
-    slots: Vec<Slot>,
-    armed: bool,
-}
-
-impl Drop for PendingGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.conn.abandon(self.id, std::mem::take(&mut self.slots));
         }
     }
 }
