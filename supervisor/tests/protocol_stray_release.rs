@@ -3,27 +3,7 @@
 //! kill, restart; the supervisor keeps no record of the stray id.
 mod common;
 
-use std::time::Duration;
-
-use coreml_supervisor::{Error, Stage};
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_stray_release() {
-    common::watchdog(Duration::from_secs(60), async {
-        common::predict_fault_scenario(
-            "release-unknown",
-            |_| {},
-            |e| {
-                matches!(
-                    e,
-                    Error::ProtocolViolation {
-                        stage: Stage::Predict,
-                        ..
-                    }
-                )
-            },
-        )
-        .await;
-    })
-    .await;
+    common::protocol_violation_scenario("release-unknown").await;
 }

@@ -254,6 +254,24 @@ async fn predict_fault_once(
     }
 }
 
+/// [`predict_fault_scenario`] for a fault that is a lie on the wire: the predict
+/// fails with `ProtocolViolation{Predict}`, under a 60 s watchdog.
+pub async fn protocol_violation_scenario(fault: &str) {
+    let is_violation = |e: &Error| {
+        matches!(
+            e,
+            Error::ProtocolViolation {
+                stage: coreml_supervisor::Stage::Predict,
+                ..
+            }
+        )
+    };
+    watchdog(Duration::from_secs(60), async {
+        predict_fault_scenario(fault, |_| {}, is_violation).await;
+    })
+    .await;
+}
+
 /// A handshake fault (`COREML_DIAG_FAULT=<fault>`) against every helper under test:
 /// `Supervisor::start` fails within the 500 ms handshake deadline plus a margin,
 /// with an error `expect` accepts, and nothing leaks.
