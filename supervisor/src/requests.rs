@@ -105,6 +105,10 @@ impl Inner {
 
     /// Folds the helper's reported time of one prediction into the model's average.
     pub(crate) fn observe_helper_time(&self, model: u64, us: u64) {
+        // Not for a model unloaded meanwhile: its entry would never be removed.
+        if !lock(&self.models).contains_key(&ModelId(model)) {
+            return;
+        }
         let mut t = lock(&self.helper_time);
         let avg = t.entry(model).or_insert(us);
         // Weight 1/4: a few fast answers bring a model back into the fast lane.

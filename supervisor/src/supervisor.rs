@@ -203,6 +203,7 @@ impl Supervisor {
         if lock(&self.inner.models).remove(&model).is_none() {
             return Err(Error::UnknownModel(model.0));
         }
+        lock(&self.inner.helper_time).remove(&model.0);
         let msg = Message::Unload(Unload { model_id: model.0 });
         match self.inner.request(Stage::Unload, msg, None).await {
             Ok((Message::Unloaded(_), conn)) => {
