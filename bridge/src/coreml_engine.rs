@@ -312,6 +312,8 @@ impl InferenceEngine for CoreMlEngine {
         if let Some(bytes) = self.sample_memory() {
             self.health.push(HealthEvent::Memory { bytes });
         }
+        let (fast, slow) = self.sup.reply_lanes();
+        self.telemetry.set_helper_replies(fast, slow);
         if let Err(e) = &result {
             if e.killed_helper() {
                 self.last_request_death.store(self.epoch.elapsed().as_millis() as u64 + 1, Ordering::SeqCst);

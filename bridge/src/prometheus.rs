@@ -25,6 +25,7 @@
 //! `coreml_bridge_neural_engine_coverage_ratio` (only when reported),
 //! `coreml_bridge_breaker_state{state}`, `coreml_bridge_helper_memory_high_water_bytes`,
 //! `coreml_bridge_helper_memory_limit_bytes`, `coreml_bridge_helper_restarts_total`,
+//! `coreml_bridge_helper_replies_total{lane}`,
 //! `coreml_bridge_sandbox_part_applied{part}`, `coreml_bridge_events_total`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -190,6 +191,13 @@ impl Snapshot {
         }
         w.family("coreml_bridge_helper_restarts_total", "counter", "Helper restarts by the supervisor.");
         w.sample("coreml_bridge_helper_restarts_total", &[], h.restarts as f64);
+        w.family(
+            "coreml_bridge_helper_replies_total",
+            "counter",
+            "Helper replies by how the caller got them: read while spinning (fast) or waited for (slow).",
+        );
+        w.sample("coreml_bridge_helper_replies_total", &[("lane", "fast")], h.fast_replies as f64);
+        w.sample("coreml_bridge_helper_replies_total", &[("lane", "slow")], h.slow_replies as f64);
         w.family(
             "coreml_bridge_sandbox_part_applied",
             "gauge",

@@ -105,6 +105,12 @@ pub struct HelperSnapshot {
     pub restarts: u64,
     /// Sandbox parts and whether each is in force.
     pub sandbox: Vec<SandboxPart>,
+    /// Replies a caller read itself while spinning (the supervisor's fast lane).
+    #[serde(default)]
+    pub fast_replies: u64,
+    /// Replies eligible for the fast lane that came after the spin budget.
+    #[serde(default)]
+    pub slow_replies: u64,
 }
 
 /// One part of the helper's sandbox.

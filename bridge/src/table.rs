@@ -168,6 +168,9 @@ impl Snapshot {
             h.memory_limit.map_or("-".to_owned(), mib),
             h.restarts
         );
+        if h.fast_replies + h.slow_replies > 0 {
+            let _ = writeln!(out, "  replies: {} read while spinning, {} waited for", h.fast_replies, h.slow_replies);
+        }
         if !h.sandbox.is_empty() {
             let parts: Vec<String> =
                 h.sandbox.iter().map(|p| format!("{}={}", p.name, if p.applied { "on" } else { "off" })).collect();

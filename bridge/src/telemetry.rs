@@ -183,6 +183,13 @@ impl Telemetry {
         g.helper.memory_high_water = Some(g.helper.memory_high_water.unwrap_or(0).max(bytes));
     }
 
+    /// The supervisor's fast-lane counters (running totals, as it reports them).
+    pub fn set_helper_replies(&self, fast: u64, slow: u64) {
+        let mut g = self.lock();
+        g.helper.fast_replies = fast;
+        g.helper.slow_replies = slow;
+    }
+
     /// The helper's memory limit.
     pub fn set_helper_memory_limit(&self, limit: Option<u64>) {
         self.lock().helper.memory_limit = limit;

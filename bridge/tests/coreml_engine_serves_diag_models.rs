@@ -65,6 +65,10 @@ async fn core_ml_engine_passes_conformance_and_the_router_reports_every_stage() 
         assert!(snap.helper.identity.as_deref().unwrap_or("").contains("diagnostic"));
         assert!(snap.helper.memory_high_water.unwrap_or(0) > 0, "memory sampled");
         assert!(snap.helper.sandbox.iter().any(|p| p.name == "no_new_privs"), "{:?}", snap.helper.sandbox);
+        // Every quick prediction was eligible for the supervisor's fast lane.
+        assert!(snap.helper.fast_replies + snap.helper.slow_replies >= 5, "{:?}", snap.helper);
+        let prom = snap.prometheus();
+        assert!(prom.contains("coreml_bridge_helper_replies_total{lane=\"fast\"}"), "{prom}");
         assert!(m.breaker.is_some());
         let table = snap.table();
         assert!(
