@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! loop { inbox.readable().await?; match inbox.pump(&deliver) { .. } }  // reader task
-//! if let Some(reply) = inbox.spin(budget, || rx.try_recv(), &deliver) { .. }  // caller
+//! let got = inbox.spin(budget, || rx.try_recv().ok(), &deliver, |cause| conn.die(cause));  // caller
 //! ```
 
 use std::io;

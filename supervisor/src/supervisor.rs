@@ -124,6 +124,7 @@ impl Supervisor {
             Phase::Unavailable(r) => (HelperState::Unavailable(r.clone()), None),
             Phase::Shutdown => (HelperState::Shutdown, None),
         };
+        let (fast_replies, slow_replies) = self.reply_lanes();
         SupervisorStats {
             state,
             generation: inner.generation.load(Ordering::Relaxed),
@@ -135,8 +136,8 @@ impl Supervisor {
             completed: inner.counters.completed.load(Ordering::Relaxed),
             failed: inner.counters.failed.load(Ordering::Relaxed),
             retried: inner.counters.retried.load(Ordering::Relaxed),
-            fast_replies: self.reply_lanes().0,
-            slow_replies: self.reply_lanes().1,
+            fast_replies,
+            slow_replies,
             models: lock(&inner.models).len(),
             shm_bytes: inner.arena.regions().iter().map(|r| r.len).sum(),
             shm_in_use: inner.arena.in_use(),
