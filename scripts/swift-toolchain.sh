@@ -11,7 +11,7 @@
 # Why a root: the hosts run Debian 12, which has no Swift package; Debian 13 (trixie) has
 # `swiftlang`, which needs glibc 2.38. We debootstrap a trixie root outside the repository,
 # build inside it with chroot, and run the resulting binaries on the host through the root's
-# own dynamic loader (see /work/shared/reference/swift-on-linux.md and docs/swift-helper.md).
+# own dynamic loader (see docs/swift-helper.md).
 #
 # Environment:
 #   COREML_SWIFT_ROOT   root directory   (default ~/.cache/coreml-bridge/swift-root)

@@ -9,8 +9,8 @@
 //   #endif
 //
 // Purpose: the Core ML engine (Sources/CoreMLEngine) compiles on Linux against exactly the Swift
-// signatures it uses on macOS, taken from the project's fact sheet
-// (/work/shared/reference/coreml-swift-api.md, sections 1 and 2), and its marshalling (strides,
+// signatures it uses on macOS, taken from the project's Core ML API
+// fact sheet (Apple's documented declarations), and its marshalling (strides,
 // padding, float16, output backings, slot release) is unit-tested here. Data holders
 // (MLMultiArray, MLFeatureValue, MLDictionaryFeatureProvider, MLPredictionOptions) keep what they
 // are given and MLMultiArray calls its deallocator when it is freed, as documented; everything
