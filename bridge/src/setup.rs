@@ -23,7 +23,7 @@ use coreml_inference::InferenceEngine;
 use coreml_supervisor::{SupervisorConfig, HELPER_ENV};
 
 use crate::breaker::BreakerConfig;
-use crate::coreml_engine::{CoreMlEngine, CoreMlOptions, COREML_ENGINE};
+use crate::coreml::engine::{CoreMlEngine, CoreMlOptions, COREML_ENGINE};
 use crate::health::HealthBus;
 use crate::router::Router;
 use crate::telemetry::Telemetry;

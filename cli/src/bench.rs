@@ -17,8 +17,8 @@ use coreml_bridge::candle::text::TextTokenizer;
 use coreml_bridge::inference::{
     Deadline, InferenceEngine, ModelArtifact, PrepareOptions, PreparedModel, Tensor, TensorMap,
 };
-use coreml_bridge::latency::{human_us, StageHistogram};
-use coreml_bridge::table::TextTable;
+use coreml_bridge::telemetry::latency::{human_us, StageHistogram};
+use coreml_bridge::telemetry::table::TextTable;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 

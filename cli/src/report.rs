@@ -10,8 +10,8 @@
 //! ```
 
 use clap::{Args, ValueEnum};
-use coreml_bridge::events::EventKind;
-use coreml_bridge::snapshot::Snapshot;
+use coreml_bridge::telemetry::events::EventKind;
+use coreml_bridge::telemetry::snapshot::Snapshot;
 
 use crate::app::{self, telemetry_dir};
 use crate::Global;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use coreml_ipc_schema::Hello;
 
 use crate::error::DeathCause;
-use crate::sandbox::SandboxReport;
+use crate::process::sandbox::SandboxReport;
 
 /// Something happened to the helper.
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use coreml_bridge::breaker::BreakerConfig;
 use coreml_bridge::clock::SharedClock;
-use coreml_bridge::coreml_engine::{CoreMlEngine, CoreMlOptions};
-use coreml_bridge::force_enable::ForceSource;
+use coreml_bridge::coreml::engine::{CoreMlEngine, CoreMlOptions};
+use coreml_bridge::breaker::force_enable::ForceSource;
 use coreml_bridge::health::HealthBus;
 use coreml_bridge::inference::{
     async_trait, CacheKey, CapabilityError, CapabilityReport, ComputeUnits, DType, Deadline, DeviceClass, InferError,

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tokio::sync::oneshot::error::TryRecvError;
 
 use super::{lock, Connection, DeathNotice, Pending, Reply};
-use crate::arena::Slot;
+use crate::shm::arena::Slot;
 use crate::error::{DeathCause, Stage};
 
 impl Connection {

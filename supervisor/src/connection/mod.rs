@@ -23,16 +23,19 @@ use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::arena::Slot;
+use crate::shm::arena::Slot;
 use crate::config::SupervisorConfig;
 use crate::error::{DeathCause, HandshakeError};
-use crate::held::Held;
-use crate::inbox::Inbox;
-use crate::outbox::Outbox;
-use crate::process::HelperProcess;
-use crate::watchers::{exit_watch, memory_watch, read_loop, write_loop};
+use crate::shm::held::Held;
+use crate::connection::inbox::Inbox;
+use crate::connection::outbox::Outbox;
+use crate::process::spawn::HelperProcess;
+use crate::connection::watchers::{exit_watch, memory_watch, read_loop, write_loop};
 
 mod call;
+pub(crate) mod inbox;
+pub(crate) mod outbox;
+pub(crate) mod watchers;
 
 /// How a request on a connection ended without a reply.
 #[derive(Debug, Clone)]

@@ -1,0 +1,405 @@
+//! The router: an [`InferenceEngine`] that runs each model on the primary
+//! (Core ML) behind the model's circuit breaker and falls back to Candle.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use coreml_bridge::inference::{double::DoubleEngine, Deadline, InferenceEngine, PrepareOptions, Tensor, TensorMap};
+//! use coreml_bridge::router::{Router, HINT_COREML_ARTIFACT};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let coreml = Arc::new(DoubleEngine::named("coreml"));
+//! let router = Router::builder().primary(coreml.clone()).fallback(Arc::new(DoubleEngine::named("candle"))).build();
+//! let dir = tempfile::tempdir().unwrap();
+//! let artifact = DoubleEngine::new().write_artifact(dir.path()).unwrap();
+//! // The artifact is Candle's; the hint names the Core ML side (the double reads the same file).
+//! let options = PrepareOptions::default().with_hint(HINT_COREML_ARTIFACT, artifact.path.to_str().unwrap());
+//! let model = router.prepare(&artifact, &options).await.unwrap();
+//! let x = || TensorMap::new().with("x", Tensor::new(vec![1, 4], vec![0.0f32; 4]).unwrap());
+//! router.infer(&model, x(), Deadline::after(Duration::from_secs(1))).await.unwrap();
+//! assert_eq!(router.served_by("affine").as_deref(), Some("coreml"));
+//!
+//! coreml.fail_next(1); // Core ML fails once: the request is answered by Candle, and an event says why.
+//! let y = router.infer(&model, x(), Deadline::after(Duration::from_secs(1))).await.unwrap();
+//! assert_eq!(y.f32("y").unwrap(), &[1.0; 4]);
+//! assert_eq!(router.served_by("affine").as_deref(), Some("candle"));
+//! assert!(router.telemetry().events().recent().last().unwrap().to_string().contains("injected failure"));
+//! # });
+//! ```
+//!
+//! Which artifact goes to which engine: a Core ML artifact (`.mlpackage`,
+//! `.mlmodel`, `.mlmodelc`, or a `diag:` URI) goes to the primary, any
+//! other to the fallback; the other side comes from the hints
+//! [`HINT_CANDLE_ARTIFACT`] / [`HINT_COREML_ARTIFACT`] (a path). See
+//! docs/router.md for the routing rules.
+
+//! Owns: routing decisions per model ([`Router`]), preparing on both engines
+//! (`prepare`), the per-model state ([`routed`]) and the builder. It must not
+//! talk to the helper itself: Core ML is only reached through the primary
+//! engine, and breaker rules live in [`crate::breaker`].
+
+mod builder;
+mod prepare;
+pub mod routed;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use coreml_inference::{
+    async_trait, CapabilityError, CapabilityReport, Deadline, InferError, InferenceEngine, ModelArtifact, ModelId,
+    PrepareError, PrepareOptions, PreparedModel, TensorMap, UnloadError, Validated,
+};
+use tracing::Instrument;
+
+use crate::breaker::{Admission, BreakerConfig, BreakerState, Outcome, Transition};
+use crate::clock::SharedClock;
+use crate::telemetry::events::EventKind;
+use crate::breaker::force_enable::ForceSource;
+use crate::health::{HealthBus, HealthEvent};
+use crate::telemetry::latency::Stage;
+use crate::router::routed::Routed;
+use crate::taxonomy::FailureKind;
+use crate::telemetry::{stage_span, Telemetry};
+use crate::breaker::trip::FallbackReason;
+
+pub use crate::router::builder::RouterBuilder;
+
+/// Hint naming the Candle-side artifact of a model prepared from a Core ML artifact.
+pub const HINT_CANDLE_ARTIFACT: &str = "router.candle_artifact";
+/// Hint naming the Core ML-side artifact of a model prepared from a Candle artifact.
+pub const HINT_COREML_ARTIFACT: &str = "router.coreml_artifact";
+/// Time kept back from Core ML's share of a deadline so that the fallback
+/// can still answer (at least this, or twice the fallback's expected p99).
+pub const MIN_FALLBACK_RESERVE: Duration = Duration::from_millis(50);
+/// The router's engine name.
+pub const ROUTER_ENGINE: &str = "router";
+
+/// The primary engine, or why there is none.
+pub(crate) enum Primary {
+    Available(Arc<dyn InferenceEngine>),
+    Unavailable { engine: String, reason: String },
+}
+
+/// See the module docs.
+pub struct Router {
+    pub(crate) primary: Mutex<Primary>,
+    pub(crate) primary_self_timed: bool,
+    pub(crate) fallback: Option<Arc<dyn InferenceEngine>>,
+    pub(crate) breaker: BreakerConfig,
+    pub(crate) clock: SharedClock,
+    pub(crate) telemetry: Arc<Telemetry>,
+    pub(crate) force: ForceSource,
+    pub(crate) health: Option<Arc<HealthBus>>,
+    pub(crate) models: Mutex<HashMap<ModelId, Arc<Routed>>>,
+    pub(crate) next_id: AtomicU64,
+}
+
+impl Router {
+    /// A builder.
+    pub fn builder() -> RouterBuilder {
+        RouterBuilder::default()
+    }
+
+    pub(crate) fn primary_lock(&self) -> MutexGuard<'_, Primary> {
+        self.primary.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn models(&self) -> MutexGuard<'_, HashMap<ModelId, Arc<Routed>>> {
+        self.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn primary_engine(&self) -> Option<Arc<dyn InferenceEngine>> {
+        match &*self.primary_lock() {
+            Primary::Available(e) => Some(e.clone()),
+            Primary::Unavailable { .. } => None,
+        }
+    }
+
+    /// The primary's name while it is available.
+    pub fn primary_name(&self) -> Option<String> {
+        self.primary_engine().map(|e| e.name().to_owned())
+    }
+
+    /// The one-line notice that the primary cannot run, if it cannot.
+    pub fn unavailable_notice(&self) -> Option<String> {
+        match &*self.primary_lock() {
+            Primary::Unavailable { .. } => self.telemetry.notices().into_iter().find(|n| n.contains("unavailable")),
+            Primary::Available(_) => None,
+        }
+    }
+
+    /// Its telemetry.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    fn routed_by_name(&self, name: &str) -> Vec<Arc<Routed>> {
+        self.models().values().filter(|r| r.name == name).cloned().collect()
+    }
+
+    /// The engine that answered the model's latest request.
+    pub fn served_by(&self, model: &str) -> Option<String> {
+        self.telemetry.snapshot().model(model).and_then(|m| m.served_by.clone())
+    }
+
+    /// The model's breaker state (`None`: no such model, or no primary side).
+    pub fn breaker_state(&self, model: &str) -> Option<BreakerState> {
+        self.routed_by_name(model).into_iter().find(|r| r.primary.is_some()).map(|r| r.breaker().state())
+    }
+
+    /// Re-enables Core ML for `model` now (closes its breaker; a fresh
+    /// warm-up follows). Returns whether a breaker was open.
+    pub fn force_enable(&self, model: &str) -> bool {
+        let now = self.clock.now();
+        let mut any = false;
+        for r in self.routed_by_name(model) {
+            let t = r.breaker().force_close(now);
+            if let Some(t) = t {
+                any = true;
+                self.apply_transitions(&r, vec![t]);
+            }
+        }
+        any
+    }
+
+    fn apply_transitions(&self, r: &Routed, transitions: Vec<Transition>) {
+        if transitions.is_empty() {
+            return;
+        }
+        for t in transitions {
+            self.telemetry.event(Some(&r.name), EventKind::Breaker { transition: t });
+        }
+        let (state, trip) = {
+            let b = r.breaker();
+            (b.state(), b.last_trip().cloned())
+        };
+        self.telemetry.set_breaker(&r.name, state, trip, self.force.current().contains(&r.name));
+    }
+
+    fn drain_health(&self) {
+        let Some(bus) = &self.health else { return };
+        let now = self.clock.now();
+        for e in bus.drain() {
+            let targets: Vec<Arc<Routed>> = match &e {
+                HealthEvent::Memory { bytes } => {
+                    self.telemetry.record_helper_memory(*bytes);
+                    if let Some(limit) = self.breaker.memory_limit.filter(|l| bytes > l) {
+                        self.telemetry.event(None, EventKind::HelperMemory { bytes: *bytes, limit });
+                    }
+                    self.models().values().filter(|r| r.primary.is_some()).cloned().collect()
+                }
+                HealthEvent::Crash { model: Some(m), .. } => self.routed_by_name(m),
+                HealthEvent::Crash { model: None, .. } => {
+                    self.models().values().filter(|r| r.primary.is_some()).cloned().collect()
+                }
+                HealthEvent::Restarted { detail } => {
+                    self.telemetry.record_helper_restart(detail.clone());
+                    Vec::new()
+                }
+            };
+            for r in targets {
+                let t = match &e {
+                    HealthEvent::Memory { bytes } => r.breaker().record_memory(*bytes, now),
+                    _ => r.breaker().record_crash(now),
+                };
+                self.apply_transitions(&r, t);
+            }
+        }
+    }
+
+    /// Marks the primary unavailable (it cannot start at all) and says so once.
+    pub(crate) fn primary_gone(&self, reason: &str) {
+        let mut p = self.primary_lock();
+        if let Primary::Available(e) = &*p {
+            let engine = e.name().to_owned();
+            *p = Primary::Unavailable { engine: engine.clone(), reason: reason.to_owned() };
+            drop(p);
+            self.announce_unavailable(&engine, reason);
+        }
+    }
+
+    pub(crate) fn primary_label(&self) -> String {
+        match &*self.primary_lock() {
+            Primary::Available(e) => e.name().to_owned(),
+            Primary::Unavailable { engine, .. } => engine.clone(),
+        }
+    }
+
+    /// One attempt on one engine, timed and counted.
+    async fn attempt(
+        &self,
+        name: &str,
+        engine: &Arc<dyn InferenceEngine>,
+        model: &PreparedModel,
+        inputs: TensorMap,
+        deadline: Deadline,
+        self_timed: bool,
+    ) -> (Result<TensorMap, InferError>, Duration) {
+        let start = Instant::now();
+        let span = stage_span(Stage::Predict, name, engine.name());
+        let result = engine.infer(model, inputs, deadline).instrument(span).await;
+        let took = start.elapsed();
+        if !self_timed {
+            self.telemetry.record_stage(name, engine.name(), Stage::Predict, took);
+        }
+        let counted = result.as_ref().map(|_| ()).map_err(FailureKind::of_infer_error);
+        self.telemetry.record_inference(name, engine.name(), counted);
+        (result, took)
+    }
+
+    async fn run_fallback(
+        &self,
+        r: &Routed,
+        inputs: TensorMap,
+        deadline: Deadline,
+        reason: Option<FallbackReason>,
+    ) -> Result<(TensorMap, String), InferError> {
+        let (Some(engine), Some(model)) = (&self.fallback, &r.fallback) else {
+            let why = reason.map_or_else(|| "no engine".to_owned(), |r| r.to_string());
+            let message =
+                format!("model `{}`: {why}; {}", r.name, r.fallback_missing.as_deref().unwrap_or("no fallback"));
+            self.telemetry.event(Some(&r.name), EventKind::NoFallback { message: message.clone() });
+            return Err(InferError::Unavailable { message });
+        };
+        if let Some(reason) = reason {
+            self.telemetry.record_fallback(&r.name, &self.primary_label(), engine.name(), reason);
+        }
+        let (result, _) = self.attempt(&r.name, engine, model, inputs, deadline, false).await;
+        if result.is_ok() {
+            self.telemetry.record_served(&r.name, engine.name());
+        }
+        result.map(|out| (out, engine.name().to_owned()))
+    }
+
+    async fn route(
+        &self,
+        r: &Routed,
+        inputs: TensorMap,
+        deadline: Deadline,
+    ) -> Result<(TensorMap, String), InferError> {
+        self.drain_health();
+        let (Some(engine), Some(model)) = (self.primary_engine(), &r.primary) else {
+            // No Core ML side: counted as a fallback (the event was logged once at prepare).
+            if let (Some(reason), Some(_)) = (&r.primary_missing, &self.fallback) {
+                self.telemetry.count_fallback(&r.name, &self.primary_label(), reason);
+            }
+            return self.run_fallback(r, inputs, deadline, None).await;
+        };
+        let forced = self.force.current().contains(&r.name);
+        let (admission, transitions) = r.breaker().admit(self.clock.now(), forced);
+        self.apply_transitions(r, transitions);
+        let ticket = match admission {
+            Admission::Fallback { reason } => return self.run_fallback(r, inputs, deadline, Some(reason)).await,
+            Admission::Primary { ticket } => ticket,
+        };
+        // Leave the fallback time to answer if Core ML fails.
+        let reserve = match &r.fallback {
+            Some(f) => (f.sla.infer_p99 * 2).max(MIN_FALLBACK_RESERVE).min(deadline.remaining() / 2),
+            None => Duration::ZERO,
+        };
+        let primary_deadline = Deadline::after(deadline.remaining().saturating_sub(reserve));
+        let keep = r.fallback.as_ref().map(|_| inputs.clone());
+        let (result, took) =
+            self.attempt(&r.name, &engine, model, inputs, primary_deadline, self.primary_self_timed).await;
+        let outcome = match &result {
+            Ok(_) => Outcome::success(took),
+            Err(e) => Outcome::failure(FailureKind::of_infer_error(e), took),
+        };
+        let transitions = r.breaker().record(ticket, outcome, self.clock.now());
+        self.apply_transitions(r, transitions);
+        self.drain_health();
+        match result {
+            Ok(out) => {
+                self.telemetry.record_served(&r.name, engine.name());
+                Ok((out, engine.name().to_owned()))
+            }
+            Err(e) => {
+                let kind = FailureKind::of_infer_error(&e);
+                match keep {
+                    Some(inputs) => {
+                        let reason = FallbackReason::PrimaryFailed { kind, message: e.to_string() };
+                        self.run_fallback(r, inputs, deadline, Some(reason)).await
+                    }
+                    None => {
+                        let message = format!(
+                            "model `{}`: Core ML failed ({kind}): {e}; {}",
+                            r.name,
+                            r.fallback_missing.as_deref().unwrap_or("no fallback")
+                        );
+                        self.telemetry.event(Some(&r.name), EventKind::NoFallback { message });
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl InferenceEngine for Router {
+    fn name(&self) -> &str {
+        ROUTER_ENGINE
+    }
+
+    async fn prepare(&self, artifact: &ModelArtifact, options: &PrepareOptions) -> Result<PreparedModel, PrepareError> {
+        match options.prepare_budget {
+            Some(budget) => tokio::time::timeout(budget, self.prepare_routed(artifact, options))
+                .await
+                .unwrap_or(Err(PrepareError::DeadlineExceeded { budget })),
+            None => self.prepare_routed(artifact, options).await,
+        }
+    }
+
+    async fn execute(
+        &self,
+        model: &PreparedModel,
+        inputs: Validated,
+        deadline: Deadline,
+    ) -> Result<TensorMap, InferError> {
+        let r = self.models().get(&model.id).cloned().ok_or(InferError::UnknownModel { model: model.id })?;
+        let start = Instant::now();
+        let span = stage_span(Stage::Infer, &r.name, ROUTER_ENGINE);
+        let (out, served) = self.route(&r, inputs.into_inner(), deadline).instrument(span).await?;
+        self.telemetry.record_stage(&r.name, &served, Stage::Infer, start.elapsed());
+        Ok(out)
+    }
+
+    async fn capabilities(&self, model: &PreparedModel) -> Result<CapabilityReport, CapabilityError> {
+        let r = self.models().get(&model.id).cloned().ok_or(CapabilityError::UnknownModel { model: model.id })?;
+        let primary_serves = r.primary.is_some() && r.breaker().state() == BreakerState::Closed;
+        let (engine, handle) = match (primary_serves, self.primary_engine(), &r.primary, &self.fallback, &r.fallback) {
+            (true, Some(e), Some(m), _, _) => (e, m.clone()),
+            (_, _, _, Some(e), Some(m)) => (e.clone(), m.clone()),
+            (_, Some(e), Some(m), _, _) => (e, m.clone()),
+            _ => return Err(CapabilityError::Unavailable { message: format!("no engine serves `{}`", r.name) }),
+        };
+        let mut report = engine.capabilities(&handle).await?;
+        report.engine = ROUTER_ENGINE.to_owned();
+        report.max_batch = report.max_batch.min(model.schema.max_batch().max(1));
+        let snap = self.telemetry.snapshot();
+        let p99 = |stage: Stage| {
+            snap.model(&r.name)
+                .into_iter()
+                .flat_map(|m| m.engines.iter())
+                .filter_map(|e| e.stages.get(stage.name()))
+                .map(|s| Duration::from_micros(s.p99_us))
+                .max()
+        };
+        report.compile_p99 = p99(Stage::Load).or(report.compile_p99);
+        report.infer_p99 = p99(Stage::Infer).or(report.infer_p99);
+        Ok(report)
+    }
+
+    async fn unload(&self, model: &PreparedModel) -> Result<(), UnloadError> {
+        let r = self.models().remove(&model.id).ok_or(UnloadError::UnknownModel { model: model.id })?;
+        if let (Some(e), Some(m)) = (self.primary_engine(), &r.primary) {
+            e.unload(m).await?;
+        }
+        if let (Some(e), Some(m)) = (&self.fallback, &r.fallback) {
+            e.unload(m).await?;
+        }
+        Ok(())
+    }
+}
