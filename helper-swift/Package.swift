@@ -64,6 +64,14 @@ let package = Package(
         .testTarget(name: "HelperCoreTests", dependencies: ["HelperCore", "HelperTestSupport"]),
         .testTarget(name: "HelperSandboxTests", dependencies: ["HelperSandbox", "HelperCore", "HelperTestSupport"]),
         .testTarget(name: "DiagnosticEngineTests", dependencies: ["DiagnosticEngine", "HelperCore", "HelperTestSupport"]),
+        // macOS only: Core ML for real on converted packages (docs/ci-macos.md); empty elsewhere.
+        .testTarget(
+            name: "CoreMLIntegrationTests",
+            dependencies: [
+                "HelperCore", "HelperTestSupport",
+                .target(name: "CoreMLEngine", condition: .when(platforms: [.macOS])),
+            ]
+        ),
         .testTarget(
             name: "CoreMLEngineTests",
             dependencies: [
