@@ -35,6 +35,8 @@ FP16_MAX = 65504.0
 MIL_FP16, MIL_FP32 = 10, 11
 BLOB_FP16, BLOB_FP32 = 1, 2
 BLOB_SENTINEL = 0xDEADBEEF
+# Ops for which an infinite operand gives NaN on ordinary values (0 * inf, inf - inf).
+NAN_RISK_OPS = {"mul", "add", "sub", "linear", "matmul", "conv", "real_div", "einsum", "clip"}
 
 
 class AuditError(Exception):
@@ -144,7 +146,7 @@ def ane_estimate(histogram: dict[str, int], table: dict | None = None) -> dict:
     ops = table["ops"]
     skip = set(table.get("not_counted", []))
     per_op = {}
-    counted = eligible = 0
+    counted = eligible = certain = 0
     for op, n in histogram.items():
         entry = ops.get(op, {"eligible": "unknown", "note": "not in ane_ops.json"})
         per_op[op] = {"count": n, "eligible": entry["eligible"], "note": entry.get("note", "")}
@@ -153,12 +155,15 @@ def ane_estimate(histogram: dict[str, int], table: dict | None = None) -> dict:
         counted += n
         if entry["eligible"] == "yes":
             eligible += n
+            certain += n
         elif entry["eligible"] == "conditional":
-            eligible += n  # counted as eligible; the condition is in the note
+            eligible += n  # upper bound: counted as eligible; the condition is in the note
     return {
         "estimate": True,
         "basis": table.get("basis", ""),
+        # upper bound (yes + conditional) and lower bound (yes only), over compute ops
         "coverage_pct_estimate": round(100.0 * eligible / counted, 1) if counted else None,
+        "coverage_pct_unconditional": round(100.0 * certain / counted, 1) if counted else None,
         "ops_counted": counted,
         "not_eligible": sorted(op for op, e in per_op.items() if e["eligible"] == "no"),
         "unknown": sorted(op for op, e in per_op.items() if e["eligible"] == "unknown"),
@@ -219,6 +224,13 @@ def constant_hazards(pkg: Path, limit: float = FP16_MAX) -> list[dict]:
     _, weights_dir = package_paths(pkg)
     cache: dict = {}
     findings = []
+    consumers: dict[str, set] = {}
+    for _, _, block in main_blocks(spec):
+        for op in iter_ops(block):
+            for arg in op.inputs.values():
+                for b in arg.arguments:
+                    if b.WhichOneof("binding") == "name":
+                        consumers.setdefault(b.name, set()).add(op.type)
     for _, _, block in main_blocks(spec):
         for op in iter_ops(block):
             values = []
@@ -240,9 +252,14 @@ def constant_hazards(pkg: Path, limit: float = FP16_MAX) -> list[dict]:
                     problem = f"|x| > {limit:g} (inf in fp16)"
                 else:
                     continue
-                name = op.outputs[0].name if op.outputs else op.attributes["name"].immediateValue.tensor.strings.values[0]
+                name = op.outputs[0].name
+                used_by = sorted(consumers.get(name, set())) if op.type == "const" else [op.type]
                 findings.append({"op": f"{op.type} {name}", "arg": arg_name, "problem": problem,
-                                 "min": float(np.nanmin(a)) if not np.isnan(a).all() else None})
+                                 "min": float(np.nanmin(a)) if not np.isnan(a).all() else None,
+                                 "used_by": used_by,
+                                 # inf * 0 = NaN: multiplying ops turn it into NaN on real
+                                 # values; a select (masked_fill) only picks it.
+                                 "nan_risk": any(u in NAN_RISK_OPS for u in used_by)})
     return findings
 
 

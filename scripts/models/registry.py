@@ -429,6 +429,19 @@ def build_depth_anything(pretrained: bool) -> Built:
         net = DepthAnythingForDepthEstimation(cfg)
         desc = "seeded random (not trained): torch.manual_seed(16) + Hugging Face init, Depth-Anything-V2-Small shapes"
     net.eval()
+    # Hugging Face's DINOv2 always interpolates its position embeddings (bicubic, which
+    # coremltools cannot convert) while tracing, even at the native grid where the
+    # interpolation is the identity and eager mode skips it. The model is fixed-size:
+    # use the embeddings as they are, as eager mode does at this size.
+    emb = net.backbone.embeddings
+
+    def native_pos_encoding(embeddings, height, width):
+        n = emb.position_embeddings.shape[1] - 1
+        if embeddings.shape[1] - 1 != n or height != width:
+            raise ValueError(f"fixed-size model: the input must give {n} patches")
+        return emb.position_embeddings
+
+    emb.interpolate_pos_encoding = native_pos_encoding
 
     def fwd(net, pixel_values):
         return net(pixel_values=pixel_values, return_dict=True).predicted_depth

@@ -37,7 +37,7 @@ def markdown_table(root: Path) -> str:
                 cells.append(mb(m["sizes"]["package_bytes"]))
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     lines += ["", "Package size in MB (10^6 bytes).", "",
-              "| model | ops (fp16, excl. const) | top ops | dynamic dims | ANE coverage (estimate) | not ANE-eligible (estimate) | weights |",
+              "| model | ops (fp16, excl. const) | top ops | dynamic dims | ANE-eligible ops (estimate: certain … with conditional) | not ANE-eligible (estimate) | weights |",
               "|---|---|---|---|---|---|---|"]
     for model, by_var in manifests.items():
         m = by_var.get("fp16") or next((x for x in by_var.values() if "op_audit" in x), None)
@@ -47,7 +47,7 @@ def markdown_table(root: Path) -> str:
         top = ", ".join(f"{op} {n}" for op, n in a["op_histogram"].items() if op != "const")
         top = ", ".join(top.split(", ")[:6])
         dyn = len(a["dynamic_dims"])
-        cov = a["ane"]["coverage_pct_estimate"]
+        cov = f"{a['ane'].get('coverage_pct_unconditional')}% … {a['ane']['coverage_pct_estimate']}"
         lines.append(f"| {model} | {a['op_count_excluding_const']} | {top} | {dyn or 'none'} | "
                      f"{cov}% | {', '.join(a['ane']['not_eligible']) or '-'} | {m['weights'].split(':')[0]} |")
     return "\n".join(lines)

@@ -57,10 +57,11 @@ def test_range_dim_input_is_flagged(tmp_path):
 
 def test_ane_estimate_counts_compute_ops_only():
     est = audit.ane_estimate({"const": 50, "conv": 2, "gather": 1, "made_up_op": 1,
-                              "constexpr_lut_to_dense": 3})
+                              "constexpr_lut_to_dense": 3, "transpose": 4})
     assert est["estimate"] is True
-    assert est["ops_counted"] == 4
-    assert est["coverage_pct_estimate"] == 50.0
+    assert est["ops_counted"] == 8
+    assert est["coverage_pct_estimate"] == 75.0       # conv + transpose (conditional)
+    assert est["coverage_pct_unconditional"] == 25.0  # conv only
     assert est["not_eligible"] == ["gather"]
     assert est["unknown"] == ["made_up_op"]
 

@@ -19,6 +19,7 @@ def test_hf_mask_constant_becomes_minus_inf_and_is_caught(tmp_path):
     assert len(findings) == 1, findings
     assert findings[0]["problem"] == "inf"
     assert findings[0]["min"] == -np.inf
+    assert findings[0]["used_by"] == ["mul"] and findings[0]["nan_risk"] is True
     with pytest.raises(audit.ConstantHazard) as e:
         audit.guard_constants(pkg)
     assert "inf" in str(e.value)
@@ -35,6 +36,21 @@ def test_fp32_program_with_fp32_min_is_flagged_as_fp16_overflow(tmp_path):
     pkg = save(mask_program(FP32_MIN), tmp_path / "fp32.mlpackage", precision=ct.precision.FLOAT32)
     findings = audit.constant_hazards(pkg)
     assert [f["problem"] for f in findings] == ["|x| > 65504 (inf in fp16)"]
+
+
+def test_an_inf_that_select_only_picks_is_reported_without_nan_risk(tmp_path):
+    # DistilBERT/DETR style: masked_fill(mask, -inf) -> select(cond, -inf, scores).
+    from coremltools.converters.mil import Builder as mb
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 8)), mb.TensorSpec(shape=(1, 8))],
+                opset_version=ct.target.macOS15)
+    def prog(x, mask):
+        filled = mb.select(cond=mb.equal(x=mask, y=np.float32(0.0)), a=np.float32(-np.inf), b=x)
+        return mb.softmax(x=filled, axis=-1, name="probs")
+
+    pkg = save(prog, tmp_path / "select.mlpackage")
+    findings = audit.constant_hazards(pkg)
+    assert [(f["problem"], f["used_by"], f["nan_risk"]) for f in findings] == [("inf", ["select"], False)]
 
 
 def test_nan_in_a_weight_blob_is_found(tmp_path):
