@@ -52,9 +52,12 @@ lint:
 demo: assets
 	scripts/demo.sh
 
-bench:
+## Benchmarks. The PyTorch rows of candle-bench run in the torch environment
+## (scripts/python_env.sh torch: created on first use, about 3 GB, cached).
+bench: assets
 	$(CARGO) run --release -p coreml-supervisor --bin supervisor-bench
-	$(CARGO) run --release -p coreml-candle --bin candle-bench
+	python=$$(scripts/python_env.sh torch) && \
+		$(CARGO) run --release -p coreml-candle --bin candle-bench -- --python "$$python"
 
 fuzz:
 	cd ipc-schema/fuzz && $(CARGO) +nightly fuzz run decode -- -max_total_time=$(FUZZ_SECONDS)
