@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
+use coreml_bridge::breaker::trip::{CloseReason, FallbackReason, TripReason};
 use coreml_bridge::breaker::{Admission, Breaker, BreakerConfig, BreakerState, Outcome, Ticket, Transition};
 use coreml_bridge::taxonomy::FailureKind;
-use coreml_bridge::breaker::trip::{CloseReason, FallbackReason, TripReason};
 
 const MS: Duration = Duration::from_millis(1);
 

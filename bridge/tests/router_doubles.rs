@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Rig, MODEL};
-use coreml_bridge::breaker::{BreakerConfig, BreakerState};
 use coreml_bridge::breaker::force_enable::ForceSet;
+use coreml_bridge::breaker::{BreakerConfig, BreakerState};
 use coreml_bridge::health::HealthEvent;
 use coreml_bridge::inference::double::DoubleEngine;
 use coreml_bridge::inference::{

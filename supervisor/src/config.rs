@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use coreml_ipc_schema::ComputeUnits;
 
-use crate::shm::arena::ArenaConfig;
-use crate::process::command::{HelperCommand, NoHelperConfigured};
 use crate::error::Stage;
-use crate::restart::RestartPolicy;
+use crate::process::command::{HelperCommand, NoHelperConfigured};
 use crate::process::sandbox::SandboxConfig;
+use crate::restart::RestartPolicy;
+use crate::shm::arena::ArenaConfig;
 
 /// Time budgets per request kind. Compile and load get minutes (a first
 /// Neural-Engine compile can take that long); predict is short.

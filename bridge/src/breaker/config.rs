@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::taxonomy::FailureKind;
 use crate::breaker::trip::FallbackReason;
+use crate::taxonomy::FailureKind;
 
 /// Thresholds of a breaker. `Default` follows the plan: 10 warm-up
 /// inferences, 95 % over the last 20, 3 SLA violations, 3 crashes per minute.

@@ -57,8 +57,8 @@ pub mod trip;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::taxonomy::FailureKind;
 use crate::breaker::trip::{CloseReason, FallbackReason, TripReason};
+use crate::taxonomy::FailureKind;
 
 pub use crate::breaker::config::{Admission, BreakerConfig, BreakerState, Outcome, Ticket};
 pub use crate::breaker::trip::Transition;

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::telemetry::latency::human_us;
 use crate::taxonomy::FailureKind;
+use crate::telemetry::latency::human_us;
 
 fn human(d: Duration) -> String {
     human_us(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))

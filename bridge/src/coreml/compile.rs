@@ -22,9 +22,9 @@ use coreml_inference::{ArtifactError, ModelArtifact, PrepareError, PrepareOption
 
 use crate::coreml::convert::{prepare_error, units_to_wire};
 use crate::coreml::engine::{CoreMlEngine, COREML_ENGINE};
-use crate::telemetry::latency::Stage;
 use crate::coreml::model_cache::CompileKey;
 use crate::taxonomy::{tagged, FailureKind};
+use crate::telemetry::latency::Stage;
 use crate::telemetry::stage_span;
 
 /// Runs a future inside the stage's span.

@@ -42,10 +42,10 @@ use coreml_supervisor::{Supervisor, SupervisorConfig};
 use crate::coreml::compile::InstrumentStage;
 use crate::coreml::convert::{infer_error, prepare_error, spec_from_wire, units_from_wire, units_to_wire};
 use crate::coreml::events::watch_supervisor;
-use crate::health::{HealthBus, HealthEvent};
-use crate::telemetry::latency::Stage;
 use crate::coreml::model_cache::ModelCache;
+use crate::health::{HealthBus, HealthEvent};
 use crate::taxonomy::{tagged, FailureKind};
+use crate::telemetry::latency::Stage;
 use crate::telemetry::Telemetry;
 
 /// The engine's name.

@@ -53,16 +53,16 @@ use coreml_inference::{
 };
 use tracing::Instrument;
 
+use crate::breaker::force_enable::ForceSource;
+use crate::breaker::trip::FallbackReason;
 use crate::breaker::{Admission, BreakerConfig, BreakerState, Outcome, Transition};
 use crate::clock::SharedClock;
-use crate::telemetry::events::EventKind;
-use crate::breaker::force_enable::ForceSource;
 use crate::health::{HealthBus, HealthEvent};
-use crate::telemetry::latency::Stage;
 use crate::router::routed::Routed;
 use crate::taxonomy::FailureKind;
+use crate::telemetry::events::EventKind;
+use crate::telemetry::latency::Stage;
 use crate::telemetry::{stage_span, Telemetry};
-use crate::breaker::trip::FallbackReason;
 
 pub use crate::router::builder::RouterBuilder;
 

@@ -27,14 +27,14 @@ use coreml_inference::{
 };
 use tracing::Instrument;
 
+use crate::breaker::trip::FallbackReason;
 use crate::breaker::{Breaker, BreakerState};
-use crate::telemetry::events::EventKind;
-use crate::telemetry::latency::Stage;
 use crate::router::routed::{intersect_schemas, Routed};
 use crate::router::{Primary, Router, HINT_CANDLE_ARTIFACT, HINT_COREML_ARTIFACT, ROUTER_ENGINE};
 use crate::taxonomy::FailureKind;
+use crate::telemetry::events::EventKind;
+use crate::telemetry::latency::Stage;
 use crate::telemetry::stage_span;
-use crate::breaker::trip::FallbackReason;
 
 pub(crate) fn is_coreml(a: &ModelArtifact) -> bool {
     a.format.is_core_ml() || a.path.to_str().is_some_and(|p| p.starts_with("diag:"))

@@ -38,13 +38,15 @@ use std::time::Duration;
 use coreml_inference::ComputeUnits;
 use tracing::Span;
 
+use crate::breaker::trip::{FallbackReason, TripReason};
 use crate::breaker::BreakerState;
 use crate::clock::{self, SharedClock};
+use crate::taxonomy::FailureKind;
 use crate::telemetry::events::{Event, EventKind, EventLog};
 use crate::telemetry::latency::{Stage, StageHistogram};
-use crate::telemetry::snapshot::{BreakerSnapshot, EngineSnapshot, HelperSnapshot, ModelSnapshot, SandboxPart, Snapshot};
-use crate::taxonomy::FailureKind;
-use crate::breaker::trip::{FallbackReason, TripReason};
+use crate::telemetry::snapshot::{
+    BreakerSnapshot, EngineSnapshot, HelperSnapshot, ModelSnapshot, SandboxPart, Snapshot,
+};
 
 /// Events kept in the ring by default.
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use coreml_bridge::breaker::force_enable::ForceSource;
 use coreml_bridge::breaker::BreakerConfig;
 use coreml_bridge::clock::SharedClock;
 use coreml_bridge::coreml::engine::{CoreMlEngine, CoreMlOptions};
-use coreml_bridge::breaker::force_enable::ForceSource;
 use coreml_bridge::health::HealthBus;
 use coreml_bridge::inference::{
     async_trait, CacheKey, CapabilityError, CapabilityReport, ComputeUnits, DType, Deadline, DeviceClass, InferError,

@@ -23,14 +23,14 @@ use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::shm::arena::Slot;
 use crate::config::SupervisorConfig;
-use crate::error::{DeathCause, HandshakeError};
-use crate::shm::held::Held;
 use crate::connection::inbox::Inbox;
 use crate::connection::outbox::Outbox;
-use crate::process::spawn::HelperProcess;
 use crate::connection::watchers::{exit_watch, memory_watch, read_loop, write_loop};
+use crate::error::{DeathCause, HandshakeError};
+use crate::process::spawn::HelperProcess;
+use crate::shm::arena::Slot;
+use crate::shm::held::Held;
 
 mod call;
 pub(crate) mod inbox;

@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 
 use coreml_ipc_schema::{DType, Message, NamedTensor, Predict, Predicted, TensorRef};
 
-use crate::shm::arena::Slot;
 use crate::connection::Connection;
 use crate::error::{DeathCause, Error, Stage};
 use crate::predict::output::{InputBuffer, OutputTensor, Prediction};
+use crate::shm::arena::Slot;
 use crate::supervisor::requests::Attempt;
 use crate::supervisor::{ModelId, ModelInfo, Supervisor};
 

@@ -34,10 +34,10 @@ use coreml_ipc_schema::{
 };
 use tokio::sync::{broadcast, watch, Semaphore};
 
-use crate::shm::arena::Arena;
 use crate::config::SupervisorConfig;
 use crate::error::{DeathCause, Error, Stage};
 use crate::events::{Event, HelperState, SupervisorStats};
+use crate::shm::arena::Arena;
 use crate::supervisor::lifecycle::manage;
 use crate::supervisor::requests::{lock, Counters, Inner, Phase};
 

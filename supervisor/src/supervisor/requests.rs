@@ -17,11 +17,11 @@ use coreml_ipc_schema::{AttachRegion, Load, Message};
 use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::shm::arena::Arena;
 use crate::config::SupervisorConfig;
 use crate::connection::{Connection, DeathNotice, FastLaneCounters};
 use crate::error::{DeathCause, Error, Stage};
 use crate::events::Event;
+use crate::shm::arena::Arena;
 use crate::supervisor::{ModelId, ModelInfo};
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
