@@ -45,7 +45,7 @@ mod supervisor;
 mod sys;
 
 pub use process::command::{HelperCommand, NoHelperConfigured, HELPER_ENV, HELPER_LAUNCHER_ENV};
-pub use config::{Deadlines, SupervisorConfig, DEFAULT_REPLY_SPIN};
+pub use config::{Deadlines, SupervisorConfig, DEFAULT_MEMORY_LIMIT, DEFAULT_REPLY_SPIN};
 pub use coreml_ipc_schema as schema;
 pub use error::{DeathCause, Error, HandshakeError, Stage};
 pub use events::{Event, HelperState, SupervisorStats};
@@ -57,5 +57,8 @@ pub use process::sandbox::{
 };
 pub use supervisor::{ModelId, ModelInfo, Supervisor};
 pub use process::memwatch;
+#[cfg(target_os = "linux")]
+pub use process::{cgroup, landlock, seccomp};
+pub use process::sandbox::{UnsandboxedHelper, DEFAULT_ENV_ALLOW, DEFAULT_HARD_MEMORY_LIMIT, SHM_DIR};
 pub use shm::arena;
 pub use sys::process_alive;

@@ -147,6 +147,7 @@ impl Connection {
             Err(_) => return Err(HandshakeError::Timeout(cfg.deadlines.handshake)),
         };
         hello.negotiate()?;
+        cfg.sandbox.check_hello(hello.sandboxed).map_err(crate::process::spawn::SpawnError::from)?;
         let mut report = process.sandbox().clone();
         report.helper_self_sandboxed = Some(hello.sandboxed);
         tracing::info!(generation, pid = process.pid(), engine = %hello.engine, sandbox = %report, "helper ready");
