@@ -31,6 +31,7 @@ const ESCAPES: &[&str] = &[
     "read_parent_environ",
     "read_parent_maps",
     "list_parent_fds",
+    "read_parent_fd_link",
     "ptrace_parent",
     "process_vm_readv_parent",
     "write_dev_shm",

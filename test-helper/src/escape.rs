@@ -100,6 +100,15 @@ pub fn run(mut out: UnixStream) {
         std::fs::read_dir(format!("/proc/{parent}/fd")).map(|d| d.count()),
     ));
     lines.push(line(
+        "read_parent_fd_link",
+        std::fs::read_link(format!("/proc/{parent}/fd/0")),
+    ));
+    // Not an escape the sandbox stops (world-readable, like `ps`): reported only.
+    lines.push(line(
+        "info_parent_cmdline",
+        std::fs::read(format!("/proc/{parent}/cmdline")).map(|b| b.len()),
+    ));
+    lines.push(line(
         "ptrace_parent",
         sys::raw_syscall(libc::SYS_ptrace, [libc::PTRACE_ATTACH as usize, parent as usize, 0, 0, 0, 0]),
     ));

@@ -207,6 +207,11 @@ impl MemoryCgroup {
         format!("{v}={} MiB", self.limit >> 20)
     }
 
+    /// The limit in bytes.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
     /// The hierarchy.
     pub fn version(&self) -> CgroupVersion {
         self.version

@@ -10,15 +10,18 @@
 //! let me = std::env::current_exe().unwrap();
 //! // A dynamically linked test binary names its loader; the loader must be executable too.
 //! let interp = elf_interpreter(&me);
-//! let paths = Paths { read_only: vec!["/usr".into()], read_write: vec![], execute: vec![me] };
+//! let paths = Paths { read_only: vec!["/usr".into()], execute: vec![me], ..Paths::default() };
 //! let (fd, applied) = paths.ruleset().unwrap();
 //! println!("{applied} {interp:?} {}", fd.is_some());
 //! # }
 //! ```
 //!
-//! Landlock also keeps the helper from inspecting processes outside its domain
-//! (its `ptrace` hook covers `/proc/<pid>/environ`, `maps`, `mem` and `fd/` of the
-//! app), so `/proc` can stay readable for the helper's own `/proc/self`.
+//! Landlock also keeps the helper from inspecting processes outside its domain:
+//! its `ptrace` hook covers `/proc/<pid>/environ`, `maps`, `mem` and the `fd/`
+//! links of the app. `/proc` itself gets only the read-file right (no listing),
+//! the helper's own `/proc/<pid>` read and list (added in the child, the only one
+//! that can name it). What stays readable of other processes: world-readable
+//! files such as `/proc/<pid>/stat`, `status` and `cmdline`.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -41,6 +44,10 @@ const SCOPING_ABI: i64 = 6;
 pub struct Paths {
     /// Readable (files and directories), not executable.
     pub read_only: Vec<PathBuf>,
+    /// Files beneath readable, directories not listable (`/proc`: Dispatch reads
+    /// `/proc/<tid>/stat` of its worker threads, whose entries cannot be named in
+    /// advance; the app's `/proc/<pid>/fd` stays unlistable).
+    pub read_files: Vec<PathBuf>,
     /// Readable and writable (create, remove, truncate), not executable.
     pub read_write: Vec<PathBuf>,
     /// Files that may be executed (and read): the helper, its launcher, its loader.
@@ -79,6 +86,8 @@ impl Paths {
             .create()
             .map_err(err)?
             .add_rules(path_beneath_rules(existing(&self.read_only), read))
+            .map_err(err)?
+            .add_rules(path_beneath_rules(existing(&self.read_files), AccessFs::ReadFile))
             .map_err(err)?
             .add_rules(path_beneath_rules(existing(&self.read_write), write))
             .map_err(err)?

@@ -116,9 +116,10 @@ impl Default for SandboxConfig {
 }
 
 /// System paths every helper may read (not execute): libraries, locale and time
-/// zone data, CPU topology, a few global `/proc` files, and only a few named files
-/// of `/etc`. The helper's own `/proc/<pid>` is added in the child (only it can
-/// name it); no other process's `/proc` entry is readable.
+/// zone data, CPU topology, and only a few named files of `/etc`. `/proc` gets
+/// the read-file right only (no listing), the helper's own `/proc/<pid>` full read
+/// (added in the child, which alone can name it); the app's `environ`, `maps`,
+/// `mem` and fd links stay closed by Landlock's ptrace rule.
 pub const SYSTEM_READ_ONLY: &[&str] = &[
     "/usr",
     "/lib",
@@ -130,11 +131,6 @@ pub const SYSTEM_READ_ONLY: &[&str] = &[
     "/etc/localtime",
     "/etc/timezone",
     "/etc/locale.alias",
-    "/proc/cpuinfo",
-    "/proc/meminfo",
-    "/proc/stat",
-    "/proc/sys/kernel",
-    "/proc/sys/vm",
     "/sys/devices/system/cpu",
     "/sys/fs/cgroup",
     "/dev/urandom",

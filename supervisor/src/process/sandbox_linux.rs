@@ -35,6 +35,7 @@ pub(super) fn prepare(
         let mut paths = Paths {
             read_only: SYSTEM_READ_ONLY.iter().map(PathBuf::from).collect(),
             read_write: SYSTEM_READ_WRITE.iter().map(PathBuf::from).collect(),
+            read_files: vec!["/proc".into()],
             execute: execute.to_vec(),
         };
         paths.read_only.extend(read_only.iter().cloned());

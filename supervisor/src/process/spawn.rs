@@ -328,6 +328,19 @@ impl HelperProcess {
         None
     }
 
+    /// `(peak, limit)` of the helper's memory cgroup when the kernel's OOM killer
+    /// killed a process in it (the hard limit was hit), else `None`.
+    pub fn hard_limit_hit(&self) -> Option<(u64, u64)> {
+        #[cfg(target_os = "linux")]
+        return self
+            .cgroup
+            .as_ref()
+            .filter(|g| g.oom_kills() > 0)
+            .map(|g| (g.peak().unwrap_or(g.limit()), g.limit()));
+        #[cfg(not(target_os = "linux"))]
+        None
+    }
+
     /// Whether the kernel's OOM killer killed a process of the helper's memory
     /// cgroup (the hard limit was hit).
     pub fn memory_limit_hit(&self) -> bool {
