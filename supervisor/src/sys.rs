@@ -216,7 +216,12 @@ pub(crate) fn install_child_setup(cmd: &mut Command, mut setup: ChildSetup) {
                 // SAFETY: close_range with CLOEXEC only sets flags on descriptors >= 4;
                 // nothing is closed before exec, so no descriptor in use disappears.
                 let rc = unsafe {
-                    libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC)
+                    libc::syscall(
+                        libc::SYS_close_range,
+                        4u32,
+                        u32::MAX,
+                        libc::CLOSE_RANGE_CLOEXEC,
+                    )
                 };
                 if rc != 0 {
                     return Err(io::Error::last_os_error());
@@ -359,7 +364,15 @@ fn drop_capabilities() -> io::Result<()> {
         }
     }
     // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
     #[repr(C)]
     struct Header {
         version: u32,

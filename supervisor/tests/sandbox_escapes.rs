@@ -61,7 +61,9 @@ async fn sandbox_escapes_denied() {
         let sock_path = outside.path().join("agent.sock");
         let listener = std::os::unix::net::UnixListener::bind(&sock_path).expect("bind");
         // A file under the user's home.
-        let home = std::env::var_os("HOME").map(std::path::PathBuf::from).expect("HOME");
+        let home = std::env::var_os("HOME")
+            .map(std::path::PathBuf::from)
+            .expect("HOME");
         let home_file = tempfile::NamedTempFile::new_in(&home).expect("file under HOME");
         std::fs::write(home_file.path(), b"secret").unwrap();
         // The app's environment holds an agent socket the helper must not inherit.
@@ -75,7 +77,8 @@ async fn sandbox_escapes_denied() {
         // This probe attaches no region by name (protocol v2 passes descriptors).
         cfg.shm_by_name = false;
         let (helper, mut sock) = HelperProcess::spawn(&cmd, &cfg).expect("spawn probe");
-        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut out = String::new();
         sock.read_to_string(&mut out).expect("probe output");
         let report = helper.sandbox().clone();
@@ -91,7 +94,9 @@ async fn sandbox_escapes_denied() {
             match line {
                 Some(l) if l.starts_with(&format!("{name}=denied")) => {}
                 Some(l) => failures.push(l.to_owned()),
-                None => failures.push(format!("{name}: no line (the probe was replaced or died; status {status:?})")),
+                None => failures.push(format!(
+                    "{name}: no line (the probe was replaced or died; status {status:?})"
+                )),
             }
         }
         assert!(

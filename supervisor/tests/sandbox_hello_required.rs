@@ -34,14 +34,20 @@ async fn sandbox_hello_required() {
         cfg.sandbox.require_sandboxed_hello = true;
         cfg.helper = cfg.helper.env("COREML_TEST_HELLO_SANDBOXED", "1");
         let sup = common::start(h, cfg).await;
-        assert_eq!(sup.stats().sandbox.and_then(|s| s.helper_self_sandboxed), Some(true));
+        assert_eq!(
+            sup.stats().sandbox.and_then(|s| s.helper_self_sandboxed),
+            Some(true)
+        );
         sup.shutdown().await;
         drop(sup);
 
         let mut cfg = common::config(h);
         cfg.sandbox.require_sandboxed_hello = false;
         let sup = common::start(h, cfg).await;
-        assert_eq!(sup.stats().sandbox.and_then(|s| s.helper_self_sandboxed), Some(false));
+        assert_eq!(
+            sup.stats().sandbox.and_then(|s| s.helper_self_sandboxed),
+            Some(false)
+        );
         sup.shutdown().await;
         drop(sup);
         common::assert_clean(&before, "accepted helpers").await;

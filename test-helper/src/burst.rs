@@ -23,7 +23,7 @@ pub fn run(mut out: UnixStream, mib: usize) {
         // vec![1; n] writes every byte, so every page is faulted in and charged.
         hoard.push(vec![1u8; CHUNK]);
         total += CHUNK;
-        if total % (256 << 20) == 0 {
+        if total.is_multiple_of(256 << 20) {
             let _ = writeln!(
                 out,
                 "allocated={} MiB at {} ms",
@@ -32,6 +32,11 @@ pub fn run(mut out: UnixStream, mib: usize) {
             );
         }
     }
-    let _ = writeln!(out, "survived {} MiB in {} ms", total >> 20, start.elapsed().as_millis());
+    let _ = writeln!(
+        out,
+        "survived {} MiB in {} ms",
+        total >> 20,
+        start.elapsed().as_millis()
+    );
     std::hint::black_box(&hoard);
 }

@@ -52,39 +52,72 @@ pub fn run(mut out: UnixStream) {
         "setsid_child",
         sys::fork_setsid_sleeper().inspect(|pid| {
             // A session that escaped the group: take it down again, then report.
-            let _ = sys::raw_syscall(libc::SYS_kill, [*pid as usize, libc::SIGKILL as usize, 0, 0, 0, 0]);
+            let _ = sys::raw_syscall(
+                libc::SYS_kill,
+                [*pid as usize, libc::SIGKILL as usize, 0, 0, 0, 0],
+            );
         }),
     ));
-    lines.push(line("fork", sys::raw_syscall(libc::SYS_clone, [libc::SIGCHLD as usize, 0, 0, 0, 0, 0]).inspect(|&pid| {
-        if pid == 0 {
-            std::process::exit(0);
-        }
-    })));
+    lines.push(line(
+        "fork",
+        sys::raw_syscall(libc::SYS_clone, [libc::SIGCHLD as usize, 0, 0, 0, 0, 0]).inspect(
+            |&pid| {
+                if pid == 0 {
+                    std::process::exit(0);
+                }
+            },
+        ),
+    ));
     lines.push(line("setsid", sys::raw_syscall(libc::SYS_setsid, [0; 6])));
-    lines.push(line("setpgid", sys::raw_syscall(libc::SYS_setpgid, [0, 0, 0, 0, 0, 0])));
+    lines.push(line(
+        "setpgid",
+        sys::raw_syscall(libc::SYS_setpgid, [0, 0, 0, 0, 0, 0]),
+    ));
     let path = std::env::var("COREML_PROBE_UNIX").unwrap_or_else(|_| "/run/missing.sock".into());
     lines.push(line("unix_connect_outside", unix_connect(&path)));
-    lines.push(line("socket_unix", socket(libc::AF_UNIX, libc::SOCK_STREAM, 0)));
+    lines.push(line(
+        "socket_unix",
+        socket(libc::AF_UNIX, libc::SOCK_STREAM, 0),
+    ));
     lines.push(line(
         "socket_netlink",
         socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE),
     ));
-    lines.push(line("socket_packet", socket(libc::AF_PACKET, libc::SOCK_RAW, 0)));
-    lines.push(line("socket_inet", socket(libc::AF_INET, libc::SOCK_STREAM, 0)));
-    lines.push(line("socket_inet6", socket(libc::AF_INET6, libc::SOCK_DGRAM, 0)));
+    lines.push(line(
+        "socket_packet",
+        socket(libc::AF_PACKET, libc::SOCK_RAW, 0),
+    ));
+    lines.push(line(
+        "socket_inet",
+        socket(libc::AF_INET, libc::SOCK_STREAM, 0),
+    ));
+    lines.push(line(
+        "socket_inet6",
+        socket(libc::AF_INET6, libc::SOCK_DGRAM, 0),
+    ));
     lines.push(line(
         "socketpair",
         std::os::unix::net::UnixStream::pair().map(drop),
     ));
     lines.push(line(
         "signal_parent",
-        sys::raw_syscall(libc::SYS_kill, [parent as usize, libc::SIGCONT as usize, 0, 0, 0, 0]),
+        sys::raw_syscall(
+            libc::SYS_kill,
+            [parent as usize, libc::SIGCONT as usize, 0, 0, 0, 0],
+        ),
     ));
     lines.push(line(
         "tgkill_parent",
         sys::raw_syscall(
             libc::SYS_tgkill,
-            [parent as usize, parent as usize, libc::SIGCONT as usize, 0, 0, 0],
+            [
+                parent as usize,
+                parent as usize,
+                libc::SIGCONT as usize,
+                0,
+                0,
+                0,
+            ],
         ),
     ));
     lines.push(line(
@@ -110,17 +143,32 @@ pub fn run(mut out: UnixStream) {
     ));
     lines.push(line(
         "ptrace_parent",
-        sys::raw_syscall(libc::SYS_ptrace, [libc::PTRACE_ATTACH as usize, parent as usize, 0, 0, 0, 0]),
+        sys::raw_syscall(
+            libc::SYS_ptrace,
+            [libc::PTRACE_ATTACH as usize, parent as usize, 0, 0, 0, 0],
+        ),
     ));
-    lines.push(line("process_vm_readv_parent", sys::read_parent_memory(parent, 0x1000)));
+    lines.push(line(
+        "process_vm_readv_parent",
+        sys::read_parent_memory(parent, 0x1000),
+    ));
     lines.push(line(
         "write_dev_shm",
         std::fs::write(format!("/dev/shm/cmlb-probe-{me}"), b"x"),
     ));
     let _ = std::fs::remove_file(format!("/dev/shm/cmlb-probe-{me}"));
-    lines.push(line("list_dev_shm", std::fs::read_dir("/dev/shm").map(|d| d.count())));
-    lines.push(line("read_etc_shadow", std::fs::read("/etc/shadow").map(|b| b.len())));
-    lines.push(line("read_etc_passwd", std::fs::read("/etc/passwd").map(|b| b.len())));
+    lines.push(line(
+        "list_dev_shm",
+        std::fs::read_dir("/dev/shm").map(|d| d.count()),
+    ));
+    lines.push(line(
+        "read_etc_shadow",
+        std::fs::read("/etc/shadow").map(|b| b.len()),
+    ));
+    lines.push(line(
+        "read_etc_passwd",
+        std::fs::read("/etc/passwd").map(|b| b.len()),
+    ));
     if let Ok(p) = std::env::var("COREML_PROBE_HOME_FILE") {
         lines.push(line("open_home_file", std::fs::read(&p).map(|b| b.len())));
     }
@@ -131,16 +179,37 @@ pub fn run(mut out: UnixStream) {
             Err(_) => Err(std::io::Error::other("not inherited")),
         },
     ));
-    lines.push(line("unshare", sys::raw_syscall(libc::SYS_unshare, [libc::CLONE_NEWUSER as usize, 0, 0, 0, 0, 0])));
+    lines.push(line(
+        "unshare",
+        sys::raw_syscall(
+            libc::SYS_unshare,
+            [libc::CLONE_NEWUSER as usize, 0, 0, 0, 0, 0],
+        ),
+    ));
     lines.push(line("mount", sys::raw_syscall(libc::SYS_mount, [0; 6])));
-    lines.push(line("keyctl", sys::raw_syscall(libc::SYS_keyctl, [0, 0, 0, 0, 0, 0])));
-    lines.push(line("bpf", sys::raw_syscall(libc::SYS_bpf, [0, 0, 0, 0, 0, 0])));
+    lines.push(line(
+        "keyctl",
+        sys::raw_syscall(libc::SYS_keyctl, [0, 0, 0, 0, 0, 0]),
+    ));
+    lines.push(line(
+        "bpf",
+        sys::raw_syscall(libc::SYS_bpf, [0, 0, 0, 0, 0, 0]),
+    ));
     lines.push(line(
         "perf_event_open",
         sys::raw_syscall(libc::SYS_perf_event_open, [0; 6]),
     ));
-    lines.push(line("io_uring_setup", sys::raw_syscall(libc::SYS_io_uring_setup, [1, 0, 0, 0, 0, 0])));
-    lines.push(line("memfd_create", sys::raw_syscall(libc::SYS_memfd_create, [c"x".as_ptr() as usize, 0, 0, 0, 0, 0])));
+    lines.push(line(
+        "io_uring_setup",
+        sys::raw_syscall(libc::SYS_io_uring_setup, [1, 0, 0, 0, 0, 0]),
+    ));
+    lines.push(line(
+        "memfd_create",
+        sys::raw_syscall(
+            libc::SYS_memfd_create,
+            [c"x".as_ptr() as usize, 0, 0, 0, 0, 0],
+        ),
+    ));
     // clone3 must answer ENOSYS (libc then falls back to clone, whose flags the filter reads).
     lines.push(match sys::raw_syscall(libc::SYS_clone3, [0; 6]) {
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => "clone3=denied (ENOSYS)".into(),
@@ -151,6 +220,8 @@ pub fn run(mut out: UnixStream) {
     }
     // Last: an exec of another program, then of the helper itself.
     emit(format!("exec_other=denied ({})", sys::exec("/bin/true")));
-    let own = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+    let own = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     emit(format!("exec_self=denied ({})", sys::exec(&own)));
 }

@@ -61,14 +61,9 @@ pub(crate) async fn read_loop(conn: Arc<Connection>) {
 
 pub(crate) async fn exit_watch(conn: Arc<Connection>) {
     let status = conn.process.wait().await;
-    // Killed by the kernel at the hard limit (the helper's memory cgroup).
-    let cause = match conn.process.hard_limit_hit() {
-        Some((peak, limit)) => DeathCause::MemoryLimit { rss: peak, limit },
-        None => DeathCause::Crashed {
-            detail: describe_exit(status),
-        },
-    };
-    conn.die(cause);
+    conn.die(DeathCause::Crashed {
+        detail: describe_exit(status),
+    });
     conn.helper_reaped();
 }
 

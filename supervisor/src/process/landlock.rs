@@ -27,8 +27,8 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, Scope, ABI,
+    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, Scope, ABI,
 };
 
 use crate::process::sandbox::{Applied, SandboxError};
@@ -87,7 +87,10 @@ impl Paths {
             .map_err(err)?
             .add_rules(path_beneath_rules(existing(&self.read_only), read))
             .map_err(err)?
-            .add_rules(path_beneath_rules(existing(&self.read_files), AccessFs::ReadFile))
+            .add_rules(path_beneath_rules(
+                existing(&self.read_files),
+                AccessFs::ReadFile,
+            ))
             .map_err(err)?
             .add_rules(path_beneath_rules(existing(&self.read_write), write))
             .map_err(err)?
@@ -136,7 +139,9 @@ pub fn elf_interpreter(path: &Path) -> Option<PathBuf> {
             f.seek(SeekFrom::Start(off)).ok()?;
             f.read_exact(&mut name).ok()?;
             let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-            return Some(PathBuf::from(String::from_utf8_lossy(&name[..end]).into_owned()));
+            return Some(PathBuf::from(
+                String::from_utf8_lossy(&name[..end]).into_owned(),
+            ));
         }
     }
     None

@@ -423,7 +423,14 @@ impl SandboxConfig {
         report.fds_closed = not_linux();
         report.memory_limit = Applied::Disabled;
         #[cfg(target_os = "linux")]
-        linux::prepare(self, read_only, execute, exec_path, &mut prepared, &mut report)?;
+        linux::prepare(
+            self,
+            read_only,
+            execute,
+            exec_path,
+            &mut prepared,
+            &mut report,
+        )?;
         #[cfg(not(target_os = "linux"))]
         let _ = (read_only, execute, exec_path);
         Ok((prepared, report))

@@ -12,8 +12,8 @@
 use std::path::PathBuf;
 
 use super::{
-    Applied, PreparedSandbox, SandboxConfig, SandboxError, SandboxReport, SHM_DIR, SYSTEM_READ_ONLY,
-    SYSTEM_READ_WRITE,
+    Applied, PreparedSandbox, SandboxConfig, SandboxError, SandboxReport, SHM_DIR,
+    SYSTEM_READ_ONLY, SYSTEM_READ_WRITE,
 };
 use crate::process::{cgroup::MemoryCgroup, landlock::Paths, seccomp};
 

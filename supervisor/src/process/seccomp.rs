@@ -203,7 +203,7 @@ pub fn allow_list(opts: &SeccompOptions) -> Result<Vec<BpfProgram>, SandboxError
         libc::SYS_ioctl,
         IOCTL_REQUESTS
             .iter()
-            .map(|&r| rule(vec![cond(1, Len::Dword, Op::Eq, r as u64)?]))
+            .map(|&r| rule(vec![cond(1, Len::Dword, Op::Eq, r)?]))
             .collect::<Result<_, _>>()?,
     );
     let arch = std::env::consts::ARCH.try_into().map_err(err)?;

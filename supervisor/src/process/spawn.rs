@@ -17,11 +17,11 @@
 use std::collections::VecDeque;
 use std::ffi::{CString, OsString};
 use std::io::Read;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
@@ -93,7 +93,12 @@ fn exec_plan(
     path: &Path,
 ) -> std::io::Result<sys::ExecPlan> {
     let mut argv = Vec::new();
-    for a in cmd.argv().iter().map(|p| p.as_os_str().to_owned()).chain(sandbox.helper_args()) {
+    for a in cmd
+        .argv()
+        .iter()
+        .map(|p| p.as_os_str().to_owned())
+        .chain(sandbox.helper_args())
+    {
         argv.push(cstring(a.as_bytes())?);
     }
     let mut env: Vec<(OsString, OsString)> = Vec::new();
@@ -111,7 +116,11 @@ fn exec_plan(
         kv.extend(v.into_vec());
         envp.push(cstring(&kv)?);
     }
-    Ok(sys::ExecPlan::new(cstring(path.as_os_str().as_bytes())?, argv, envp))
+    Ok(sys::ExecPlan::new(
+        cstring(path.as_os_str().as_bytes())?,
+        argv,
+        envp,
+    ))
 }
 
 #[derive(Debug, Default)]
