@@ -44,7 +44,7 @@ pub mod shm;
 mod supervisor;
 mod sys;
 
-pub use config::{Deadlines, SupervisorConfig, DEFAULT_REPLY_SPIN};
+pub use config::{Deadlines, SupervisorConfig, DEFAULT_MEMORY_LIMIT, DEFAULT_REPLY_SPIN};
 pub use coreml_ipc_schema as schema;
 pub use error::{DeathCause, Error, HandshakeError, Stage};
 pub use events::{Event, HelperState, SupervisorStats};
@@ -55,6 +55,9 @@ pub use process::sandbox::{
     Applied, PreparedSandbox, SandboxConfig, SandboxError, SandboxReport, SYSTEM_READ_ONLY,
     SYSTEM_READ_WRITE,
 };
+#[cfg(target_os = "linux")]
+pub use process::{cgroup, landlock, seccomp};
+pub use process::sandbox::{UnsandboxedHelper, DEFAULT_ENV_ALLOW, DEFAULT_HARD_MEMORY_LIMIT, SHM_DIR};
 pub use process::spawn::{HelperProcess, SpawnError};
 pub use shm::arena;
 pub use supervisor::{ModelId, ModelInfo, Supervisor};

@@ -13,6 +13,7 @@
 //!     landlock: Applied::Partially("ABI 1".into()),
 //!     network: Applied::Unsupported("no seccomp".into()),
 //!     helper_self_sandboxed: Some(false),
+//!     ..SandboxReport::default()
 //! };
 //! let parts = sandbox_parts(&report);
 //! assert_eq!(parts.len(), 6);

@@ -147,6 +147,9 @@ impl Connection {
             Err(_) => return Err(HandshakeError::Timeout(cfg.deadlines.handshake)),
         };
         hello.negotiate()?;
+        cfg.sandbox
+            .check_hello(hello.sandboxed)
+            .map_err(crate::process::spawn::SpawnError::from)?;
         let mut report = process.sandbox().clone();
         report.helper_self_sandboxed = Some(hello.sandboxed);
         tracing::info!(generation, pid = process.pid(), engine = %hello.engine, sandbox = %report, "helper ready");
@@ -200,6 +203,15 @@ impl Connection {
     /// Declares the helper dead (first cause wins): SIGKILL to its group, every
     /// request in flight fails with the cause.
     pub(crate) fn die(&self, cause: DeathCause) {
+        // A crash that is the kernel's OOM kill at the hard limit (the helper's
+        // memory cgroup) is a memory-limit death, whichever watcher saw it first.
+        let cause = match (&cause, self.process.hard_limit_hit()) {
+            (DeathCause::Crashed { .. }, Some((peak, limit))) => DeathCause::MemoryLimit {
+                rss: peak,
+                limit,
+            },
+            _ => cause,
+        };
         let first = self.death.send_if_modified(|c| {
             if c.is_none() {
                 *c = Some(cause.clone());

@@ -1,5 +1,16 @@
-//! Resident-memory sampling of the helper and its descendants with `sysinfo`, with a
-//! high-water mark.
+//! Memory sampling of the helper and its descendants, with a high-water mark: the
+//! supervisor's soft limit and telemetry. (The hard limit is the kernel's: a
+//! memory cgroup or `RLIMIT_DATA`, see [`crate::cgroup`].)
+//!
+//! What is counted: on Linux the resident set (`sysinfo`) minus the shared-memory
+//! pages the helper has mapped (`RssShmem` of `/proc/<pid>/status`). Those are
+//! the arena's pages, which the supervisor owns and which would otherwise be
+//! charged twice (once to the app, once to the helper); the helper cannot create
+//! shared memory of its own under the sandbox (no `memfd_create`, no `/dev/shm`
+//! path), so nothing of its own hides there. On macOS the sample is
+//! `phys_footprint` (`proc_pid_rusage`, `RUSAGE_INFO_V4`), the figure jetsam
+//! charges, which includes GPU and Neural-Engine memory; that code is compiled
+//! only on macOS and has not been built or run here.
 //!
 //! ```
 //! use coreml_supervisor::memwatch::MemoryWatcher;
@@ -69,7 +80,7 @@ impl MemoryWatcher {
             .iter()
             .filter_map(|pid| procs.get(pid))
             .filter(|p| p.thread_kind().is_none())
-            .map(|p| p.memory())
+            .map(|p| charged(p.pid().as_u32(), p.memory()))
             .sum();
         self.high_water = self.high_water.max(total);
         total
@@ -84,6 +95,36 @@ impl MemoryWatcher {
     pub fn reset(&mut self) {
         self.high_water = 0;
     }
+}
+
+/// The memory charged to one process of the tree, given its resident set.
+#[cfg(target_os = "linux")]
+fn charged(pid: u32, rss: u64) -> u64 {
+    rss.saturating_sub(shmem_resident(pid))
+}
+
+/// `phys_footprint`, what jetsam charges (falls back to the resident set).
+#[cfg(target_os = "macos")]
+fn charged(pid: u32, rss: u64) -> u64 {
+    crate::sys::phys_footprint(pid).unwrap_or(rss)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn charged(_pid: u32, rss: u64) -> u64 {
+    rss
+}
+
+/// Resident shared-memory bytes mapped by `pid` (`RssShmem`), 0 if unknown.
+#[cfg(target_os = "linux")]
+pub fn shmem_resident(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("RssShmem:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
 }
 
 /// `root` and every process below it, `root` first.

@@ -1,7 +1,8 @@
 //! The helper as an operating-system process: which program runs
 //! ([`command`]), how it is spawned as a process-group leader and reaped
-//! ([`spawn`]), the sandbox applied between fork and exec ([`sandbox`]), and
-//! its resident memory ([`memwatch`]).
+//! ([`spawn`]), the sandbox applied between fork and exec ([`sandbox`], with
+//! Linux's [`seccomp`], [`landlock`] and memory [`cgroup`] parts), and its
+//! memory ([`memwatch`]).
 //!
 //! ```
 //! use coreml_supervisor::HelperCommand;
@@ -16,7 +17,13 @@
 //! speak the protocol or hold requests: a process is started, watched and
 //! killed here; what it says is the [`connection`](crate::connection)'s business.
 
+#[cfg(target_os = "linux")]
+pub mod cgroup;
 pub(crate) mod command;
+#[cfg(target_os = "linux")]
+pub mod landlock;
 pub mod memwatch;
 pub(crate) mod sandbox;
+#[cfg(target_os = "linux")]
+pub mod seccomp;
 pub(crate) mod spawn;

@@ -7,7 +7,7 @@
 //! let cfg = SandboxConfig::default()
 //!     .read_only("/opt/models")
 //!     .read_write(std::env::temp_dir());
-//! let (prepared, report) = cfg.prepare(&[]).unwrap();
+//! let (prepared, report) = cfg.prepare(&[], &[], 0).unwrap();
 //! // On Linux every part is either applied or says why not; elsewhere nothing applies.
 //! println!("{report}");
 //! drop(prepared);
@@ -15,23 +15,55 @@
 
 use std::fmt;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// What to restrict in the helper. Defaults: everything on, 256 open files.
+/// What to restrict in the helper. Defaults: everything on, 256 open files, a
+/// [`DEFAULT_HARD_MEMORY_LIMIT`] memory cgroup.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// Master switch (off = only the process group and fd 3 are set up).
     pub enabled: bool,
     /// `RLIMIT_NOFILE` for the helper.
     pub max_open_files: u64,
-    /// Deny `socket(AF_INET|AF_INET6)` and `io_uring_setup` with seccomp.
-    pub deny_network: bool,
-    /// Restrict the filesystem with Landlock (where the kernel supports it).
+    /// The seccomp allow-list (Linux): no sockets, no fork, no exec, no signals to
+    /// other processes, no namespaces, mounts, keys, BPF, perf or io_uring. See
+    /// [`crate::seccomp`].
+    pub seccomp: bool,
+    /// Restrict the filesystem with Landlock (where the kernel supports it), and
+    /// scope signals and abstract Unix sockets to the helper (Landlock ABI 6+).
     pub landlock: bool,
+    /// New network and IPC namespaces (and a user namespace when the supervisor
+    /// is not privileged but unprivileged user namespaces are available).
+    pub namespaces: bool,
     /// Extra read-only paths (model inputs, the launcher root, ...).
     pub read_only: Vec<PathBuf>,
     /// Read-write paths (staging and cache directories).
     pub read_write: Vec<PathBuf>,
+    /// Let the helper open POSIX shared memory by name in `/dev/shm` (read-write).
+    /// Needed only by helpers that attach regions by name (protocol v1); helpers
+    /// that receive regions as descriptors need no path at all. Default: on.
+    pub shm_by_name: bool,
+    /// Environment variables the helper inherits from the app (exact names, or
+    /// prefixes ending in `*`); the [`HelperCommand`](crate::HelperCommand)'s own
+    /// variables are always set. Default: [`DEFAULT_ENV_ALLOW`].
+    pub env_allow: Vec<String>,
+    /// The kernel's hard memory limit for the helper in bytes: a memory cgroup
+    /// when the supervisor can create one, else `RLIMIT_DATA`. `None`: no hard
+    /// limit. The supervisor's sampled soft limit is
+    /// [`SupervisorConfig::memory_limit`](crate::SupervisorConfig::memory_limit).
+    pub memory_max: Option<u64>,
+    /// A delegated cgroup v2 directory to create helper groups in (for desktop
+    /// users whose own cgroup cannot have children; see docs/security.md).
+    /// `None`: the supervisor's own cgroup.
+    pub cgroup_parent: Option<PathBuf>,
+    /// Refuse a helper whose `Hello` says it did not sandbox itself. Default: on
+    /// for macOS (where the helper applies Seatbelt to itself), off elsewhere
+    /// (where the supervisor applies the sandbox before exec). Turn it off only
+    /// for a helper the app trusts.
+    pub require_sandboxed_hello: bool,
+    /// Test-only: let the helper fork (the fault-injecting helper's `fork-child`
+    /// fault). Never set it in an app.
+    pub allow_fork: bool,
     /// Also tell the helper which paths to allow, for helpers that sandbox
     /// themselves: `--sandbox-read PATH` per read-only path, `--sandbox-write PATH`
     /// per read-write path, or `--no-sandbox` when `enabled` is off (see
@@ -41,38 +73,75 @@ pub struct SandboxConfig {
     pub pass_to_helper: bool,
 }
 
+/// Default [`SandboxConfig::memory_max`]: 6 GiB, above the default soft limit
+/// ([`DEFAULT_MEMORY_LIMIT`](crate::config::DEFAULT_MEMORY_LIMIT)) so that the
+/// supervisor normally stops a growing helper with a typed error before the
+/// kernel has to.
+pub const DEFAULT_HARD_MEMORY_LIMIT: u64 = 6 << 30;
+
+/// Default [`SandboxConfig::env_allow`]: locale, time zone, search path and
+/// temporary directory, logging switches, and the helper's own `COREML_*`
+/// settings. Never credentials or agent sockets (`SSH_AUTH_SOCK`, ...).
+pub const DEFAULT_ENV_ALLOW: &[&str] = &[
+    "PATH",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TZ",
+    "TMPDIR",
+    "RUST_BACKTRACE",
+    "RUST_LOG",
+    "COREML_*",
+];
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
             enabled: true,
             max_open_files: 256,
-            deny_network: true,
+            seccomp: true,
             landlock: true,
+            namespaces: true,
             read_only: Vec::new(),
             read_write: Vec::new(),
+            shm_by_name: true,
+            env_allow: DEFAULT_ENV_ALLOW.iter().map(|s| s.to_string()).collect(),
+            memory_max: Some(DEFAULT_HARD_MEMORY_LIMIT),
+            cgroup_parent: None,
+            require_sandboxed_hello: cfg!(target_os = "macos"),
+            allow_fork: false,
             pass_to_helper: cfg!(target_os = "macos"),
         }
     }
 }
 
-/// System paths every helper may read and execute: loader, libraries, locale data.
+/// System paths every helper may read (not execute): libraries, locale and time
+/// zone data, CPU topology, and only a few named files of `/etc`. `/proc` gets
+/// the read-file right only (no listing), the helper's own `/proc/<pid>` full read
+/// (added in the child, which alone can name it); the app's `environ`, `maps`,
+/// `mem` and fd links stay closed by Landlock's ptrace rule.
 pub const SYSTEM_READ_ONLY: &[&str] = &[
     "/usr",
     "/lib",
     "/lib64",
     "/lib32",
-    "/bin",
-    "/sbin",
-    "/etc",
-    "/proc",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/timezone",
+    "/etc/locale.alias",
     "/sys/devices/system/cpu",
+    "/sys/fs/cgroup",
     "/dev/urandom",
     "/dev/random",
 ];
 
-/// Read-write paths every helper needs: the POSIX shared-memory directory, so it can
-/// `shm_open` the regions the supervisor attaches, and the null devices.
-pub const SYSTEM_READ_WRITE: &[&str] = &["/dev/shm", "/dev/null", "/dev/zero"];
+/// Read-write paths every helper needs: the null devices.
+pub const SYSTEM_READ_WRITE: &[&str] = &["/dev/null", "/dev/zero"];
+
+/// The POSIX shared-memory directory ([`SandboxConfig::shm_by_name`]).
+pub const SHM_DIR: &str = "/dev/shm";
 
 /// The state of one sandbox part.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +175,8 @@ impl fmt::Display for Applied {
 }
 
 /// Which parts of the sandbox the supervisor applied to the helper (telemetry).
+/// Every part is either in force or says why not; nothing is reported applied
+/// that the kernel refused (a part that fails in the child fails the spawn).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxReport {
     /// `PR_SET_NO_NEW_PRIVS`.
@@ -114,25 +185,80 @@ pub struct SandboxReport {
     pub core_dumps_off: Applied,
     /// `RLIMIT_NOFILE`.
     pub open_files_limit: Applied,
-    /// Landlock filesystem restriction (with the kernel ABI number when in force).
+    /// Landlock filesystem restriction and scoping (with the kernel ABI when partial).
     pub landlock: Applied,
-    /// The seccomp network filter.
+    /// The seccomp allow-list (no sockets, fork, exec, foreign signals, ...).
     pub network: Applied,
+    /// Network/IPC (and user) namespaces.
+    pub namespaces: Applied,
+    /// Capabilities dropped (bounding set emptied before exec).
+    pub capabilities_dropped: Applied,
+    /// Inherited descriptors above 3 closed at exec (`close_range`).
+    pub fds_closed: Applied,
+    /// Environment reduced to the allow-list.
+    pub env_cleared: Applied,
+    /// The kernel's hard memory limit (cgroup, or the `RLIMIT_DATA` backstop).
+    pub memory_limit: Applied,
     /// The helper's own `Hello.sandboxed` (macOS helpers sandbox themselves).
     pub helper_self_sandboxed: Option<bool>,
 }
 
+impl Default for SandboxReport {
+    /// Every part [`Applied::Disabled`].
+    fn default() -> Self {
+        Self {
+            no_new_privs: Applied::Disabled,
+            core_dumps_off: Applied::Disabled,
+            open_files_limit: Applied::Disabled,
+            landlock: Applied::Disabled,
+            network: Applied::Disabled,
+            namespaces: Applied::Disabled,
+            capabilities_dropped: Applied::Disabled,
+            fds_closed: Applied::Disabled,
+            env_cleared: Applied::Disabled,
+            memory_limit: Applied::Disabled,
+            helper_self_sandboxed: None,
+        }
+    }
+}
+
+impl SandboxReport {
+    /// Every part by name, in a fixed order.
+    pub fn parts(&self) -> [(&'static str, &Applied); 10] {
+        [
+            ("no_new_privs", &self.no_new_privs),
+            ("core_dumps_off", &self.core_dumps_off),
+            ("open_files_limit", &self.open_files_limit),
+            ("landlock", &self.landlock),
+            ("seccomp", &self.network),
+            ("namespaces", &self.namespaces),
+            ("capabilities_dropped", &self.capabilities_dropped),
+            ("fds_closed", &self.fds_closed),
+            ("env_cleared", &self.env_cleared),
+            ("memory_limit", &self.memory_limit),
+        ]
+    }
+
+    /// The parts that are not in force, with the reason (empty when all are).
+    pub fn not_enforced(&self) -> Vec<String> {
+        self.parts()
+            .iter()
+            .filter(|(_, a)| !matches!(a, Applied::Yes))
+            .map(|(n, a)| format!("{n}: {a}"))
+            .collect()
+    }
+}
+
 impl fmt::Display for SandboxReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "no_new_privs={} core_dumps_off={} open_files_limit={} landlock={} network={}",
-            self.no_new_privs,
-            self.core_dumps_off,
-            self.open_files_limit,
-            self.landlock,
-            self.network
-        )?;
+        let mut first = true;
+        for (name, a) in self.parts() {
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            write!(f, "{name}={a}")?;
+        }
         if let Some(s) = self.helper_self_sandboxed {
             write!(f, " helper_self_sandboxed={s}")?;
         }
@@ -151,15 +277,30 @@ pub enum SandboxError {
     Seccomp(String),
 }
 
+/// The helper said in `Hello` that it is not sandboxed, and the configuration
+/// requires it to be ([`SandboxConfig::require_sandboxed_hello`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the helper reports that it is not sandboxed; refusing it (set SandboxConfig::require_sandboxed_hello = false only for a helper you trust)")]
+pub struct UnsandboxedHelper;
+
 /// Kernel objects built in the parent, consumed by the fork-exec hook.
 #[derive(Debug, Default)]
 pub struct PreparedSandbox {
     pub(crate) landlock_fd: Option<OwnedFd>,
     #[cfg(target_os = "linux")]
-    pub(crate) seccomp: Option<seccompiler::BpfProgram>,
+    pub(crate) seccomp: Vec<seccompiler::BpfProgram>,
     pub(crate) nofile: Option<u64>,
     pub(crate) no_core: bool,
     pub(crate) no_new_privs: bool,
+    /// `unshare` flags.
+    pub(crate) unshare: i32,
+    pub(crate) drop_caps: bool,
+    pub(crate) close_fds: bool,
+    /// The memory cgroup the helper joins before exec.
+    #[cfg(target_os = "linux")]
+    pub(crate) cgroup: Option<crate::process::cgroup::MemoryCgroup>,
+    /// `RLIMIT_DATA` backstop when there is no cgroup.
+    pub(crate) data_limit: Option<u64>,
 }
 
 impl SandboxConfig {
@@ -173,6 +314,41 @@ impl SandboxConfig {
     pub fn read_write(mut self, p: impl Into<PathBuf>) -> Self {
         self.read_write.push(p.into());
         self
+    }
+
+    /// Checks a helper's `Hello.sandboxed` against
+    /// [`SandboxConfig::require_sandboxed_hello`].
+    ///
+    /// ```
+    /// use coreml_supervisor::SandboxConfig;
+    /// let mut cfg = SandboxConfig::default();
+    /// cfg.require_sandboxed_hello = true;
+    /// assert!(cfg.check_hello(false).is_err());
+    /// assert!(cfg.check_hello(true).is_ok());
+    /// ```
+    pub fn check_hello(&self, sandboxed: bool) -> Result<(), UnsandboxedHelper> {
+        if self.enabled && self.require_sandboxed_hello && !sandboxed {
+            return Err(UnsandboxedHelper);
+        }
+        Ok(())
+    }
+
+    /// Whether the variable `name` may pass from the app to the helper.
+    ///
+    /// ```
+    /// use coreml_supervisor::SandboxConfig;
+    /// let cfg = SandboxConfig::default();
+    /// assert!(cfg.env_allowed("LC_ALL") && cfg.env_allowed("PATH"));
+    /// assert!(!cfg.env_allowed("SSH_AUTH_SOCK") && !cfg.env_allowed("AWS_SECRET_ACCESS_KEY"));
+    /// ```
+    pub fn env_allowed(&self, name: &str) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        self.env_allow.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == p,
+        })
     }
 
     /// The arguments that carry this configuration to a helper that sandboxes
@@ -212,146 +388,55 @@ impl SandboxConfig {
     pub fn disabled() -> Self {
         Self {
             enabled: false,
+            memory_max: None,
             ..Self::default()
         }
     }
 
-    /// Builds the kernel objects. `extra_read_only` are the helper program and its
-    /// launcher paths. Paths that do not exist are skipped.
+    /// Builds the kernel objects. `read_only` are the helper's files and its
+    /// launcher paths; `execute` the files the helper's first exec runs (the
+    /// program or launcher, and its ELF interpreter); `exec_path` the address of
+    /// the path the supervisor passes to that exec. Paths that do not exist are
+    /// skipped.
     pub fn prepare(
         &self,
-        extra_read_only: &[PathBuf],
+        read_only: &[PathBuf],
+        execute: &[PathBuf],
+        exec_path: u64,
     ) -> Result<(PreparedSandbox, SandboxReport), SandboxError> {
         let mut prepared = PreparedSandbox::default();
+        let mut report = SandboxReport::default();
         if !self.enabled {
-            let report = SandboxReport {
-                no_new_privs: Applied::Disabled,
-                core_dumps_off: Applied::Disabled,
-                open_files_limit: Applied::Disabled,
-                landlock: Applied::Disabled,
-                network: Applied::Disabled,
-                helper_self_sandboxed: None,
-            };
             return Ok((prepared, report));
         }
         prepared.no_core = true;
         prepared.nofile = Some(self.max_open_files);
-        let mut report = SandboxReport {
-            no_new_privs: Applied::Unsupported("not Linux".into()),
-            core_dumps_off: Applied::Yes,
-            open_files_limit: Applied::Yes,
-            landlock: Applied::Unsupported("not Linux".into()),
-            network: Applied::Unsupported("not Linux".into()),
-            helper_self_sandboxed: None,
-        };
+        report.core_dumps_off = Applied::Yes;
+        report.open_files_limit = Applied::Yes;
+        report.env_cleared = Applied::Yes;
+        let not_linux = || Applied::Unsupported("not Linux".into());
+        report.no_new_privs = not_linux();
+        report.landlock = not_linux();
+        report.network = not_linux();
+        report.namespaces = not_linux();
+        report.capabilities_dropped = not_linux();
+        report.fds_closed = not_linux();
+        report.memory_limit = Applied::Disabled;
         #[cfg(target_os = "linux")]
-        {
-            prepared.no_new_privs = true;
-            report.no_new_privs = Applied::Yes;
-            report.landlock = if self.landlock {
-                let mut ro: Vec<PathBuf> = SYSTEM_READ_ONLY.iter().map(PathBuf::from).collect();
-                ro.extend(extra_read_only.iter().cloned());
-                ro.extend(self.read_only.iter().cloned());
-                let mut rw: Vec<PathBuf> = SYSTEM_READ_WRITE.iter().map(PathBuf::from).collect();
-                rw.extend(self.read_write.iter().cloned());
-                let (fd, applied) = linux::landlock_ruleset(&ro, &rw)?;
-                prepared.landlock_fd = fd;
-                applied
-            } else {
-                Applied::Disabled
-            };
-            report.network = if self.deny_network {
-                prepared.seccomp = Some(linux::network_filter()?);
-                Applied::Yes
-            } else {
-                Applied::Disabled
-            };
-        }
+        linux::prepare(
+            self,
+            read_only,
+            execute,
+            exec_path,
+            &mut prepared,
+            &mut report,
+        )?;
         #[cfg(not(target_os = "linux"))]
-        let _ = extra_read_only;
+        let _ = (read_only, execute, exec_path);
         Ok((prepared, report))
     }
 }
 
-/// Keeps only paths that exist (Landlock rules need an open fd).
-fn existing(paths: &[PathBuf]) -> Vec<&Path> {
-    paths
-        .iter()
-        .map(PathBuf::as_path)
-        .filter(|p| p.exists())
-        .collect()
-}
-
 #[cfg(target_os = "linux")]
-mod linux {
-    use super::*;
-    use landlock::{
-        path_beneath_rules, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr,
-        RulesetCreatedAttr, ABI,
-    };
-    use seccompiler::{
-        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-        SeccompRule,
-    };
-    use std::collections::BTreeMap;
-
-    pub(super) fn landlock_ruleset(
-        ro: &[PathBuf],
-        rw: &[PathBuf],
-    ) -> Result<(Option<OwnedFd>, Applied), SandboxError> {
-        let kernel = crate::sys::landlock_abi();
-        if kernel <= 0 {
-            return Ok((None, Applied::Unsupported("kernel has no Landlock".into())));
-        }
-        let abi = ABI::V5;
-        let err = |e: &dyn std::fmt::Display| SandboxError::Landlock(e.to_string());
-        let read = AccessFs::from_read(abi);
-        let all = AccessFs::from_all(abi);
-        let created = Ruleset::default()
-            .set_compatibility(CompatLevel::BestEffort)
-            .handle_access(all)
-            .map_err(|e| err(&e))?
-            .create()
-            .map_err(|e| err(&e))?
-            .add_rules(path_beneath_rules(existing(ro), read))
-            .map_err(|e| err(&e))?
-            .add_rules(path_beneath_rules(existing(rw), all))
-            .map_err(|e| err(&e))?;
-        let fd: Option<OwnedFd> = created.into();
-        let applied = match fd {
-            None => Applied::Unsupported("ruleset not created".into()),
-            Some(_) if kernel < 5 => {
-                Applied::Partially(format!("kernel Landlock ABI {kernel} < 5"))
-            }
-            Some(_) => Applied::Yes,
-        };
-        Ok((fd, applied))
-    }
-
-    pub(super) fn network_filter() -> Result<BpfProgram, SandboxError> {
-        let err = |e: &dyn std::fmt::Display| SandboxError::Seccomp(e.to_string());
-        let family = |af: i32| -> Result<SeccompRule, SandboxError> {
-            let cond =
-                SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, af as u64)
-                    .map_err(|e| err(&e))?;
-            SeccompRule::new(vec![cond]).map_err(|e| err(&e))
-        };
-        let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-        rules.insert(
-            libc::SYS_socket,
-            vec![family(libc::AF_INET)?, family(libc::AF_INET6)?],
-        );
-        rules.insert(libc::SYS_io_uring_setup, vec![]);
-        let arch = std::env::consts::ARCH.try_into().map_err(|e| err(&e))?;
-        let filter = SeccompFilter::new(
-            rules,
-            SeccompAction::Allow,
-            SeccompAction::Errno(libc::EACCES as u32),
-            arch,
-        )
-        .map_err(|e| err(&e))?;
-        filter
-            .try_into()
-            .map_err(|e: seccompiler::BackendError| err(&e))
-    }
-}
+#[path = "sandbox_linux.rs"]
+mod linux;

@@ -15,18 +15,26 @@
 //! ```
 
 use std::collections::VecDeque;
+use std::ffi::{CString, OsString};
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use tokio::sync::watch;
 
 use crate::process::command::HelperCommand;
-use crate::process::sandbox::{SandboxConfig, SandboxError, SandboxReport};
+use crate::process::sandbox::{SandboxConfig, SandboxError, SandboxReport, UnsandboxedHelper};
 use crate::sys;
+
+#[cfg(target_os = "linux")]
+type Cgroup = crate::process::cgroup::MemoryCgroup;
+#[cfg(not(target_os = "linux"))]
+type Cgroup = ();
 
 /// Bytes of the helper's stderr kept for error messages.
 const STDERR_TAIL: usize = 4096;
@@ -52,6 +60,67 @@ pub enum SpawnError {
     /// The reaper thread could not be started.
     #[error("starting the reaper thread: {0}")]
     Reaper(#[source] std::io::Error),
+    /// The helper's `Hello` says it is not sandboxed and the configuration
+    /// requires it ([`SandboxConfig::require_sandboxed_hello`]).
+    #[error(transparent)]
+    Unsandboxed(#[from] UnsandboxedHelper),
+}
+
+/// The program file a path names: as is when it contains a `/`, else the first
+/// match in `PATH` (what `execvp` would run).
+fn resolve_program(p: &Path) -> PathBuf {
+    if p.as_os_str().as_bytes().contains(&b'/') {
+        return p.to_path_buf();
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(p))
+                .find(|c| c.is_file())
+        })
+        .unwrap_or_else(|| p.to_path_buf())
+}
+
+fn cstring(b: &[u8]) -> std::io::Result<CString> {
+    CString::new(b).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+}
+
+/// The exec the child performs: program, arguments, and the environment reduced
+/// to the sandbox's allow-list plus the command's own variables.
+fn exec_plan(
+    cmd: &HelperCommand,
+    sandbox: &SandboxConfig,
+    path: &Path,
+) -> std::io::Result<sys::ExecPlan> {
+    let mut argv = Vec::new();
+    for a in cmd
+        .argv()
+        .iter()
+        .map(|p| p.as_os_str().to_owned())
+        .chain(sandbox.helper_args())
+    {
+        argv.push(cstring(a.as_bytes())?);
+    }
+    let mut env: Vec<(OsString, OsString)> = Vec::new();
+    if !cmd.clear_env {
+        env.extend(std::env::vars_os().filter(|(k, _)| sandbox.env_allowed(&k.to_string_lossy())));
+    }
+    for (k, v) in &cmd.env {
+        env.retain(|(old, _)| old != k);
+        env.push((k.clone(), v.clone()));
+    }
+    let mut envp = Vec::new();
+    for (k, v) in env {
+        let mut kv = k.into_vec();
+        kv.push(b'=');
+        kv.extend(v.into_vec());
+        envp.push(cstring(&kv)?);
+    }
+    Ok(sys::ExecPlan::new(
+        cstring(path.as_os_str().as_bytes())?,
+        argv,
+        envp,
+    ))
 }
 
 #[derive(Debug, Default)]
@@ -102,7 +171,17 @@ pub struct HelperProcess {
     exit: watch::Receiver<Option<ExitStatus>>,
     stderr_tail: Arc<Mutex<VecDeque<u8>>>,
     sandbox: SandboxReport,
+    cgroup: Option<Arc<Cgroup>>,
 }
+
+#[cfg(target_os = "linux")]
+fn kill_cgroup(g: Option<&Cgroup>) {
+    if let Some(g) = g {
+        g.kill_all();
+    }
+}
+#[cfg(not(target_os = "linux"))]
+fn kill_cgroup(_: Option<&Cgroup>) {}
 
 impl HelperProcess {
     /// Spawns `cmd` with `sandbox` applied; returns the process and the supervisor's
@@ -114,20 +193,36 @@ impl HelperProcess {
         let (ours, theirs) = UnixStream::pair().map_err(SpawnError::Socket)?;
         // Keep the child's end (and the ruleset fd) away from 3, the dup2 target.
         let theirs = sys::dup_above(&OwnedFd::from(theirs), 10).map_err(SpawnError::Socket)?;
-        let (prepared, report) = sandbox.prepare(&cmd.read_only_paths())?;
+        let argv = cmd.argv();
+        let first = resolve_program(&argv[0]);
+        let exec_err = |source| SpawnError::Exec {
+            program: argv[0].display().to_string(),
+            source,
+        };
+        let plan = exec_plan(cmd, sandbox, &first).map_err(exec_err)?;
+        let mut execute = vec![first.clone(), cmd.program.clone()];
+        #[cfg(target_os = "linux")]
+        execute.extend(crate::process::landlock::elf_interpreter(&first));
+        let (prepared, report) =
+            sandbox.prepare(&cmd.read_only_paths(), &execute, plan.path_address())?;
         let landlock_fd = match prepared.landlock_fd {
             Some(fd) => Some(sys::dup_above(&fd, 10).map_err(SpawnError::Socket)?),
             None => None,
         };
+        #[cfg(target_os = "linux")]
+        let cgroup: Option<Arc<Cgroup>> = prepared.cgroup.map(Arc::new);
+        #[cfg(not(target_os = "linux"))]
+        let cgroup: Option<Arc<Cgroup>> = None;
+        #[cfg(target_os = "linux")]
+        let cgroup_procs = match &cgroup {
+            Some(g) => Some(cstring(g.procs_file().as_os_str().as_bytes()).map_err(exec_err)?),
+            None => None,
+        };
+        #[cfg(not(target_os = "linux"))]
+        let cgroup_procs = None;
 
-        let argv = cmd.argv();
-        let mut command = Command::new(&argv[0]);
-        command.args(&argv[1..]);
-        command.args(sandbox.helper_args());
-        if cmd.clear_env {
-            command.env_clear();
-        }
-        command.envs(cmd.env.iter().map(|(k, v)| (k, v)));
+        // std's exec never runs: the hook execs itself (see sys::ExecPlan).
+        let mut command = Command::new(&first);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -145,12 +240,15 @@ impl HelperProcess {
                 seccomp: prepared.seccomp,
                 #[cfg(target_os = "linux")]
                 parent_pid: std::process::id() as libc::pid_t,
+                cgroup_procs,
+                data_limit: prepared.data_limit,
+                unshare: prepared.unshare,
+                drop_caps: prepared.drop_caps,
+                close_fds: prepared.close_fds,
+                exec: Some(plan),
             },
         );
-        let mut child = spawn_on_keeper(command).map_err(|source| SpawnError::Exec {
-            program: argv[0].display().to_string(),
-            source,
-        })?;
+        let mut child = spawn_on_keeper(command).map_err(exec_err)?;
         drop(theirs);
         drop(landlock_fd);
         let pid = child.id();
@@ -161,6 +259,7 @@ impl HelperProcess {
         let state = Arc::new(Mutex::new(ReapState::default()));
         let (tx, exit) = watch::channel(None);
         let reaper_state = state.clone();
+        let reaper_cgroup = cgroup.clone();
         let reaper = std::thread::Builder::new()
             .name(format!("coreml-reap-{pid}"))
             .spawn(move || {
@@ -168,6 +267,7 @@ impl HelperProcess {
                 let _ = sys::wait_exited_nowait(pid);
                 let mut st = reaper_state.lock().unwrap_or_else(|p| p.into_inner());
                 let _ = sys::kill_group(pid, libc::SIGKILL);
+                kill_cgroup(reaper_cgroup.as_deref());
                 let status = sys::reap(pid)
                     .map(ExitStatus::from_raw)
                     .unwrap_or_else(|_| ExitStatus::from_raw(0));
@@ -204,6 +304,7 @@ impl HelperProcess {
                 exit,
                 stderr_tail,
                 sandbox: report,
+                cgroup,
             },
             ours,
         ))
@@ -224,7 +325,38 @@ impl HelperProcess {
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if !st.reaped {
             let _ = sys::kill_group(self.pid, libc::SIGKILL);
+            kill_cgroup(self.cgroup.as_deref());
         }
+    }
+
+    /// The peak memory of the helper's memory cgroup in bytes (`None` without one).
+    pub fn memory_peak(&self) -> Option<u64> {
+        #[cfg(target_os = "linux")]
+        return self.cgroup.as_ref().and_then(|g| g.peak());
+        #[cfg(not(target_os = "linux"))]
+        None
+    }
+
+    /// `(peak, limit)` of the helper's memory cgroup when the kernel's OOM killer
+    /// killed a process in it (the hard limit was hit), else `None`.
+    pub fn hard_limit_hit(&self) -> Option<(u64, u64)> {
+        #[cfg(target_os = "linux")]
+        return self
+            .cgroup
+            .as_ref()
+            .filter(|g| g.oom_kills() > 0)
+            .map(|g| (g.peak().unwrap_or(g.limit()), g.limit()));
+        #[cfg(not(target_os = "linux"))]
+        None
+    }
+
+    /// Whether the kernel's OOM killer killed a process of the helper's memory
+    /// cgroup (the hard limit was hit).
+    pub fn memory_limit_hit(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.cgroup.as_ref().is_some_and(|g| g.oom_kills() > 0);
+        #[cfg(not(target_os = "linux"))]
+        false
     }
 
     /// The exit status, if the helper has exited and been reaped.
