@@ -42,17 +42,18 @@ use coreml_supervisor::{Supervisor, SupervisorConfig};
 use crate::coreml::compile::InstrumentStage;
 use crate::coreml::convert::{infer_error, prepare_error, spec_from_wire, units_from_wire, units_to_wire};
 use crate::coreml::events::watch_supervisor;
-use crate::health::{HealthBus, HealthEvent};
-use crate::telemetry::latency::Stage;
 use crate::coreml::model_cache::ModelCache;
+use crate::coreml::revive::Backoff;
+use crate::health::{HealthBus, HealthEvent};
 use crate::taxonomy::{tagged, FailureKind};
+use crate::telemetry::latency::Stage;
 use crate::telemetry::Telemetry;
 
 /// The engine's name.
 pub const COREML_ENGINE: &str = "coreml";
 
 /// Options of the engine besides the supervisor's.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CoreMlOptions {
     /// Compiled-model cache directory (default: `$COREML_BRIDGE_CACHE/compiled`
     /// or `~/.cache/coreml-bridge/compiled`).
@@ -62,6 +63,23 @@ pub struct CoreMlOptions {
     /// read a model only under one of these (or in the cache): each is added to
     /// the sandbox's read-only paths.
     pub model_dirs: Vec<PathBuf>,
+    /// After the supervisor gives up on its helper (restart budget spent),
+    /// the first wait before a fresh helper is tried; doubles after each
+    /// failed try (default 1 s).
+    pub revive_after: Duration,
+    /// The longest wait between tries (default 5 min).
+    pub revive_max: Duration,
+}
+
+impl Default for CoreMlOptions {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            model_dirs: Vec::new(),
+            revive_after: Duration::from_secs(1),
+            revive_max: Duration::from_secs(300),
+        }
+    }
 }
 
 struct Loaded {
@@ -76,7 +94,7 @@ struct Loaded {
 
 /// See the module docs.
 pub struct CoreMlEngine {
-    pub(crate) sup: Supervisor,
+    pub(crate) sup: Arc<Supervisor>,
     pub(crate) cache: ModelCache,
     pub(crate) telemetry: Arc<Telemetry>,
     health: Arc<HealthBus>,
@@ -117,7 +135,7 @@ impl CoreMlEngine {
             cfg.sandbox = cfg.sandbox.read_only(d);
         }
         let memory_limit = cfg.memory_limit;
-        let sup = Supervisor::start(cfg).await.map_err(|e| format!("the helper did not start: {e}"))?;
+        let sup = Arc::new(Supervisor::start(cfg).await.map_err(|e| format!("the helper did not start: {e}"))?);
         let hello = sup.hello().ok_or("the helper went away right after starting")?;
         let diagnostic = hello.engine == "diagnostic";
         if hello.coreml_version.is_none() && !diagnostic {
@@ -152,7 +170,8 @@ impl CoreMlEngine {
             last_death_ms: last_request_death.clone(),
             epoch,
         };
-        watch_supervisor(&sup, telemetry.clone(), health.clone(), requests);
+        let revival = Backoff::new(options.revive_after, options.revive_max);
+        watch_supervisor(&sup, telemetry.clone(), health.clone(), requests, revival);
         Ok(Self {
             sup,
             cache,
@@ -310,7 +329,7 @@ impl InferenceEngine for CoreMlEngine {
         let result = self.sup.predict_with_deadline(sup_id, &named, deadline.remaining()).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         if let Some(bytes) = self.sample_memory() {
-            self.health.push(HealthEvent::Memory { bytes });
+            self.health.push(HealthEvent::Memory { bytes, domain: None });
         }
         let (fast, slow) = self.sup.reply_lanes();
         self.telemetry.set_helper_replies(fast, slow);

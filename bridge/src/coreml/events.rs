@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use coreml_supervisor::{Applied, DeathCause, Event, SandboxReport, Supervisor};
 
+use crate::coreml::revive::{spawn_revival, Backoff};
 use crate::health::{HealthBus, HealthEvent};
 use crate::telemetry::snapshot::SandboxPart;
 use crate::telemetry::Telemetry;
@@ -77,11 +78,19 @@ impl RequestDeaths {
 /// A death that no request accounts for is reported as an unattributed
 /// crash; one during a request is reported by that request's error instead,
 /// so it is not counted twice. Deaths by timeout are never crashes.
-pub fn watch_supervisor(sup: &Supervisor, telemetry: Arc<Telemetry>, health: Arc<HealthBus>, requests: RequestDeaths) {
+pub fn watch_supervisor(
+    sup: &Arc<Supervisor>,
+    telemetry: Arc<Telemetry>,
+    health: Arc<HealthBus>,
+    requests: RequestDeaths,
+    revival: Backoff,
+) {
+    let weak = Arc::downgrade(sup);
     if let Some(s) = sup.stats().sandbox {
         telemetry.set_sandbox(sandbox_parts(&s));
     }
     let mut rx = sup.subscribe();
+    let domain = None;
     tokio::spawn(async move {
         loop {
             let ev = match rx.recv().await {
@@ -105,16 +114,21 @@ pub fn watch_supervisor(sup: &Supervisor, telemetry: Arc<Telemetry>, health: Arc
                     }
                 }
                 Event::HelperDied { cause, pid, .. } => match cause {
-                    DeathCause::MemoryLimit { rss, .. } => health.push(HealthEvent::Memory { bytes: rss }),
+                    DeathCause::MemoryLimit { rss, .. } => {
+                        health.push(HealthEvent::Memory { bytes: rss, domain: domain.clone() })
+                    }
                     DeathCause::Shutdown => return,
                     DeathCause::Timeout { .. } => {}
-                    other if !requests.attributed() => {
-                        health.push(HealthEvent::Crash { model: None, detail: format!("helper pid {pid}: {other}") })
-                    }
+                    other if !requests.attributed() => health.push(HealthEvent::Crash {
+                        model: None,
+                        domain: domain.clone(),
+                        detail: format!("helper pid {pid}: {other}"),
+                    }),
                     _ => {}
                 },
                 Event::Unavailable { reason } => {
                     tracing::warn!(target: "coreml_bridge::coreml", reason, "helper restart budget spent");
+                    spawn_revival(weak.clone(), health.clone(), reason, revival.clone());
                 }
                 Event::Restarting { .. } | Event::RestartFailed { .. } => {}
             }

@@ -22,3 +22,4 @@ pub mod convert;
 pub mod engine;
 pub mod events;
 pub mod model_cache;
+pub mod revive;

@@ -23,12 +23,12 @@ use std::sync::{Arc, Mutex};
 
 use coreml_inference::InferenceEngine;
 
+use crate::breaker::force_enable::ForceSource;
 use crate::breaker::BreakerConfig;
 use crate::clock::{self, SharedClock};
-use crate::telemetry::events::EventKind;
-use crate::breaker::force_enable::ForceSource;
 use crate::health::HealthBus;
 use crate::router::{Primary, Router};
+use crate::telemetry::events::EventKind;
 use crate::telemetry::Telemetry;
 
 /// Builder of a [`Router`].
