@@ -72,11 +72,15 @@ pub enum HealthEvent {
         reason: String,
         /// When the engine tries again.
         next_try_in: Duration,
+        /// The domain that is out (`None`: the whole engine).
+        domain: Option<DomainScope>,
     },
     /// A helper runs again after an [`HealthEvent::Outage`].
     Recovered {
         /// What came back.
         detail: String,
+        /// The domain that came back (`None`: the whole engine).
+        domain: Option<DomainScope>,
     },
 }
 

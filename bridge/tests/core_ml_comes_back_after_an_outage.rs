@@ -71,6 +71,9 @@ async fn core_ml_comes_back_by_itself_after_an_outage() {
     assert_eq!(rig.router.breaker_state(&rig.name), Some(BreakerState::Closed));
     assert!(rig.router.unavailable_notice().is_none());
     let events = rig.events();
-    assert!(events.iter().any(|e| e.contains("coreml available again: a fresh helper runs")), "{events:#?}");
+    assert!(
+        events.iter().any(|e| e.contains("coreml available again") && e.contains("a fresh helper runs")),
+        "{events:#?}"
+    );
     rig.shutdown().await;
 }

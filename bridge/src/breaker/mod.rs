@@ -51,7 +51,7 @@
 //!   as [`Transition::Suppressed`] and requests keep going to the primary.
 //! * Closing resets the counters: a fresh warm-up follows.
 //! * An outcome whose ticket is from before the last transition is ignored.
-
+//!
 //! Owns: the state machine ([`Breaker`]), its rules ([`BreakerConfig`]), the
 //! reasons it reports ([`trip`]) and the `COREML_FORCE_ENABLE` override
 //! ([`force_enable`]). It must not touch engines, clocks or telemetry: the

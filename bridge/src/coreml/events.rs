@@ -21,13 +21,13 @@
 //! ```
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coreml_supervisor::{Applied, DeathCause, Event, SandboxReport, Supervisor};
 
 use crate::coreml::revive::{spawn_revival, Backoff};
-use crate::health::{HealthBus, HealthEvent};
+use crate::health::{DomainScope, HealthBus, HealthEvent};
 use crate::telemetry::snapshot::SandboxPart;
 use crate::telemetry::Telemetry;
 
@@ -84,13 +84,13 @@ pub fn watch_supervisor(
     health: Arc<HealthBus>,
     requests: RequestDeaths,
     revival: Backoff,
+    scope: Arc<Mutex<DomainScope>>,
 ) {
     let weak = Arc::downgrade(sup);
     if let Some(s) = sup.stats().sandbox {
         telemetry.set_sandbox(sandbox_parts(&s));
     }
     let mut rx = sup.subscribe();
-    let domain = None;
     tokio::spawn(async move {
         loop {
             let ev = match rx.recv().await {
@@ -101,14 +101,16 @@ pub fn watch_supervisor(
                 }
                 Err(_) => return,
             };
+            let domain = Some(scope.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone());
             match ev {
                 Event::HelperStarted { generation, sandbox, hello, models_reloaded, .. } => {
                     let mut s = sandbox;
                     s.helper_self_sandboxed = Some(hello.sandboxed);
                     telemetry.set_sandbox(sandbox_parts(&s));
                     if generation > 1 {
+                        let name = domain.as_ref().map(|d| d.name.clone()).unwrap_or_default();
                         telemetry.record_helper_restart(format!(
-                            "helper generation {generation} (pid {}), {models_reloaded} model(s) reloaded",
+                            "domain `{name}`: helper generation {generation} (pid {}), {models_reloaded} model(s) reloaded",
                             hello.pid
                         ));
                     }
@@ -128,7 +130,7 @@ pub fn watch_supervisor(
                 },
                 Event::Unavailable { reason } => {
                     tracing::warn!(target: "coreml_bridge::coreml", reason, "helper restart budget spent");
-                    spawn_revival(weak.clone(), health.clone(), reason, revival.clone());
+                    spawn_revival(weak.clone(), health.clone(), scope.clone(), reason, revival.clone());
                 }
                 Event::Restarting { .. } | Event::RestartFailed { .. } => {}
             }

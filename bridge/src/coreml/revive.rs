@@ -14,12 +14,12 @@
 //!
 //! The task holds the supervisor weakly: dropping the engine ends it.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use coreml_supervisor::Supervisor;
 
-use crate::health::{HealthBus, HealthEvent};
+use crate::health::{DomainScope, HealthBus, HealthEvent};
 
 /// Waits between tries: doubling from `first`, at most `max`.
 #[derive(Debug, Clone)]
@@ -45,19 +45,27 @@ impl Backoff {
 /// Spawns the revival of `sup` after it became unavailable for `reason`:
 /// an [`HealthEvent::Outage`] with the next try's delay before each try, an
 /// [`HealthEvent::Recovered`] once a helper runs again.
-pub fn spawn_revival(sup: Weak<Supervisor>, health: Arc<HealthBus>, reason: String, mut backoff: Backoff) {
+pub fn spawn_revival(
+    sup: Weak<Supervisor>,
+    health: Arc<HealthBus>,
+    scope: Arc<Mutex<DomainScope>>,
+    reason: String,
+    mut backoff: Backoff,
+) {
+    let domain = move || Some(scope.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone());
     tokio::spawn(async move {
         let mut last = reason;
         loop {
             let wait = backoff.next_wait();
-            health.push(HealthEvent::Outage { reason: last.clone(), next_try_in: wait });
+            health.push(HealthEvent::Outage { reason: last.clone(), next_try_in: wait, domain: domain() });
             tracing::warn!(target: "coreml_bridge::coreml", reason = last, ?wait, "Core ML helper unavailable; next try in {wait:?}");
             tokio::time::sleep(wait).await;
             let Some(s) = sup.upgrade() else { return };
             match s.revive().await {
                 Ok(()) if s.hello().is_some() => {
                     let pid = s.stats().pid;
-                    health.push(HealthEvent::Recovered { detail: format!("a fresh helper runs (pid {pid})") });
+                    let detail = format!("a fresh helper runs (pid {pid})");
+                    health.push(HealthEvent::Recovered { detail, domain: domain() });
                     return;
                 }
                 Ok(()) => last = "the helper was not ready after reviving it".into(),

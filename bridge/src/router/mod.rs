@@ -102,6 +102,8 @@ pub struct Router {
     pub(crate) health: Option<Arc<HealthBus>>,
     pub(crate) models: Mutex<HashMap<ModelId, Arc<Routed>>>,
     pub(crate) next_id: AtomicU64,
+    /// Isolation domains of the primary that are out now, and why.
+    pub(crate) outages: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl Router {
@@ -148,12 +150,11 @@ impl Router {
 
     /// The one-line notice that the primary cannot run, if it cannot.
     pub fn unavailable_notice(&self) -> Option<String> {
-        match &*self.primary_lock() {
-            Primary::Unavailable { .. } | Primary::Down { .. } => {
-                self.telemetry.notices().into_iter().rev().find(|n| n.contains("unavailable"))
-            }
-            Primary::Available(_) => None,
-        }
+        let out = match &*self.primary_lock() {
+            Primary::Unavailable { .. } | Primary::Down { .. } => true,
+            Primary::Available(_) => !self.outages().is_empty(),
+        };
+        out.then(|| self.telemetry.notices().into_iter().rev().find(|n| n.contains("unavailable"))).flatten()
     }
 
     /// Its telemetry.
@@ -231,12 +232,20 @@ impl Router {
                     self.telemetry.record_helper_restart(detail.clone());
                     Vec::new()
                 }
-                HealthEvent::Outage { reason, next_try_in } => {
+                HealthEvent::Outage { reason, next_try_in, domain: None } => {
                     self.primary_down(reason, *next_try_in);
                     Vec::new()
                 }
-                HealthEvent::Recovered { detail } => {
+                HealthEvent::Recovered { detail, domain: None } => {
                     self.primary_back(detail);
+                    Vec::new()
+                }
+                HealthEvent::Outage { reason, next_try_in, domain: Some(d) } => {
+                    self.domain_down(d, reason, *next_try_in);
+                    Vec::new()
+                }
+                HealthEvent::Recovered { detail, domain: Some(d) } => {
+                    self.domain_back(d, detail);
                     Vec::new()
                 }
             };
@@ -273,6 +282,45 @@ impl Router {
             tracing::info!(target: "coreml_bridge::router", engine = name, "{name} still unavailable: {reason}");
             self.telemetry.notice(format!("{name} still unavailable ({reason})"));
         }
+    }
+
+    /// An outage of one isolation domain: its models' requests fail fast
+    /// (they never reach a helper, so no breaker is blamed) and go to the
+    /// fallback; said once per outage, with when the next try is.
+    fn domain_down(&self, d: &DomainScope, reason: &str, next_try_in: Duration) {
+        let name = self.primary_label();
+        let next = crate::telemetry::latency::human_us(u64::try_from(next_try_in.as_micros()).unwrap_or(u64::MAX));
+        let first = self.outages().insert(d.name.clone(), reason.to_owned()).is_none();
+        let models = d.models.join(", ");
+        let why = format!("{reason}; next try in {next}");
+        if first {
+            let fallback = self.fallback.as_ref().map_or("nothing", |f| f.name());
+            let line = format!("{name} unavailable for domain `{}` ({why}): {fallback} serves {models}", d.name);
+            tracing::warn!(target: "coreml_bridge::router", domain = d.name, "{line}");
+            self.telemetry.notice(line);
+            self.telemetry.event(
+                None,
+                EventKind::PrimaryUnavailable { engine: format!("{name} (domain `{}`)", d.name), message: why },
+            );
+        } else {
+            self.telemetry.notice(format!("{name} still unavailable for domain `{}` ({why})", d.name));
+        }
+    }
+
+    /// A domain runs again after an outage.
+    fn domain_back(&self, d: &DomainScope, detail: &str) {
+        if self.outages().remove(&d.name).is_none() {
+            return;
+        }
+        let name = self.primary_label();
+        let message = format!("domain `{}`: {detail}", d.name);
+        tracing::info!(target: "coreml_bridge::router", domain = d.name, "{name} available again: {message}");
+        self.telemetry.notice(format!("{name} available again: {message}"));
+        self.telemetry.event(None, EventKind::PrimaryRecovered { engine: name, message });
+    }
+
+    fn outages(&self) -> MutexGuard<'_, std::collections::BTreeMap<String, String>> {
+        self.outages.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The primary runs again after an outage.

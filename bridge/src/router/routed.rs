@@ -22,8 +22,8 @@ use std::sync::Mutex;
 
 use coreml_inference::{Dim, IoSchema, PreparedModel, TensorSpec};
 
-use crate::breaker::Breaker;
 use crate::breaker::trip::FallbackReason;
+use crate::breaker::Breaker;
 
 /// A prepared, routed model.
 #[derive(Debug)]

@@ -38,13 +38,15 @@ use std::time::Duration;
 use coreml_inference::ComputeUnits;
 use tracing::Span;
 
+use crate::breaker::trip::{FallbackReason, TripReason};
 use crate::breaker::BreakerState;
 use crate::clock::{self, SharedClock};
+use crate::taxonomy::FailureKind;
 use crate::telemetry::events::{Event, EventKind, EventLog};
 use crate::telemetry::latency::{Stage, StageHistogram};
-use crate::telemetry::snapshot::{BreakerSnapshot, EngineSnapshot, HelperSnapshot, ModelSnapshot, SandboxPart, Snapshot};
-use crate::taxonomy::FailureKind;
-use crate::breaker::trip::{FallbackReason, TripReason};
+use crate::telemetry::snapshot::{
+    BreakerSnapshot, EngineSnapshot, HelperSnapshot, ModelSnapshot, SandboxPart, Snapshot,
+};
 
 /// Events kept in the ring by default.
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
@@ -73,6 +75,7 @@ struct PerModel {
     fallbacks: BTreeMap<String, u64>,
     served_by: Option<String>,
     breaker: Option<BreakerSnapshot>,
+    domain: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -222,6 +225,11 @@ impl Telemetry {
         self.lock().helper.sandbox = parts;
     }
 
+    /// The Core ML isolation domain (helper) of a model.
+    pub fn set_domain(&self, model: &str, domain: &str) {
+        self.lock().models.entry(model.to_owned()).or_default().domain = Some(domain.to_owned());
+    }
+
     /// A model's breaker state.
     pub fn set_breaker(&self, model: &str, state: BreakerState, last_trip: Option<TripReason>, forced: bool) {
         self.lock().models.entry(model.to_owned()).or_default().breaker =
@@ -263,6 +271,7 @@ impl Telemetry {
                 served_by: m.served_by.clone(),
                 breaker: m.breaker.clone(),
                 fallbacks: m.fallbacks.clone(),
+                domain: m.domain.clone(),
                 engines: m
                     .engines
                     .iter()
