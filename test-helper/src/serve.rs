@@ -136,7 +136,7 @@ fn fire(fault: Fault, out: &Out) {
             u64::MAX - 1,
             Message::InputsReleased(InputsReleased { model_id: 0 }),
         ),
-        Fault::WrongId | Fault::BadRef => {}
+        Fault::WrongId | Fault::BadRef | Fault::Unsupported => {}
     }
 }
 
@@ -251,6 +251,17 @@ impl State {
                     let mut reply_id = id;
                     match model.fault_fires(At::Load) {
                         Some(Fault::WrongId) => reply_id = id + 1_000_000,
+                        // What Core ML says of a model with a feature the
+                        // protocol cannot carry (an image input, say).
+                        Some(Fault::Unsupported) => {
+                            return self.reply(
+                                id,
+                                error(
+                                    ErrorCode::UNSUPPORTED,
+                                    "input `x` is an image, not a multi-array",
+                                ),
+                            )
+                        }
                         Some(f) => fire(f, &self.out),
                         None => {}
                     }

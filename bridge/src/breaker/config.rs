@@ -7,7 +7,9 @@
 //! use coreml_bridge::taxonomy::FailureKind;
 //!
 //! let cfg = BreakerConfig::default();
-//! assert_eq!((cfg.warmup, cfg.window, cfg.min_success_rate), (10, 20, 0.95));
+//! assert_eq!((cfg.warmup, cfg.window, cfg.min_success_rate, cfg.sla_factor), (10, 20, 0.95, 3.0));
+//! assert_eq!(cfg.half_open_after, Some(Duration::from_secs(30)));
+//! assert_eq!(cfg.half_open_max, Duration::from_secs(600));
 //! assert_eq!(Outcome::failure(FailureKind::Timeout, Duration::ZERO).failure, Some(FailureKind::Timeout));
 //! ```
 
@@ -19,7 +21,9 @@ use crate::breaker::trip::FallbackReason;
 use crate::taxonomy::FailureKind;
 
 /// Thresholds of a breaker. `Default` follows the plan: 10 warm-up
-/// inferences, 95 % over the last 20, 3 SLA violations, 3 crashes per minute.
+/// inferences, 95 % over the last 20, p99 over 3× the SLA on 3 checks in a
+/// row, 3 crashes per minute, a timed half-open probe after 30 s (doubling
+/// after each failed probe, up to 10 min).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BreakerConfig {
     /// Inferences after (re)closing during which nothing trips.
@@ -28,9 +32,12 @@ pub struct BreakerConfig {
     pub window: usize,
     /// Lowest acceptable success rate over the window.
     pub min_success_rate: f64,
-    /// p99 latency the primary must keep; `None` disables the latency trigger.
+    /// The model's p99 latency SLA; `None` disables the latency trigger.
     pub sla_p99: Option<Duration>,
-    /// Consecutive checks with the window's p99 over the SLA that trip.
+    /// The latency trigger fires when the window's p99 is over
+    /// `sla_factor` × the SLA (the plan: 3).
+    pub sla_factor: f64,
+    /// Consecutive checks with the window's p99 over `sla_factor` × the SLA that trip.
     pub sla_violations: u32,
     /// Helper memory limit in bytes; `None` disables the memory trigger.
     pub memory_limit: Option<u64>,
@@ -39,8 +46,11 @@ pub struct BreakerConfig {
     /// Window for counting crashes.
     pub crash_window: Duration,
     /// Time after opening when a probe is let through; `None`: stay open
-    /// until re-enabled through the API or `COREML_FORCE_ENABLE`.
+    /// until re-enabled through the API or `COREML_FORCE_ENABLE`. Each failed
+    /// probe doubles the wait before the next, up to `half_open_max`.
     pub half_open_after: Option<Duration>,
+    /// Longest wait between probes.
+    pub half_open_max: Duration,
     /// Successful probes in a row that close the breaker.
     pub probe_successes: u32,
 }
@@ -52,11 +62,13 @@ impl Default for BreakerConfig {
             window: 20,
             min_success_rate: 0.95,
             sla_p99: None,
+            sla_factor: 3.0,
             sla_violations: 3,
             memory_limit: None,
             crash_limit: 3,
             crash_window: Duration::from_secs(60),
-            half_open_after: None,
+            half_open_after: Some(Duration::from_secs(30)),
+            half_open_max: Duration::from_secs(600),
             probe_successes: 1,
         }
     }

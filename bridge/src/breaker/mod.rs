@@ -31,20 +31,27 @@
 //!   checked as soon as the warm-up is complete. SLA violations are counted
 //!   only on checks after the warm-up.
 //! * Triggers: success rate over the last [`BreakerConfig::window`] outcomes
-//!   below [`BreakerConfig::min_success_rate`]; the window's p99 over the SLA
-//!   on [`BreakerConfig::sla_violations`] consecutive checks; helper memory
-//!   over its limit; [`BreakerConfig::crash_limit`] helper crashes within
+//!   below [`BreakerConfig::min_success_rate`]; the window's p99 over
+//!   [`BreakerConfig::sla_factor`] × the SLA (3× by default) on
+//!   [`BreakerConfig::sla_violations`] consecutive checks; memory of the
+//!   model's helper (its isolation domain) over its limit;
+//!   [`BreakerConfig::crash_limit`] helper crashes within
 //!   [`BreakerConfig::crash_window`].
 //! * Open: requests go to the fallback. After
-//!   [`BreakerConfig::half_open_after`] (if set), one request at a time is
-//!   let through as a probe; [`BreakerConfig::probe_successes`] successful
-//!   probes close the breaker, a failed one reopens it.
+//!   [`BreakerConfig::half_open_after`] (30 s by default), one request at a
+//!   time is let through as a probe; [`BreakerConfig::probe_successes`]
+//!   successful probes close the breaker, a failed one reopens it and doubles
+//!   the wait before the next probe, up to [`BreakerConfig::half_open_max`].
+//! * A ticket whose outcome says nothing about the model (its caller went
+//!   away, or the request never reached the helper) is given back with
+//!   [`Breaker::release`]: nothing is recorded, and a probe's ticket lets the
+//!   next request probe.
 //! * [`Breaker::force_close`] closes it at once; `forced` admission (the
 //!   `COREML_FORCE_ENABLE` list) pins it closed: would-be trips are reported
 //!   as [`Transition::Suppressed`] and requests keep going to the primary.
 //! * Closing resets the counters: a fresh warm-up follows.
 //! * An outcome whose ticket is from before the last transition is ignored.
-
+//!
 //! Owns: the state machine ([`Breaker`]), its rules ([`BreakerConfig`]), the
 //! reasons it reports ([`trip`]) and the `COREML_FORCE_ENABLE` override
 //! ([`force_enable`]). It must not touch engines, clocks or telemetry: the
@@ -75,6 +82,7 @@ pub struct Breaker {
     crashes: VecDeque<Duration>,
     last_memory: Option<u64>,
     opened_at: Duration,
+    probe_wait: Option<Duration>,
     last_trip: Option<TripReason>,
     probe_in_flight: bool,
     probe_streak: u32,
@@ -85,7 +93,8 @@ pub struct Breaker {
 impl Breaker {
     /// A closed breaker.
     pub fn new(cfg: BreakerConfig) -> Self {
-        Self {
+        let mut b = Self {
+            probe_wait: None,
             cfg,
             state: BreakerState::Closed,
             generation: 0,
@@ -100,7 +109,15 @@ impl Breaker {
             probe_streak: 0,
             pinned: false,
             suppressed: false,
-        }
+        };
+        b.probe_wait = b.cfg.half_open_after;
+        b
+    }
+
+    /// How long it waits, once open, before the next half-open probe
+    /// (`None`: no timed probe).
+    pub fn probe_wait(&self) -> Option<Duration> {
+        self.probe_wait
     }
 
     /// Its configuration.
@@ -153,7 +170,7 @@ impl Breaker {
             self.suppressed = false;
         }
         if self.state == BreakerState::Open {
-            if let Some(after) = self.cfg.half_open_after {
+            if let Some(after) = self.probe_wait {
                 if now >= self.opened_at + after {
                     self.state = BreakerState::HalfOpen;
                     self.generation += 1;
@@ -191,7 +208,11 @@ impl Breaker {
                         Vec::new()
                     }
                 }
-                Some(kind) => vec![self.open(TripReason::ProbeFailed { kind }, now)],
+                Some(kind) => {
+                    let max = self.cfg.half_open_max.max(self.cfg.half_open_after.unwrap_or_default());
+                    self.probe_wait = self.probe_wait.map(|w| w.saturating_mul(2).min(max));
+                    vec![self.open(TripReason::ProbeFailed { kind }, now)]
+                }
             };
         }
         self.recorded += 1;
@@ -211,16 +232,43 @@ impl Breaker {
         }
     }
 
+    /// Gives back a ticket without an outcome: the request's caller went
+    /// away before the answer, or the request never reached the helper
+    /// (it waited in the queue or for a restart). Nothing is recorded; a
+    /// probe's ticket lets the next request probe.
+    pub fn release(&mut self, ticket: Ticket) {
+        if ticket.probe && ticket.generation == self.generation {
+            self.probe_in_flight = false;
+        }
+    }
+
     /// A helper crash not attributable to a request of this model.
     pub fn record_crash(&mut self, now: Duration) -> Vec<Transition> {
         self.crashes.push_back(now);
         self.evaluate(now)
     }
 
-    /// The helper's current memory use.
+    /// The current memory use of the model's helper, against
+    /// [`BreakerConfig::memory_limit`].
     pub fn record_memory(&mut self, bytes: u64, now: Duration) -> Vec<Transition> {
         self.last_memory = Some(bytes);
         self.evaluate(now)
+    }
+
+    /// The current memory use of the model's helper against the memory
+    /// budget of its isolation domain (`None`: the configured limit).
+    pub fn record_memory_within(&mut self, bytes: u64, limit: Option<u64>, now: Duration) -> Vec<Transition> {
+        if limit.is_some() {
+            self.cfg.memory_limit = limit;
+        }
+        self.record_memory(bytes, now)
+    }
+
+    /// The window's p99 is over the latency limit (`sla_factor` × the SLA).
+    fn p99_over_limit(&self) -> Option<(Duration, Duration)> {
+        let sla = self.cfg.sla_p99?;
+        let p99 = self.window_p99()?;
+        (p99.as_secs_f64() > sla.as_secs_f64() * self.cfg.sla_factor).then_some((p99, sla))
     }
 
     /// Closes the breaker now (the API's re-enable).
@@ -229,9 +277,9 @@ impl Breaker {
     }
 
     fn check_sla(&mut self) {
-        match (self.cfg.sla_p99, self.window_p99()) {
-            (Some(sla), Some(p99)) if p99 > sla => self.consecutive_sla += 1,
-            _ => self.consecutive_sla = 0,
+        match self.p99_over_limit() {
+            Some(_) => self.consecutive_sla += 1,
+            None => self.consecutive_sla = 0,
         }
     }
 
@@ -259,9 +307,14 @@ impl Breaker {
                 });
             }
         }
-        if let (Some(sla), Some(p99)) = (self.cfg.sla_p99, self.window_p99()) {
+        if let Some((p99, sla)) = self.p99_over_limit() {
             if self.consecutive_sla >= self.cfg.sla_violations.max(1) {
-                return Some(TripReason::SlaViolations { p99, sla, times: self.consecutive_sla });
+                return Some(TripReason::SlaViolations {
+                    p99,
+                    sla,
+                    factor: self.cfg.sla_factor,
+                    times: self.consecutive_sla,
+                });
             }
         }
         None
@@ -302,6 +355,10 @@ impl Breaker {
         self.last_memory = None;
         self.probe_in_flight = false;
         self.probe_streak = 0;
+        self.probe_wait = self.cfg.half_open_after;
         Transition::Closed { reason }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,8 +7,13 @@
 //! use coreml_bridge::breaker::trip::{FallbackReason, TripReason};
 //! use coreml_bridge::taxonomy::FailureKind;
 //!
-//! let r = TripReason::SlaViolations { p99: Duration::from_millis(80), sla: Duration::from_millis(50), times: 3 };
-//! assert_eq!(r.to_string(), "p99 80.0ms over the SLA of 50.0ms on 3 checks in a row");
+//! let r = TripReason::SlaViolations {
+//!     p99: Duration::from_millis(160),
+//!     sla: Duration::from_millis(50),
+//!     factor: 3.0,
+//!     times: 3,
+//! };
+//! assert_eq!(r.to_string(), "p99 160.0ms over 3× the SLA of 50.0ms on 3 checks in a row");
 //! let f = FallbackReason::PrimaryFailed { kind: FailureKind::Timeout, message: "deadline".into() };
 //! assert_eq!(f.kind(), FailureKind::Timeout);
 //! assert_eq!(serde_json::to_value(&f).unwrap()["type"], "primary_failed");
@@ -26,6 +31,10 @@ fn human(d: Duration) -> String {
     human_us(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
+fn default_factor() -> f64 {
+    3.0
+}
+
 /// Why a breaker opened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -39,7 +48,7 @@ pub enum TripReason {
         /// The threshold.
         threshold: f64,
     },
-    /// The window's p99 exceeded the SLA on `times` checks in a row.
+    /// The window's p99 exceeded `factor` × the SLA on `times` checks in a row.
     SlaViolations {
         /// Observed p99.
         #[serde(with = "micros")]
@@ -47,6 +56,9 @@ pub enum TripReason {
         /// The SLA.
         #[serde(with = "micros")]
         sla: Duration,
+        /// The multiple of the SLA the p99 went over.
+        #[serde(default = "default_factor")]
+        factor: f64,
         /// Consecutive violations.
         times: u32,
     },
@@ -96,8 +108,8 @@ impl fmt::Display for TripReason {
                 rate * 100.0,
                 threshold * 100.0
             ),
-            TripReason::SlaViolations { p99, sla, times } => {
-                write!(f, "p99 {} over the SLA of {} on {times} checks in a row", human(*p99), human(*sla))
+            TripReason::SlaViolations { p99, sla, factor, times } => {
+                write!(f, "p99 {} over {factor}× the SLA of {} on {times} checks in a row", human(*p99), human(*sla))
             }
             TripReason::MemoryOverLimit { bytes, limit } => {
                 write!(f, "helper memory {} MiB over its limit of {} MiB", bytes >> 20, limit >> 20)

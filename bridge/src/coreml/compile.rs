@@ -42,6 +42,7 @@ impl CoreMlEngine {
     /// Compiles (or finds in the cache) and returns the bundle to load.
     pub(crate) async fn bundle_for(
         &self,
+        sup: &coreml_supervisor::Supervisor,
         name: &str,
         artifact: &ModelArtifact,
         options: &PrepareOptions,
@@ -67,7 +68,7 @@ impl CoreMlEngine {
         } else {
             artifact.verify()?
         };
-        let hello = self.sup.hello();
+        let hello = sup.hello();
         let key = CompileKey {
             source_sha256: digest.to_string(),
             coreml_version: hello.as_ref().and_then(|h| h.coreml_version.clone()).unwrap_or_else(|| "none".into()),
@@ -80,15 +81,14 @@ impl CoreMlEngine {
             tracing::debug!(target: "coreml_bridge::coreml", model = name, key = hit.key, "compiled model found in cache");
             return Ok(hit.bundle.to_string_lossy().into_owned());
         }
-        let compiled =
-            tokio::time::timeout(budget, self.sup.compile(&source, Some(units_to_wire(options.compute_units))))
-                .instrument_stage(Stage::Compile, name)
-                .await
-                .map_err(|_| PrepareError::DeadlineExceeded { budget })?
-                .map_err(|e| {
-                    self.telemetry.record_failure(name, COREML_ENGINE, crate::coreml::convert::failure_kind(&e));
-                    prepare_error(e, budget)
-                })?;
+        let compiled = tokio::time::timeout(budget, sup.compile(&source, Some(units_to_wire(options.compute_units))))
+            .instrument_stage(Stage::Compile, name)
+            .await
+            .map_err(|_| PrepareError::DeadlineExceeded { budget })?
+            .map_err(|e| {
+                self.telemetry.record_failure(name, COREML_ENGINE, crate::coreml::convert::failure_kind(&e));
+                prepare_error(e, budget)
+            })?;
         self.telemetry.record_stage(name, COREML_ENGINE, Stage::Compile, Duration::from_micros(compiled.compile_us));
         if compiled.bundle_path.starts_with("diag:") {
             return Ok(compiled.bundle_path);

@@ -28,9 +28,9 @@ use std::time::Duration;
 
 use coreml_inference::{ComputeUnits, DType, Dim, InferError, PrepareError, TensorSpec};
 use coreml_supervisor::schema::{self, ErrorCode};
-use coreml_supervisor::Error;
+use coreml_supervisor::{Error, Stage};
 
-use crate::taxonomy::{tagged, FailureKind};
+use crate::taxonomy::{not_reached, tagged, FailureKind};
 
 /// The API's dtype of a wire dtype.
 pub fn dtype_from_wire(d: schema::DType) -> DType {
@@ -133,10 +133,14 @@ pub fn failure_kind(e: &Error) -> FailureKind {
 pub fn infer_error(e: Error) -> InferError {
     let kind = failure_kind(&e);
     match e {
+        // Waited in the queue or for a restart: it never reached a helper.
+        Error::Timeout { stage: Stage::Queue | Stage::Restart, .. } => {
+            InferError::Unavailable { message: not_reached(kind, e.to_string()) }
+        }
         Error::Timeout { after, .. } => InferError::DeadlineExceeded { elapsed: after },
         Error::UnknownModel(id) => InferError::Backend { message: tagged(kind, format!("helper has no model {id}")) },
         Error::HelperUnavailable { .. } | Error::ShuttingDown => {
-            InferError::Unavailable { message: tagged(kind, e.to_string()) }
+            InferError::Unavailable { message: not_reached(kind, e.to_string()) }
         }
         other => InferError::Backend { message: tagged(kind, other.to_string()) },
     }
@@ -150,9 +154,10 @@ pub fn prepare_error(e: Error, budget: Duration) -> PrepareError {
         Error::HelperUnavailable { .. } | Error::Start(_) | Error::ShuttingDown => {
             PrepareError::Unavailable { message: tagged(kind, e.to_string()) }
         }
-        Error::Helper { code: ErrorCode::UNSUPPORTED, .. } => {
-            PrepareError::Unavailable { message: tagged(kind, e.to_string()) }
-        }
+        // This model only: the helper runs, but not this model.
+        Error::Helper { code: ErrorCode::UNSUPPORTED, .. } => PrepareError::InvalidModel {
+            message: tagged(FailureKind::LoadError, format!("the helper cannot run this model: {e}")),
+        },
         other => PrepareError::Backend { message: tagged(kind, other.to_string()) },
     }
 }
@@ -160,7 +165,6 @@ pub fn prepare_error(e: Error, budget: Duration) -> PrepareError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coreml_supervisor::Stage;
 
     #[test]
     fn every_supervisor_failure_has_its_kind() {
@@ -183,13 +187,26 @@ mod tests {
             let ie = infer_error(e);
             assert_eq!(FailureKind::of_infer_error(&ie), kind, "{ie:?}");
         }
-        assert!(matches!(
-            prepare_error(
-                Error::Helper { stage: Stage::Compile, code: ErrorCode::UNSUPPORTED, message: "no Core ML".into() },
-                Duration::ZERO
-            ),
-            PrepareError::Unavailable { .. }
-        ));
+        // UNSUPPORTED is about one model: never "the engine is unavailable".
+        let e = prepare_error(
+            Error::Helper { stage: Stage::Load, code: ErrorCode::UNSUPPORTED, message: "image input".into() },
+            Duration::ZERO,
+        );
+        assert!(matches!(e, PrepareError::InvalidModel { .. }), "{e:?}");
+        assert_eq!(FailureKind::of_prepare_error(&e), FailureKind::LoadError);
+    }
+
+    #[test]
+    fn requests_that_never_reached_a_helper_say_so() {
+        use crate::taxonomy::reached_helper;
+        for stage in [Stage::Queue, Stage::Restart] {
+            let e = infer_error(Error::Timeout { stage, after: Duration::from_millis(5) });
+            assert!(!reached_helper(&e), "{e:?}");
+            assert_eq!(FailureKind::of_infer_error(&e), FailureKind::Timeout);
+        }
+        assert!(!reached_helper(&infer_error(Error::HelperUnavailable { reason: "budget".into() })));
+        let e = infer_error(Error::Timeout { stage: Stage::Predict, after: Duration::from_millis(5) });
+        assert!(reached_helper(&e), "a predict timeout is the model's");
     }
 
     #[test]

@@ -22,12 +22,13 @@
 //! ```
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coreml_supervisor::{Applied, DeathCause, Event, SandboxReport, Supervisor};
 
-use crate::health::{HealthBus, HealthEvent};
+use crate::coreml::revive::{spawn_revival, Backoff};
+use crate::health::{DomainScope, HealthBus, HealthEvent};
 use crate::telemetry::snapshot::SandboxPart;
 use crate::telemetry::Telemetry;
 
@@ -78,7 +79,15 @@ impl RequestDeaths {
 /// A death that no request accounts for is reported as an unattributed
 /// crash; one during a request is reported by that request's error instead,
 /// so it is not counted twice. Deaths by timeout are never crashes.
-pub fn watch_supervisor(sup: &Supervisor, telemetry: Arc<Telemetry>, health: Arc<HealthBus>, requests: RequestDeaths) {
+pub fn watch_supervisor(
+    sup: &Arc<Supervisor>,
+    telemetry: Arc<Telemetry>,
+    health: Arc<HealthBus>,
+    requests: RequestDeaths,
+    revival: Backoff,
+    scope: Arc<Mutex<DomainScope>>,
+) {
+    let weak = Arc::downgrade(sup);
     if let Some(s) = sup.stats().sandbox {
         telemetry.set_sandbox(sandbox_parts(&s));
     }
@@ -93,29 +102,36 @@ pub fn watch_supervisor(sup: &Supervisor, telemetry: Arc<Telemetry>, health: Arc
                 }
                 Err(_) => return,
             };
+            let domain = Some(scope.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone());
             match ev {
                 Event::HelperStarted { generation, sandbox, hello, models_reloaded, .. } => {
                     let mut s = sandbox;
                     s.helper_self_sandboxed = Some(hello.sandboxed);
                     telemetry.set_sandbox(sandbox_parts(&s));
                     if generation > 1 {
+                        let name = domain.as_ref().map(|d| d.name.clone()).unwrap_or_default();
                         telemetry.record_helper_restart(format!(
-                            "helper generation {generation} (pid {}), {models_reloaded} model(s) reloaded",
+                            "domain `{name}`: helper generation {generation} (pid {}), {models_reloaded} model(s) reloaded",
                             hello.pid
                         ));
                     }
                 }
                 Event::HelperDied { cause, pid, .. } => match cause {
-                    DeathCause::MemoryLimit { rss, .. } => health.push(HealthEvent::Memory { bytes: rss }),
+                    DeathCause::MemoryLimit { rss, .. } => {
+                        health.push(HealthEvent::Memory { bytes: rss, domain: domain.clone() })
+                    }
                     DeathCause::Shutdown => return,
                     DeathCause::Timeout { .. } => {}
-                    other if !requests.attributed() => {
-                        health.push(HealthEvent::Crash { model: None, detail: format!("helper pid {pid}: {other}") })
-                    }
+                    other if !requests.attributed() => health.push(HealthEvent::Crash {
+                        model: None,
+                        domain: domain.clone(),
+                        detail: format!("helper pid {pid}: {other}"),
+                    }),
                     _ => {}
                 },
                 Event::Unavailable { reason } => {
                     tracing::warn!(target: "coreml_bridge::coreml", reason, "helper restart budget spent");
+                    spawn_revival(weak.clone(), health.clone(), scope.clone(), reason, revival.clone());
                 }
                 Event::Restarting { .. } | Event::RestartFailed { .. } => {}
             }

@@ -19,6 +19,9 @@
 
 mod compile;
 pub mod convert;
+pub mod domain;
+pub mod domain_policy;
 pub mod engine;
 pub mod events;
 pub mod model_cache;
+pub mod revive;

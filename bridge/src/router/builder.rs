@@ -133,6 +133,7 @@ impl RouterBuilder {
             health: self.health,
             models: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            outages: Mutex::new(Default::default()),
         };
         if let Primary::Unavailable { engine, reason } = &*router.primary_lock() {
             router.announce_unavailable(engine, reason);

@@ -55,11 +55,11 @@ use tracing::Instrument;
 
 use crate::breaker::force_enable::ForceSource;
 use crate::breaker::trip::FallbackReason;
-use crate::breaker::{Admission, BreakerConfig, BreakerState, Outcome, Transition};
+use crate::breaker::{Admission, BreakerConfig, BreakerState, Outcome, Ticket, Transition};
 use crate::clock::SharedClock;
-use crate::health::{HealthBus, HealthEvent};
+use crate::health::{DomainScope, HealthBus, HealthEvent};
 use crate::router::routed::Routed;
-use crate::taxonomy::FailureKind;
+use crate::taxonomy::{reached_helper, FailureKind};
 use crate::telemetry::events::EventKind;
 use crate::telemetry::latency::Stage;
 use crate::telemetry::{stage_span, Telemetry};
@@ -79,7 +79,15 @@ pub const ROUTER_ENGINE: &str = "router";
 /// The primary engine, or why there is none.
 pub(crate) enum Primary {
     Available(Arc<dyn InferenceEngine>),
-    Unavailable { engine: String, reason: String },
+    /// It cannot run now (an outage); it tries again by itself and says when.
+    Down {
+        engine: Arc<dyn InferenceEngine>,
+        reason: String,
+    },
+    Unavailable {
+        engine: String,
+        reason: String,
+    },
 }
 
 /// See the module docs.
@@ -94,6 +102,8 @@ pub struct Router {
     pub(crate) health: Option<Arc<HealthBus>>,
     pub(crate) models: Mutex<HashMap<ModelId, Arc<Routed>>>,
     pub(crate) next_id: AtomicU64,
+    /// Isolation domains of the primary that are out now, and why.
+    pub(crate) outages: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl Router {
@@ -113,7 +123,23 @@ impl Router {
     pub(crate) fn primary_engine(&self) -> Option<Arc<dyn InferenceEngine>> {
         match &*self.primary_lock() {
             Primary::Available(e) => Some(e.clone()),
+            Primary::Down { .. } | Primary::Unavailable { .. } => None,
+        }
+    }
+
+    /// The primary engine, available or in an outage.
+    fn primary_any(&self) -> Option<Arc<dyn InferenceEngine>> {
+        match &*self.primary_lock() {
+            Primary::Available(e) | Primary::Down { engine: e, .. } => Some(e.clone()),
             Primary::Unavailable { .. } => None,
+        }
+    }
+
+    /// Why the primary cannot serve now, if it cannot.
+    pub(crate) fn primary_down_reason(&self) -> Option<String> {
+        match &*self.primary_lock() {
+            Primary::Available(_) => None,
+            Primary::Down { reason, .. } | Primary::Unavailable { reason, .. } => Some(reason.clone()),
         }
     }
 
@@ -124,10 +150,11 @@ impl Router {
 
     /// The one-line notice that the primary cannot run, if it cannot.
     pub fn unavailable_notice(&self) -> Option<String> {
-        match &*self.primary_lock() {
-            Primary::Unavailable { .. } => self.telemetry.notices().into_iter().find(|n| n.contains("unavailable")),
-            Primary::Available(_) => None,
-        }
+        let out = match &*self.primary_lock() {
+            Primary::Unavailable { .. } | Primary::Down { .. } => true,
+            Primary::Available(_) => !self.outages().is_empty(),
+        };
+        out.then(|| self.telemetry.notices().into_iter().rev().find(|n| n.contains("unavailable"))).flatten()
     }
 
     /// Its telemetry.
@@ -182,26 +209,51 @@ impl Router {
         let Some(bus) = &self.health else { return };
         let now = self.clock.now();
         for e in bus.drain() {
+            // The models on the helper the report is about: its domain, or every Core ML model.
+            let on_helper = |domain: &Option<DomainScope>| -> Vec<Arc<Routed>> {
+                self.models()
+                    .values()
+                    .filter(|r| r.primary.is_some() && domain.as_ref().is_none_or(|d| d.contains(&r.name)))
+                    .cloned()
+                    .collect()
+            };
             let targets: Vec<Arc<Routed>> = match &e {
-                HealthEvent::Memory { bytes } => {
+                HealthEvent::Memory { bytes, domain } => {
                     self.telemetry.record_helper_memory(*bytes);
-                    if let Some(limit) = self.breaker.memory_limit.filter(|l| bytes > l) {
+                    let limit = domain.as_ref().and_then(|d| d.memory_limit).or(self.breaker.memory_limit);
+                    if let Some(limit) = limit.filter(|l| bytes > l) {
                         self.telemetry.event(None, EventKind::HelperMemory { bytes: *bytes, limit });
                     }
-                    self.models().values().filter(|r| r.primary.is_some()).cloned().collect()
+                    on_helper(domain)
                 }
                 HealthEvent::Crash { model: Some(m), .. } => self.routed_by_name(m),
-                HealthEvent::Crash { model: None, .. } => {
-                    self.models().values().filter(|r| r.primary.is_some()).cloned().collect()
-                }
+                HealthEvent::Crash { model: None, domain, .. } => on_helper(domain),
                 HealthEvent::Restarted { detail } => {
                     self.telemetry.record_helper_restart(detail.clone());
+                    Vec::new()
+                }
+                HealthEvent::Outage { reason, next_try_in, domain: None } => {
+                    self.primary_down(reason, *next_try_in);
+                    Vec::new()
+                }
+                HealthEvent::Recovered { detail, domain: None } => {
+                    self.primary_back(detail);
+                    Vec::new()
+                }
+                HealthEvent::Outage { reason, next_try_in, domain: Some(d) } => {
+                    self.domain_down(d, reason, *next_try_in);
+                    Vec::new()
+                }
+                HealthEvent::Recovered { detail, domain: Some(d) } => {
+                    self.domain_back(d, detail);
                     Vec::new()
                 }
             };
             for r in targets {
                 let t = match &e {
-                    HealthEvent::Memory { bytes } => r.breaker().record_memory(*bytes, now),
+                    HealthEvent::Memory { bytes, domain } => {
+                        r.breaker().record_memory_within(*bytes, domain.as_ref().and_then(|d| d.memory_limit), now)
+                    }
                     _ => r.breaker().record_crash(now),
                 };
                 self.apply_transitions(&r, t);
@@ -209,20 +261,84 @@ impl Router {
         }
     }
 
-    /// Marks the primary unavailable (it cannot start at all) and says so once.
-    pub(crate) fn primary_gone(&self, reason: &str) {
+    /// An outage of the primary: every model goes to the fallback, without
+    /// blame, until [`HealthEvent::Recovered`]. Said once per outage, with
+    /// when the next try is.
+    fn primary_down(&self, reason: &str, next_try_in: Duration) {
         let mut p = self.primary_lock();
-        if let Primary::Available(e) = &*p {
-            let engine = e.name().to_owned();
-            *p = Primary::Unavailable { engine: engine.clone(), reason: reason.to_owned() };
-            drop(p);
-            self.announce_unavailable(&engine, reason);
+        let engine = match &*p {
+            Primary::Available(e) | Primary::Down { engine: e, .. } => e.clone(),
+            Primary::Unavailable { .. } => return,
+        };
+        let was_up = matches!(&*p, Primary::Available(_));
+        let name = engine.name().to_owned();
+        *p = Primary::Down { engine, reason: reason.to_owned() };
+        drop(p);
+        let next = crate::telemetry::latency::human_us(u64::try_from(next_try_in.as_micros()).unwrap_or(u64::MAX));
+        let reason = format!("{reason}; next try in {next}");
+        if was_up {
+            self.announce_unavailable(&name, &reason);
+        } else {
+            tracing::info!(target: "coreml_bridge::router", engine = name, "{name} still unavailable: {reason}");
+            self.telemetry.notice(format!("{name} still unavailable ({reason})"));
         }
+    }
+
+    /// An outage of one isolation domain: its models' requests fail fast
+    /// (they never reach a helper, so no breaker is blamed) and go to the
+    /// fallback; said once per outage, with when the next try is.
+    fn domain_down(&self, d: &DomainScope, reason: &str, next_try_in: Duration) {
+        let name = self.primary_label();
+        let next = crate::telemetry::latency::human_us(u64::try_from(next_try_in.as_micros()).unwrap_or(u64::MAX));
+        let first = self.outages().insert(d.name.clone(), reason.to_owned()).is_none();
+        let models = d.models.join(", ");
+        let why = format!("{reason}; next try in {next}");
+        if first {
+            let fallback = self.fallback.as_ref().map_or("nothing", |f| f.name());
+            let line = format!("{name} unavailable for domain `{}` ({why}): {fallback} serves {models}", d.name);
+            tracing::warn!(target: "coreml_bridge::router", domain = d.name, "{line}");
+            self.telemetry.notice(line);
+            self.telemetry.event(
+                None,
+                EventKind::PrimaryUnavailable { engine: format!("{name} (domain `{}`)", d.name), message: why },
+            );
+        } else {
+            self.telemetry.notice(format!("{name} still unavailable for domain `{}` ({why})", d.name));
+        }
+    }
+
+    /// A domain runs again after an outage.
+    fn domain_back(&self, d: &DomainScope, detail: &str) {
+        if self.outages().remove(&d.name).is_none() {
+            return;
+        }
+        let name = self.primary_label();
+        let message = format!("domain `{}`: {detail}", d.name);
+        tracing::info!(target: "coreml_bridge::router", domain = d.name, "{name} available again: {message}");
+        self.telemetry.notice(format!("{name} available again: {message}"));
+        self.telemetry.event(None, EventKind::PrimaryRecovered { engine: name, message });
+    }
+
+    fn outages(&self) -> MutexGuard<'_, std::collections::BTreeMap<String, String>> {
+        self.outages.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The primary runs again after an outage.
+    fn primary_back(&self, detail: &str) {
+        let mut p = self.primary_lock();
+        let Primary::Down { engine, .. } = &*p else { return };
+        let engine = engine.clone();
+        let name = engine.name().to_owned();
+        *p = Primary::Available(engine);
+        drop(p);
+        tracing::info!(target: "coreml_bridge::router", engine = name, "{name} available again: {detail}");
+        self.telemetry.notice(format!("{name} available again: {detail}"));
+        self.telemetry.event(None, EventKind::PrimaryRecovered { engine: name, message: detail.to_owned() });
     }
 
     pub(crate) fn primary_label(&self) -> String {
         match &*self.primary_lock() {
-            Primary::Available(e) => e.name().to_owned(),
+            Primary::Available(e) | Primary::Down { engine: e, .. } => e.name().to_owned(),
             Primary::Unavailable { engine, .. } => engine.clone(),
         }
     }
@@ -281,8 +397,14 @@ impl Router {
     ) -> Result<(TensorMap, String), InferError> {
         self.drain_health();
         let (Some(engine), Some(model)) = (self.primary_engine(), &r.primary) else {
-            // No Core ML side: counted as a fallback (the event was logged once at prepare).
-            if let (Some(reason), Some(_)) = (&r.primary_missing, &self.fallback) {
+            // No Core ML side, or Core ML is out: counted as a fallback (the
+            // event was logged once, at prepare or when the outage began).
+            let down = r.primary.as_ref().and(self.primary_down_reason());
+            let reason = match down {
+                Some(message) => Some(FallbackReason::PrimaryUnavailable { message }),
+                None => r.primary_missing.clone(),
+            };
+            if let (Some(reason), Some(_)) = (&reason, &self.fallback) {
                 self.telemetry.count_fallback(&r.name, &self.primary_label(), reason);
             }
             return self.run_fallback(r, inputs, deadline, None).await;
@@ -292,8 +414,10 @@ impl Router {
         self.apply_transitions(r, transitions);
         let ticket = match admission {
             Admission::Fallback { reason } => return self.run_fallback(r, inputs, deadline, Some(reason)).await,
-            Admission::Primary { ticket } => ticket,
+            // Given back if this future is dropped before the outcome is known.
+            Admission::Primary { ticket } => TicketGuard { routed: r, ticket: Some(ticket) },
         };
+        let mut ticket = ticket;
         // Leave the fallback time to answer if Core ML fails.
         let reserve = match &r.fallback {
             Some(f) => (f.sla.infer_p99 * 2).max(MIN_FALLBACK_RESERVE).min(deadline.remaining() / 2),
@@ -304,11 +428,17 @@ impl Router {
         let (result, took) =
             self.attempt(&r.name, &engine, model, inputs, primary_deadline, self.primary_self_timed).await;
         let outcome = match &result {
-            Ok(_) => Outcome::success(took),
-            Err(e) => Outcome::failure(FailureKind::of_infer_error(e), took),
+            Ok(_) => Some(Outcome::success(took)),
+            // It never reached the helper (it waited in the queue or for a
+            // restart, or Core ML is out): not this model's doing.
+            Err(e) if !reached_helper(e) => None,
+            Err(e) => Some(Outcome::failure(FailureKind::of_infer_error(e), took)),
         };
-        let transitions = r.breaker().record(ticket, outcome, self.clock.now());
-        self.apply_transitions(r, transitions);
+        if let Some(outcome) = outcome {
+            let transitions = ticket.record(outcome, self.clock.now());
+            self.apply_transitions(r, transitions);
+        }
+        drop(ticket);
         self.drain_health();
         match result {
             Ok(out) => {
@@ -394,12 +524,38 @@ impl InferenceEngine for Router {
 
     async fn unload(&self, model: &PreparedModel) -> Result<(), UnloadError> {
         let r = self.models().remove(&model.id).ok_or(UnloadError::UnknownModel { model: model.id })?;
-        if let (Some(e), Some(m)) = (self.primary_engine(), &r.primary) {
+        if let (Some(e), Some(m)) = (self.primary_any(), &r.primary) {
             e.unload(m).await?;
         }
         if let (Some(e), Some(m)) = (&self.fallback, &r.fallback) {
             e.unload(m).await?;
         }
         Ok(())
+    }
+}
+
+/// A breaker ticket held while a request is on the primary. Dropped without
+/// an outcome (the caller gave up: a `tokio::time::timeout`, a client that
+/// disconnected), it is given back, so a half-open breaker never waits for a
+/// probe nobody will finish.
+struct TicketGuard<'a> {
+    routed: &'a Routed,
+    ticket: Option<Ticket>,
+}
+
+impl TicketGuard<'_> {
+    fn record(&mut self, outcome: Outcome, now: Duration) -> Vec<Transition> {
+        match self.ticket.take() {
+            Some(t) => self.routed.breaker().record(t, outcome, now),
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Drop for TicketGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(t) = self.ticket.take() {
+            self.routed.breaker().release(t);
+        }
     }
 }

@@ -10,7 +10,9 @@
 //! ```
 //!
 //! Rules: a digest mismatch on either side fails `prepare`; a Core ML side
-//! that cannot be prepared leaves the model on Candle (one fallback event);
+//! that cannot be prepared (unsupported by the helper, a failed compile or
+//! load, a schema the engine cannot carry) leaves this model on Candle (one
+//! fallback event with the reason) and every other model where it was;
 //! a Candle side that does not exist (`UnsupportedArchitecture` /
 //! `UnsupportedFormat`) leaves the model without a fallback; when neither
 //! side can serve, `prepare` fails with `PrepareError::Unavailable` saying
@@ -30,7 +32,7 @@ use tracing::Instrument;
 use crate::breaker::trip::FallbackReason;
 use crate::breaker::{Breaker, BreakerState};
 use crate::router::routed::{intersect_schemas, Routed};
-use crate::router::{Primary, Router, HINT_CANDLE_ARTIFACT, HINT_COREML_ARTIFACT, ROUTER_ENGINE};
+use crate::router::{Router, HINT_CANDLE_ARTIFACT, HINT_COREML_ARTIFACT, ROUTER_ENGINE};
 use crate::taxonomy::FailureKind;
 use crate::telemetry::events::EventKind;
 use crate::telemetry::latency::Stage;
@@ -98,18 +100,12 @@ impl Router {
                         Err(e) => {
                             let kind = FailureKind::of_prepare_error(&e);
                             self.telemetry.record_failure(&name, engine.name(), kind);
-                            if matches!(e, PrepareError::Unavailable { .. }) {
-                                self.primary_gone(&e.to_string());
-                            }
                             primary_missing = Some(FallbackReason::PrimaryNotPrepared { kind, message: e.to_string() });
                         }
                     }
                 }
                 None => {
-                    let reason = match &*self.primary_lock() {
-                        Primary::Unavailable { reason, .. } => reason.clone(),
-                        Primary::Available(_) => unreachable!("primary_engine returned None"),
-                    };
+                    let reason = self.primary_down_reason().unwrap_or_default();
                     primary_missing = Some(FallbackReason::PrimaryUnavailable { message: reason });
                 }
             }

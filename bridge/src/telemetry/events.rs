@@ -59,6 +59,13 @@ pub enum EventKind {
         /// Why.
         message: String,
     },
+    /// The primary engine runs again after an outage.
+    PrimaryRecovered {
+        /// The engine.
+        engine: String,
+        /// What came back.
+        message: String,
+    },
     /// The helper was restarted by the supervisor.
     HelperRestarted {
         /// Why.
@@ -102,6 +109,7 @@ impl fmt::Display for EventKind {
             EventKind::PrimaryUnavailable { engine, message } => {
                 write!(f, "{engine} unavailable, Candle serves: {message}")
             }
+            EventKind::PrimaryRecovered { engine, message } => write!(f, "{engine} available again: {message}"),
             EventKind::HelperRestarted { message } => write!(f, "helper restarted: {message}"),
             EventKind::HelperMemory { bytes, limit } => {
                 write!(f, "helper memory {} MiB over its limit of {} MiB", bytes >> 20, limit >> 20)

@@ -75,6 +75,7 @@ struct PerModel {
     fallbacks: BTreeMap<String, u64>,
     served_by: Option<String>,
     breaker: Option<BreakerSnapshot>,
+    domain: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -224,6 +225,11 @@ impl Telemetry {
         self.lock().helper.sandbox = parts;
     }
 
+    /// The Core ML isolation domain (helper) of a model.
+    pub fn set_domain(&self, model: &str, domain: &str) {
+        self.lock().models.entry(model.to_owned()).or_default().domain = Some(domain.to_owned());
+    }
+
     /// A model's breaker state.
     pub fn set_breaker(&self, model: &str, state: BreakerState, last_trip: Option<TripReason>, forced: bool) {
         self.lock().models.entry(model.to_owned()).or_default().breaker =
@@ -265,6 +271,7 @@ impl Telemetry {
                 served_by: m.served_by.clone(),
                 breaker: m.breaker.clone(),
                 fallbacks: m.fallbacks.clone(),
+                domain: m.domain.clone(),
                 engines: m
                     .engines
                     .iter()

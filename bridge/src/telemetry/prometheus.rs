@@ -23,6 +23,7 @@
 //! `coreml_bridge_failures_total{kind}`, `coreml_bridge_fallbacks_total{reason}`,
 //! `coreml_bridge_served_info`, `coreml_bridge_compute_units_info{requested,actual}`,
 //! `coreml_bridge_neural_engine_coverage_ratio` (only when reported),
+//! `coreml_bridge_domain_info{domain}` (the isolation domain of each model),
 //! `coreml_bridge_breaker_state{state}`, `coreml_bridge_helper_memory_high_water_bytes`,
 //! `coreml_bridge_helper_memory_limit_bytes`, `coreml_bridge_helper_restarts_total`,
 //! `coreml_bridge_helper_replies_total{lane}`,
@@ -169,6 +170,16 @@ impl Snapshot {
         for m in &self.models {
             if let Some(e) = &m.served_by {
                 w.sample("coreml_bridge_served_info", &[("model", &m.model), ("engine", e)], 1.0);
+            }
+        }
+        w.family(
+            "coreml_bridge_domain_info",
+            "gauge",
+            "The Core ML isolation domain (helper) of each model (value 1).",
+        );
+        for m in &self.models {
+            if let Some(d) = &m.domain {
+                w.sample("coreml_bridge_domain_info", &[("model", &m.model), ("domain", d)], 1.0);
             }
         }
         w.family("coreml_bridge_breaker_state", "gauge", "Circuit-breaker state per model (1 for the current state).");

@@ -56,6 +56,9 @@ pub struct ModelSnapshot {
     pub fallbacks: BTreeMap<String, u64>,
     /// Per engine that ran it.
     pub engines: Vec<EngineSnapshot>,
+    /// The Core ML isolation domain (helper) that serves it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 /// A model's breaker.

@@ -14,6 +14,7 @@
 //! assert!(table.lines().any(|l| l.contains("minilm") && l.contains("candle") && l.contains("yes")));
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::telemetry::latency::human_us;
@@ -157,6 +158,20 @@ impl Snapshot {
         if !fb.is_empty() {
             out.push_str("fallbacks\n");
             out.push_str(&fb.render("  "));
+        }
+        let mut domains: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for m in &self.models {
+            if let Some(d) = &m.domain {
+                domains.entry(d.as_str()).or_default().push(m.model.as_str());
+            }
+        }
+        if !domains.is_empty() {
+            out.push_str("domains (one helper each)\n");
+            let mut t = TextTable::new(&["DOMAIN", "MODELS"]);
+            for (d, models) in domains {
+                t.row(vec![d.to_owned(), models.join(", ")]);
+            }
+            out.push_str(&t.render("  "));
         }
         let h = &self.helper;
         out.push_str("helper\n");
