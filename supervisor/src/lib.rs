@@ -55,10 +55,12 @@ pub use process::sandbox::{
     Applied, PreparedSandbox, SandboxConfig, SandboxError, SandboxReport, SYSTEM_READ_ONLY,
     SYSTEM_READ_WRITE,
 };
+pub use process::sandbox::{
+    UnsandboxedHelper, DEFAULT_ENV_ALLOW, DEFAULT_HARD_MEMORY_LIMIT, SHM_DIR,
+};
+pub use process::spawn::{HelperProcess, SpawnError};
 #[cfg(target_os = "linux")]
 pub use process::{cgroup, landlock, seccomp};
-pub use process::sandbox::{UnsandboxedHelper, DEFAULT_ENV_ALLOW, DEFAULT_HARD_MEMORY_LIMIT, SHM_DIR};
-pub use process::spawn::{HelperProcess, SpawnError};
 pub use shm::arena;
 pub use supervisor::{ModelId, ModelInfo, Supervisor};
 pub use sys::process_alive;

@@ -206,10 +206,9 @@ impl Connection {
         // A crash that is the kernel's OOM kill at the hard limit (the helper's
         // memory cgroup) is a memory-limit death, whichever watcher saw it first.
         let cause = match (&cause, self.process.hard_limit_hit()) {
-            (DeathCause::Crashed { .. }, Some((peak, limit))) => DeathCause::MemoryLimit {
-                rss: peak,
-                limit,
-            },
+            (DeathCause::Crashed { .. }, Some((peak, limit))) => {
+                DeathCause::MemoryLimit { rss: peak, limit }
+            }
             _ => cause,
         };
         let first = self.death.send_if_modified(|c| {
