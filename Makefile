@@ -16,7 +16,7 @@ export COREML_BRIDGE_CACHE := $(CACHE)
 SWIFT_OUT ?= $(CACHE)/swift-out
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test test-rust test-swift swift-helper assets lint demo bench fuzz clean
+.PHONY: all build test test-rust test-swift swift-helper assets lint demo bench fuzz fuzz-mlpackage clean
 
 all: build
 
@@ -61,3 +61,7 @@ fuzz:
 
 clean:
 	$(CARGO) clean
+
+## Unbounded cargo-fuzz run of the .mlpackage reader (nightly).
+fuzz-mlpackage:
+	cd mlpackage/fuzz && $(CARGO) +nightly fuzz run package -- -max_total_time=$(FUZZ_SECONDS)
