@@ -16,7 +16,7 @@ export COREML_BRIDGE_CACHE := $(CACHE)
 SWIFT_OUT ?= $(CACHE)/swift-out
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test test-rust test-swift swift-helper assets lint demo bench fuzz clean models test-python
+.PHONY: all build test test-rust test-swift swift-helper assets lint demo bench fuzz clean models test-python fuzz-mlpackage
 
 all: build
 
@@ -77,3 +77,7 @@ models: assets
 ## without torch, a few seconds.
 test-python:
 	$$(scripts/python_env.sh coremltools) -m pytest -q -p no:cacheprovider scripts/models/tests
+
+## Unbounded cargo-fuzz run of the .mlpackage reader (nightly).
+fuzz-mlpackage:
+	cd mlpackage/fuzz && $(CARGO) +nightly fuzz run package -- -max_total_time=$(FUZZ_SECONDS)
