@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 
 use coreml_ipc_schema::{DType, Message, NamedTensor, Predict, Predicted, TensorRef};
 
-use crate::shm::arena::Slot;
 use crate::connection::Connection;
 use crate::error::{DeathCause, Error, Stage};
 use crate::predict::output::{InputBuffer, OutputTensor, Prediction};
+use crate::shm::arena::Slot;
 use crate::supervisor::requests::Attempt;
 use crate::supervisor::{ModelId, ModelInfo, Supervisor};
 
@@ -214,7 +214,7 @@ impl Supervisor {
             let conn = inner.ready_conn(deadline, budget).await?;
             let prepared = async {
                 inner.ensure_attached(&conn, deadline).await?;
-                inner.ensure_model(&conn, &info, deadline).await
+                inner.model_ready(&conn, &info, deadline, budget).await
             };
             guard.conn = Some(conn.clone());
             let mut outcome = prepared.await;
