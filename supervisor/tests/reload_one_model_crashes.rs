@@ -65,6 +65,11 @@ async fn reload_one_model_crashes() {
             gen,
             "a failed model costs no restart"
         );
+        assert_eq!(
+            sup.stats().shm_in_use,
+            0,
+            "slots of a predict that never reached the helper are free at once"
+        );
         assert_eq!(sup.models().len(), 3, "it stays registered");
 
         // Disarmed, an explicit reload brings it back.

@@ -216,10 +216,12 @@ impl Supervisor {
                 inner.ensure_attached(&conn, deadline).await?;
                 inner.model_ready(&conn, &info, deadline, budget).await
             };
-            guard.conn = Some(conn.clone());
             let mut outcome = prepared.await;
             let id = inner.next_id();
             if outcome.is_ok() {
+                // From here the slots are this helper's to reference (until then
+                // they stay with the helper of an earlier attempt, if any).
+                guard.conn = Some(conn.clone());
                 let left = deadline.saturating_duration_since(Instant::now());
                 // The helper gets a little less than the caller's budget, so it can
                 // answer TIMEOUT itself before the supervisor has to kill it.
