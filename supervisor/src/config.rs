@@ -39,6 +39,12 @@ pub struct Deadlines {
     pub control: Duration,
     /// `Shutdown` until the helper exited.
     pub shutdown: Duration,
+    /// Grace for a dead helper to be reaped and its socket to close (every
+    /// process holding it gone). Past it the supervisor abandons that generation:
+    /// it logs it, closes its own end of the socket, keeps the generation's
+    /// shared-memory slots out of use for good, and goes on (restart or
+    /// shutdown). `Supervisor::shutdown` returns within `shutdown + reap`.
+    pub reap: Duration,
 }
 
 impl Default for Deadlines {
@@ -50,6 +56,7 @@ impl Default for Deadlines {
             predict: Duration::from_secs(10),
             control: Duration::from_secs(5),
             shutdown: Duration::from_secs(2),
+            reap: Duration::from_secs(2),
         }
     }
 }

@@ -101,6 +101,26 @@ pub(crate) fn recv_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result
     }
 }
 
+/// Shuts a socket down both ways without closing the descriptor: our reads see
+/// end of stream at once, whoever holds the other end.
+pub(crate) fn shutdown_socket(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: `fd` is borrowed, so it stays open for the call; integer arguments only.
+    check(unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) }).map(drop)
+}
+
+/// Waits up to `timeout` for `fd` to be readable (or at end of stream).
+pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `p` is one valid pollfd for the whole call; `fd` is borrowed, so open.
+    let n = check(unsafe { libc::poll(&mut p, 1, ms) })?;
+    Ok(n > 0)
+}
+
 /// Duplicates `fd` to a number `>= min` with close-on-exec set.
 pub(crate) fn dup_above(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor and touches no memory.

@@ -130,13 +130,21 @@ fn fire(fault: Fault, out: &Out) {
             }
             std::process::exit(4);
         }
+        Fault::EscapeChild => {
+            // At load (the predict path passes the model's `ms` itself).
+            let _ = sys::fork_escapee(Duration::from_secs(10));
+            sleep_forever();
+        }
         // A notification for a request that was never issued, then the normal reply.
         Fault::ReleaseUnknown => send(
             out,
             u64::MAX - 1,
             Message::InputsReleased(InputsReleased { model_id: 0 }),
         ),
-        Fault::WrongId | Fault::BadRef | Fault::Unsupported => {}
+        Fault::ForkSleeper => {
+            let _ = sys::fork_sleeper();
+        }
+        Fault::WrongId | Fault::BadRef | Fault::BadRefBefore | Fault::Unsupported => {}
     }
 }
 
@@ -248,6 +256,9 @@ impl State {
             },
             Message::Load(l) => match DiagModel::parse(&l.bundle_path) {
                 Ok(model) => {
+                    if model.load_ms > 0 {
+                        std::thread::sleep(Duration::from_millis(model.load_ms));
+                    }
                     let mut reply_id = id;
                     match model.fault_fires(At::Load) {
                         Some(Fault::WrongId) => reply_id = id + 1_000_000,
@@ -347,9 +358,20 @@ impl State {
         match model.fault_fires(At::Predict) {
             Some(Fault::WrongId) => reply_id = id + 1_000_000,
             Some(Fault::BadRef) => outputs[0].tensor.offset = yr.len() as u64,
+            // One 16 KiB page before the slot it was given (still inside the region
+            // when the slot is not the region's first).
+            Some(Fault::BadRefBefore) => {
+                outputs[0].tensor.offset = outputs[0].tensor.offset.saturating_sub(16 * 1024)
+            }
             Some(Fault::Hang) => {
                 std::thread::spawn(sleep_forever);
                 return None;
+            }
+            // A child in a session of its own, out of reach of a group kill, that
+            // keeps the socket and every mapping for `ms`; the parent goes silent.
+            Some(Fault::EscapeChild) => {
+                let _ = sys::fork_escapee(Duration::from_millis(model.ms));
+                sleep_forever();
             }
             Some(f) => fire(f, &self.out),
             None => {}

@@ -185,6 +185,33 @@ pub fn fork_sleeper() -> io::Result<()> {
     }
 }
 
+/// Forks a child that leaves the process group (`setsid`), so a kill of the
+/// helper's group misses it, and keeps every inherited fd and mapping for
+/// `lifetime` before it exits. Returns in the parent.
+pub fn fork_escapee(lifetime: std::time::Duration) -> io::Result<()> {
+    let mut left = libc::timespec {
+        tv_sec: lifetime.as_secs() as libc::time_t,
+        tv_nsec: lifetime.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: the child only calls setsid, nanosleep and _exit, all
+    // async-signal-safe, so forking a multi-threaded process is sound.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            // SAFETY: `left` is a valid timespec owned by this frame and used as both
+            // request and remainder; `_exit` skips the parent's atexit handlers.
+            unsafe {
+                libc::setsid();
+                let req: *mut libc::timespec = &mut left;
+                while libc::nanosleep(req, req) != 0 {}
+                libc::_exit(0)
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Resident set size of this process in bytes (Linux `/proc/self/statm`).
 pub fn rss_bytes() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")

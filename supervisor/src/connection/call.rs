@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! let (reply, slots) = conn.call(id, Stage::Predict, msg, deadline, slots, spin).await;
-//! // dropped mid-call: the PendingGuard marks the request abandoned (slots kept)
+//! // dropped mid-call: the PendingGuard marks the request abandoned (slots kept,
+//! // its deadline handed to the keeper, which kills the helper if it passes)
 //! ```
 
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use coreml_ipc_schema::{Envelope, Message};
 use tokio::sync::oneshot;
 use tokio::sync::oneshot::error::TryRecvError;
 
-use super::{lock, Connection, DeathNotice, Pending, Reply};
+use super::{lock, Abandoned, Connection, DeathNotice, Pending, Reply};
 use crate::error::{DeathCause, Stage};
 use crate::shm::arena::Slot;
 
@@ -69,14 +70,19 @@ impl Connection {
                 },
             );
         }
-        let mut guard = PendingGuard {
-            conn: self,
-            id,
-            slots,
-            armed: true,
-        };
         let start = Instant::now();
         let budget = deadline.saturating_duration_since(start);
+        let mut guard = PendingGuard {
+            conn: self,
+            slots,
+            armed: true,
+            abandoned: Abandoned {
+                id,
+                stage,
+                deadline,
+                budget,
+            },
+        };
         let tdl = tokio::time::Instant::from_std(deadline);
         let outcome = tokio::time::timeout_at(tdl, async {
             let written = match self.outbox.send(frame) {
@@ -155,12 +161,16 @@ impl Connection {
     }
 
     /// Marks a request abandoned by its caller, keeping `slots` until the helper is
-    /// done with them.
-    pub(crate) fn abandon(&self, id: u64, slots: Vec<Slot>) {
+    /// done with them, and its deadline: an abandoned request that passes it kills
+    /// the helper just like one whose caller waits.
+    pub(crate) fn abandon(&self, a: Abandoned, slots: Vec<Slot>) {
+        let id = a.id;
         let mut pending = lock(&self.pending);
         if let Some(p) = pending.get_mut(&id) {
             p.tx = None;
             p.orphan.extend(slots);
+            drop(pending);
+            self.keep_deadline(a);
             return;
         }
         drop(pending);
@@ -179,15 +189,16 @@ impl Connection {
 /// Turns a cancelled `call` into an abandoned request.
 struct PendingGuard<'a> {
     conn: &'a Connection,
-    id: u64,
     slots: Vec<Slot>,
     armed: bool,
+    abandoned: Abandoned,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.conn.abandon(self.id, std::mem::take(&mut self.slots));
+            self.conn
+                .abandon(self.abandoned, std::mem::take(&mut self.slots));
         }
     }
 }

@@ -214,12 +214,14 @@ impl Supervisor {
             let conn = inner.ready_conn(deadline, budget).await?;
             let prepared = async {
                 inner.ensure_attached(&conn, deadline).await?;
-                inner.ensure_model(&conn, &info, deadline).await
+                inner.model_ready(&conn, &info, deadline, budget).await
             };
-            guard.conn = Some(conn.clone());
             let mut outcome = prepared.await;
             let id = inner.next_id();
             if outcome.is_ok() {
+                // From here the slots are this helper's to reference (until then
+                // they stay with the helper of an earlier attempt, if any).
+                guard.conn = Some(conn.clone());
                 let left = deadline.saturating_duration_since(Instant::now());
                 // The helper gets a little less than the caller's budget, so it can
                 // answer TIMEOUT itself before the supervisor has to kill it.

@@ -178,12 +178,23 @@ pub async fn wait_generation(sup: &Supervisor, gen: u64, limit: Duration) {
 /// helper's stats taken just before shutdown.
 pub async fn predict_fault_scenario(
     fault: &str,
+    cfg_edit: impl FnMut(&mut SupervisorConfig),
+    expect: fn(&Error) -> bool,
+) -> Vec<coreml_supervisor::SupervisorStats> {
+    predict_fault_scenario_on(helpers(), fault, cfg_edit, expect).await
+}
+
+/// [`predict_fault_scenario`] on the given helpers only (for a fault only some
+/// helpers have).
+pub async fn predict_fault_scenario_on(
+    hs: Vec<HelperUnderTest>,
+    fault: &str,
     mut cfg_edit: impl FnMut(&mut SupervisorConfig),
     expect: fn(&Error) -> bool,
 ) -> Vec<coreml_supervisor::SupervisorStats> {
     let mut all = Vec::new();
     for (lane, spin) in lanes() {
-        for h in helpers() {
+        for h in hs.iter().cloned() {
             let h = HelperUnderTest {
                 name: format!("{} via {lane}", h.name),
                 ..h
