@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use coreml_ipc_schema::ComputeUnits;
 
-use crate::shm::arena::ArenaConfig;
-use crate::process::command::{HelperCommand, NoHelperConfigured};
 use crate::error::Stage;
-use crate::restart::RestartPolicy;
+use crate::process::command::{HelperCommand, NoHelperConfigured};
 use crate::process::sandbox::SandboxConfig;
+use crate::restart::RestartPolicy;
+use crate::shm::arena::ArenaConfig;
 
 /// Time budgets per request kind. Compile and load get minutes (a first
 /// Neural-Engine compile can take that long); predict is short.
@@ -102,6 +102,12 @@ pub struct SupervisorConfig {
     /// time has stayed under this budget. `Duration::ZERO` turns it off. Default:
     /// [`DEFAULT_REPLY_SPIN`] when the machine has more than one CPU, else zero.
     pub reply_spin: Duration,
+    /// Hand outputs to the caller as views into the shared-memory slots the helper
+    /// wrote, without copying. Off by default: the helper could still write into
+    /// a slot after its reply, so outputs are copied out of its reach before the
+    /// caller sees them (one `memcpy` per output; docs/benchmarks.md gives the
+    /// cost). Turn it on only for a helper the app trusts.
+    pub zero_copy_outputs: bool,
 }
 
 /// Default [`SupervisorConfig::reply_spin`].
@@ -129,6 +135,7 @@ impl SupervisorConfig {
             compute_units: ComputeUnits::All,
             staging_dir: std::env::temp_dir(),
             reply_spin: default_reply_spin(),
+            zero_copy_outputs: false,
         }
     }
 

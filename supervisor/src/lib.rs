@@ -44,18 +44,18 @@ pub mod shm;
 mod supervisor;
 mod sys;
 
-pub use process::command::{HelperCommand, NoHelperConfigured, HELPER_ENV, HELPER_LAUNCHER_ENV};
 pub use config::{Deadlines, SupervisorConfig, DEFAULT_REPLY_SPIN};
 pub use coreml_ipc_schema as schema;
 pub use error::{DeathCause, Error, HandshakeError, Stage};
 pub use events::{Event, HelperState, SupervisorStats};
 pub use predict::output::{InputBuffer, OutputTensor, Prediction};
-pub use process::spawn::{HelperProcess, SpawnError};
+pub use process::command::{HelperCommand, NoHelperConfigured, HELPER_ENV, HELPER_LAUNCHER_ENV};
+pub use process::memwatch;
 pub use process::sandbox::{
     Applied, PreparedSandbox, SandboxConfig, SandboxError, SandboxReport, SYSTEM_READ_ONLY,
     SYSTEM_READ_WRITE,
 };
-pub use supervisor::{ModelId, ModelInfo, Supervisor};
-pub use process::memwatch;
+pub use process::spawn::{HelperProcess, SpawnError};
 pub use shm::arena;
+pub use supervisor::{ModelId, ModelInfo, Supervisor};
 pub use sys::process_alive;

@@ -36,6 +36,11 @@ pub enum Fault {
     CloseSocket,
     ForkChild,
     ReleaseUnknown,
+    /// After writing the outputs, `ftruncate` the output region to 0 bytes; a
+    /// refusal is answered `SHM_FAILED`, success with a normal reply.
+    ShrinkRegion,
+    /// Reply correctly, then, 40 ms later, keep overwriting the output slot for ~100 ms.
+    LateWrite,
 }
 
 impl Fault {
@@ -54,6 +59,8 @@ impl Fault {
             "close-socket" => Fault::CloseSocket,
             "fork-child" => Fault::ForkChild,
             "release-unknown" => Fault::ReleaseUnknown,
+            "shrink-region" => Fault::ShrinkRegion,
+            "late-write" => Fault::LateWrite,
             _ => return None,
         })
     }

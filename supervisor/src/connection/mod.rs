@@ -16,21 +16,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coreml_ipc_schema::{
-    read_frame_async, Envelope, FrameError, Hello, Message, MAX_FRAME_LEN, UNSOLICITED,
+    encode_frame, read_frame_async, Envelope, ErrorCode, ErrorReply, FrameError, Hello, Message,
+    Welcome, MAX_FRAME_LEN, PROTOCOL_MAJOR, PROTOCOL_MINOR, UNSOLICITED,
 };
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::shm::arena::Slot;
 use crate::config::SupervisorConfig;
-use crate::error::{DeathCause, HandshakeError};
-use crate::shm::held::Held;
 use crate::connection::inbox::Inbox;
 use crate::connection::outbox::Outbox;
-use crate::process::spawn::HelperProcess;
 use crate::connection::watchers::{exit_watch, memory_watch, read_loop, write_loop};
+use crate::error::{DeathCause, HandshakeError};
+use crate::process::spawn::HelperProcess;
+use crate::shm::arena::Slot;
+use crate::shm::held::Held;
 
 mod call;
 pub(crate) mod inbox;
@@ -146,12 +147,38 @@ impl Connection {
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(HandshakeError::Timeout(cfg.deadlines.handshake)),
         };
-        hello.negotiate()?;
+        if let Err(e) = hello.negotiate() {
+            // Tell the helper why before it is stopped (best effort: it may be gone).
+            let reply = Envelope::new(
+                UNSOLICITED,
+                Message::Error(ErrorReply {
+                    code: ErrorCode::INCOMPATIBLE_VERSION,
+                    message: e.to_string(),
+                }),
+            );
+            if let Ok(frame) = encode_frame(&reply) {
+                let _ = writer.try_write(&frame);
+            }
+            return Err(e.into());
+        }
         let mut report = process.sandbox().clone();
         report.helper_self_sandboxed = Some(hello.sandboxed);
         tracing::info!(generation, pid = process.pid(), engine = %hello.engine, sandbox = %report, "helper ready");
 
         let outbox = Outbox::new(writer);
+        // The supervisor's version, before any request (docs/protocol.md, section 7).
+        let welcome = Envelope::new(
+            UNSOLICITED,
+            Message::Welcome(Welcome {
+                protocol_major: PROTOCOL_MAJOR,
+                protocol_minor: PROTOCOL_MINOR,
+                supervisor_version: env!("CARGO_PKG_VERSION").into(),
+            }),
+        );
+        let sent = encode_frame(&welcome).map_err(|e| HandshakeError::Garbage(e.to_string()));
+        outbox
+            .send(sent?)
+            .map_err(|e| HandshakeError::Closed(e.to_string()))?;
         let (death, _) = watch::channel(None);
         let conn = Arc::new(Connection {
             generation,

@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::connection::inbox::Pumped;
+use crate::connection::outbox::Outbox;
 use crate::connection::{describe_exit, Connection};
 use crate::error::DeathCause;
-use crate::connection::inbox::Pumped;
 use crate::process::memwatch::MemoryWatcher;
-use crate::connection::outbox::Outbox;
 
 pub(crate) async fn write_loop(conn: Weak<Connection>, outbox: Arc<Outbox>) {
     let e = outbox.run().await;

@@ -14,8 +14,8 @@ use std::time::Instant;
 use crate::connection::Connection;
 use crate::error::{DeathCause, HandshakeError, Stage};
 use crate::events::Event;
-use crate::supervisor::requests::{lock, Attempt, Inner, Phase};
 use crate::restart::RestartTracker;
+use crate::supervisor::requests::{lock, Attempt, Inner, Phase};
 use crate::supervisor::ModelInfo;
 
 impl Inner {

@@ -34,10 +34,10 @@ use coreml_ipc_schema::{
 };
 use tokio::sync::{broadcast, watch, Semaphore};
 
-use crate::shm::arena::Arena;
 use crate::config::SupervisorConfig;
 use crate::error::{DeathCause, Error, Stage};
 use crate::events::{Event, HelperState, SupervisorStats};
+use crate::shm::arena::Arena;
 use crate::supervisor::lifecycle::manage;
 use crate::supervisor::requests::{lock, Counters, Inner, Phase};
 
@@ -187,6 +187,7 @@ impl Supervisor {
             source_path: source_path.into(),
             staging_dir: self.inner.cfg.staging_dir.display().to_string(),
             compute_units: compute_units.unwrap_or(self.inner.cfg.compute_units),
+            deadline_us: None,
         });
         match self.inner.request(Stage::Compile, msg, None).await? {
             (Message::Compiled(c), _) => Ok(c),
@@ -207,6 +208,7 @@ impl Supervisor {
             model_id: id.0,
             bundle_path: bundle_path.into(),
             compute_units: cu,
+            deadline_us: None,
         });
         match self.inner.request(Stage::Load, msg, None).await? {
             (Message::Loaded(l), conn) if l.model_id == id.0 => {

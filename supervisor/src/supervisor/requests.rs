@@ -17,11 +17,11 @@ use coreml_ipc_schema::{AttachRegion, Load, Message};
 use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::shm::arena::Arena;
 use crate::config::SupervisorConfig;
 use crate::connection::{Connection, DeathNotice, FastLaneCounters};
 use crate::error::{DeathCause, Error, Stage};
 use crate::events::Event;
+use crate::shm::arena::Arena;
 use crate::supervisor::{ModelId, ModelInfo};
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -246,18 +246,19 @@ impl Inner {
             }
             let msg = Message::AttachRegion(AttachRegion {
                 region: r.id,
-                name: r.name,
                 size: r.len,
             });
             let deadline = deadline.min(Instant::now() + self.cfg.deadlines.control);
+            // The region's descriptor rides on the frame's first byte (SCM_RIGHTS).
             match conn
-                .call(
+                .call_passing(
                     self.next_id(),
                     Stage::AttachRegion,
                     msg,
                     deadline,
                     vec![],
                     self.cfg.reply_spin,
+                    Some(r.region),
                 )
                 .await
                 .0
@@ -299,6 +300,7 @@ impl Inner {
             model_id: model.id.0,
             bundle_path: model.bundle_path.clone(),
             compute_units: model.compute_units,
+            deadline_us: None,
         });
         match conn
             .call(
