@@ -22,9 +22,9 @@ use coreml_inference::{ArtifactError, ModelArtifact, PrepareError, PrepareOption
 
 use crate::coreml::convert::{prepare_error, units_to_wire};
 use crate::coreml::engine::{CoreMlEngine, COREML_ENGINE};
-use crate::telemetry::latency::Stage;
 use crate::coreml::model_cache::CompileKey;
 use crate::taxonomy::{tagged, FailureKind};
+use crate::telemetry::latency::Stage;
 use crate::telemetry::stage_span;
 
 /// Runs a future inside the stage's span.
@@ -93,13 +93,16 @@ impl CoreMlEngine {
         if compiled.bundle_path.starts_with("diag:") {
             return Ok(compiled.bundle_path);
         }
+        // The helper named this path: it must lie inside the staging directory it
+        // was given (docs/protocol.md, Compiled), or nothing is moved.
+        let staged = self.cache.confine(std::path::Path::new(&compiled.bundle_path)).map_err(|e| {
+            self.telemetry.record_failure(name, COREML_ENGINE, FailureKind::ProtocolViolation);
+            PrepareError::Backend { message: tagged(FailureKind::ProtocolViolation, format!("helper's Compiled: {e}")) }
+        })?;
         let backend = format!("{:?}", compiled.backend).to_ascii_lowercase();
-        let installed =
-            self.cache.install(&key, &backend, std::path::Path::new(&compiled.bundle_path)).map_err(|e| {
-                PrepareError::Backend {
-                    message: tagged(FailureKind::CompileError, format!("installing the compiled model: {e}")),
-                }
-            })?;
+        let installed = self.cache.install(&key, &backend, &staged).map_err(|e| PrepareError::Backend {
+            message: tagged(FailureKind::CompileError, format!("installing the compiled model: {e}")),
+        })?;
         Ok(installed.to_string_lossy().into_owned())
     }
 }
