@@ -113,6 +113,12 @@ pub struct SupervisorConfig {
     /// time has stayed under this budget. `Duration::ZERO` turns it off. Default:
     /// [`DEFAULT_REPLY_SPIN`] when the machine has more than one CPU, else zero.
     pub reply_spin: Duration,
+    /// Hand outputs to the caller as views into the shared-memory slots the helper
+    /// wrote, without copying. Off by default: the helper could still write into
+    /// a slot after its reply, so outputs are copied out of its reach before the
+    /// caller sees them (one `memcpy` per output; docs/benchmarks.md gives the
+    /// cost). Turn it on only for a helper the app trusts.
+    pub zero_copy_outputs: bool,
 }
 
 /// Default [`SupervisorConfig::memory_limit`]: 4 GiB, below the default hard
@@ -144,6 +150,7 @@ impl SupervisorConfig {
             compute_units: ComputeUnits::All,
             staging_dir: std::env::temp_dir(),
             reply_spin: default_reply_spin(),
+            zero_copy_outputs: false,
         }
     }
 

@@ -40,6 +40,11 @@ pub enum Fault {
     ForkSleeper,
     EscapeChild,
     BadRefBefore,
+    /// After writing the outputs, `ftruncate` the output region to 0 bytes; a
+    /// refusal is answered `SHM_FAILED`, success with a normal reply.
+    ShrinkRegion,
+    /// Reply correctly, then, 40 ms later, keep overwriting the output slot for ~100 ms.
+    LateWrite,
 }
 
 impl Fault {
@@ -62,6 +67,8 @@ impl Fault {
             "fork-sleeper" => Fault::ForkSleeper,
             "escape-child" => Fault::EscapeChild,
             "bad-ref-before" => Fault::BadRefBefore,
+            "shrink-region" => Fault::ShrinkRegion,
+            "late-write" => Fault::LateWrite,
             _ => return None,
         })
     }

@@ -7,6 +7,7 @@
 //! // its deadline handed to the keeper, which kills the helper if it passes)
 //! ```
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coreml_ipc_schema::{Envelope, Message};
@@ -16,6 +17,7 @@ use tokio::sync::oneshot::error::TryRecvError;
 use super::{lock, Abandoned, Connection, DeathNotice, Pending, Reply};
 use crate::error::{DeathCause, Stage};
 use crate::shm::arena::Slot;
+use crate::shm::Region;
 
 impl Connection {
     /// Sends one request and waits for its reply until `deadline`. A missed deadline
@@ -32,6 +34,23 @@ impl Connection {
         deadline: Instant,
         slots: Vec<Slot>,
         spin: Duration,
+    ) -> (Result<Message, DeathNotice>, Vec<Slot>) {
+        self.call_passing(id, stage, msg, deadline, slots, spin, None)
+            .await
+    }
+
+    /// As [`Connection::call`], with `region`'s descriptor passed along with the
+    /// request's first byte (`AttachRegion`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn call_passing(
+        &self,
+        id: u64,
+        stage: Stage,
+        msg: Message,
+        deadline: Instant,
+        slots: Vec<Slot>,
+        spin: Duration,
+        region: Option<Arc<Region>>,
     ) -> (Result<Message, DeathNotice>, Vec<Slot>) {
         let frame = match coreml_ipc_schema::encode_frame(&Envelope::new(id, msg)) {
             Ok(f) => f,
@@ -85,7 +104,11 @@ impl Connection {
         };
         let tdl = tokio::time::Instant::from_std(deadline);
         let outcome = tokio::time::timeout_at(tdl, async {
-            let written = match self.outbox.send(frame) {
+            let sent = match region {
+                Some(r) => self.outbox.send_with_fd(frame, r),
+                None => self.outbox.send(frame),
+            };
+            let written = match sent {
                 Ok(w) => w,
                 Err(e) => {
                     self.die(DeathCause::Crashed {

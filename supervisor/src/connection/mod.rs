@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coreml_ipc_schema::{
-    read_frame_async, Envelope, FrameError, Hello, Message, MAX_FRAME_LEN, UNSOLICITED,
+    encode_frame, read_frame_async, Envelope, ErrorCode, ErrorReply, FrameError, Hello, Message,
+    Welcome, MAX_FRAME_LEN, PROTOCOL_MAJOR, PROTOCOL_MINOR, UNSOLICITED,
 };
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
@@ -175,7 +176,20 @@ impl Connection {
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(HandshakeError::Timeout(cfg.deadlines.handshake)),
         };
-        hello.negotiate()?;
+        if let Err(e) = hello.negotiate() {
+            // Tell the helper why before it is stopped (best effort: it may be gone).
+            let reply = Envelope::new(
+                UNSOLICITED,
+                Message::Error(ErrorReply {
+                    code: ErrorCode::INCOMPATIBLE_VERSION,
+                    message: e.to_string(),
+                }),
+            );
+            if let Ok(frame) = encode_frame(&reply) {
+                let _ = writer.try_write(&frame);
+            }
+            return Err(e.into());
+        }
         cfg.sandbox
             .check_hello(hello.sandboxed)
             .map_err(crate::process::spawn::SpawnError::from)?;
@@ -184,6 +198,19 @@ impl Connection {
         tracing::info!(generation, pid = process.pid(), engine = %hello.engine, sandbox = %report, "helper ready");
 
         let outbox = Outbox::new(writer);
+        // The supervisor's version, before any request (docs/protocol.md, section 7).
+        let welcome = Envelope::new(
+            UNSOLICITED,
+            Message::Welcome(Welcome {
+                protocol_major: PROTOCOL_MAJOR,
+                protocol_minor: PROTOCOL_MINOR,
+                supervisor_version: env!("CARGO_PKG_VERSION").into(),
+            }),
+        );
+        let sent = encode_frame(&welcome).map_err(|e| HandshakeError::Garbage(e.to_string()));
+        outbox
+            .send(sent?)
+            .map_err(|e| HandshakeError::Closed(e.to_string()))?;
         let (death, _) = watch::channel(None);
         let (keeper, abandoned) = tokio::sync::mpsc::unbounded_channel();
         let conn = Arc::new(Connection {

@@ -205,6 +205,7 @@ impl Supervisor {
             source_path: source_path.into(),
             staging_dir: self.inner.cfg.staging_dir.display().to_string(),
             compute_units: compute_units.unwrap_or(self.inner.cfg.compute_units),
+            deadline_us: None,
         });
         let budget = budget.min(self.inner.cfg.deadlines.compile);
         match self
@@ -245,6 +246,7 @@ impl Supervisor {
             model_id: id.0,
             bundle_path: bundle_path.into(),
             compute_units: cu,
+            deadline_us: None,
         });
         let budget = budget.min(self.inner.cfg.deadlines.load);
         match self.inner.request(Stage::Load, msg, Some(budget)).await? {

@@ -260,18 +260,19 @@ impl Inner {
             }
             let msg = Message::AttachRegion(AttachRegion {
                 region: r.id,
-                name: r.name,
                 size: r.len,
             });
             let deadline = deadline.min(Instant::now() + self.cfg.deadlines.control);
+            // The region's descriptor rides on the frame's first byte (SCM_RIGHTS).
             match conn
-                .call(
+                .call_passing(
                     self.next_id(),
                     Stage::AttachRegion,
                     msg,
                     deadline,
                     vec![],
                     self.cfg.reply_spin,
+                    Some(r.region),
                 )
                 .await
                 .0
@@ -383,6 +384,7 @@ impl Inner {
             model_id: model.id.0,
             bundle_path: model.bundle_path.clone(),
             compute_units: model.compute_units,
+            deadline_us: None,
         });
         match conn
             .call(

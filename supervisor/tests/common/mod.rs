@@ -118,9 +118,26 @@ pub fn snapshot() -> Resources {
             zombies.push(e.file_name().to_string_lossy().parse().unwrap_or(0));
         }
     }
-    let mut shm = coreml_supervisor::shm::own_regions();
-    shm.sort();
+    let shm = mapped_regions(std::process::id());
     Resources { fds, zombies, shm }
+}
+
+/// Shared-memory regions process `pid` maps: the inodes of its anonymous regions
+/// (`/memfd:coreml-bridge-region`), plus any `/dev/shm` path (named shared
+/// memory, which must never appear), sorted.
+pub fn mapped_regions(pid: u32) -> Vec<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let mut v: Vec<String> = maps
+        .lines()
+        .filter(|l| l.contains("/memfd:coreml-bridge-region") || l.contains("/dev/shm/"))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            format!("{} {}", f.get(4).unwrap_or(&"?"), f[5..].join(" "))
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Waits until fds, zombies and shared memory are back to `before`.
