@@ -55,9 +55,7 @@ pub use process::sandbox::{
     Applied, PreparedSandbox, SandboxConfig, SandboxError, SandboxReport, SYSTEM_READ_ONLY,
     SYSTEM_READ_WRITE,
 };
-pub use process::sandbox::{
-    UnsandboxedHelper, DEFAULT_ENV_ALLOW, DEFAULT_HARD_MEMORY_LIMIT, SHM_DIR,
-};
+pub use process::sandbox::{UnsandboxedHelper, DEFAULT_ENV_ALLOW, DEFAULT_HARD_MEMORY_LIMIT};
 pub use process::spawn::{HelperProcess, SpawnError};
 #[cfg(target_os = "linux")]
 pub use process::{cgroup, landlock, seccomp};

@@ -33,7 +33,10 @@ async fn drop_kills_helper() {
     common::watchdog(Duration::from_secs(30), async {
         for (i, h) in common::helpers().into_iter().enumerate() {
             let before = common::snapshot();
-            let sup = common::start(&h, common::config(&h)).await;
+            let mut cfg = common::config(&h);
+            // The grandchild needs fork, which the sandbox denies by default.
+            cfg.sandbox.allow_fork = true;
+            let sup = common::start(&h, cfg).await;
             let m = sup.load("diag:echo?shape=16", None).await.expect("load");
             let p = sup
                 .predict(m.id, &[("x", &[9u8; 64])])

@@ -73,9 +73,7 @@ async fn sandbox_escapes_denied() {
             .arg("--probe-escapes")
             .env("COREML_PROBE_UNIX", &sock_path)
             .env("COREML_PROBE_HOME_FILE", home_file.path());
-        let mut cfg = SandboxConfig::default().read_write(std::env::temp_dir());
-        // This probe attaches no region by name (protocol v2 passes descriptors).
-        cfg.shm_by_name = false;
+        let cfg = SandboxConfig::default().read_write(std::env::temp_dir());
         let (helper, mut sock) = HelperProcess::spawn(&cmd, &cfg).expect("spawn probe");
         sock.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();

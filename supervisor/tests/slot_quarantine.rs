@@ -14,6 +14,8 @@ async fn slot_quarantine() {
         let mut cfg = common::config(h);
         // Longer than the escaped child lives: the generation ends normally.
         cfg.deadlines.reap = Duration::from_secs(20);
+        // The escaping child needs fork, which the sandbox denies by default.
+        cfg.sandbox.allow_fork = true;
         let sup = common::start(h, cfg).await;
         let bad = sup
             .load("diag:echo?shape=4096&fault=escape-child&ms=2000", None)

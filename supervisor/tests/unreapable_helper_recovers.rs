@@ -17,6 +17,8 @@ async fn unreapable_helper_recovers() {
         let before = common::snapshot();
         let mut cfg = common::config(h);
         cfg.deadlines.reap = Duration::from_millis(300);
+        // The escaping child needs fork, which the sandbox denies by default.
+        cfg.sandbox.allow_fork = true;
         let bound = cfg.deadlines.shutdown + cfg.deadlines.reap;
         let sup = common::start(h, cfg).await;
         let healthy = sup.load("diag:echo?shape=4", None).await.expect("load");

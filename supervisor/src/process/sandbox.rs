@@ -39,10 +39,6 @@ pub struct SandboxConfig {
     pub read_only: Vec<PathBuf>,
     /// Read-write paths (staging and cache directories).
     pub read_write: Vec<PathBuf>,
-    /// Let the helper open POSIX shared memory by name in `/dev/shm` (read-write).
-    /// Needed only by helpers that attach regions by name (protocol v1); helpers
-    /// that receive regions as descriptors need no path at all. Default: on.
-    pub shm_by_name: bool,
     /// Environment variables the helper inherits from the app (exact names, or
     /// prefixes ending in `*`); the [`HelperCommand`](crate::HelperCommand)'s own
     /// variables are always set. Default: [`DEFAULT_ENV_ALLOW`].
@@ -104,7 +100,6 @@ impl Default for SandboxConfig {
             namespaces: true,
             read_only: Vec::new(),
             read_write: Vec::new(),
-            shm_by_name: true,
             env_allow: DEFAULT_ENV_ALLOW.iter().map(|s| s.to_string()).collect(),
             memory_max: Some(DEFAULT_HARD_MEMORY_LIMIT),
             cgroup_parent: None,
@@ -139,9 +134,6 @@ pub const SYSTEM_READ_ONLY: &[&str] = &[
 
 /// Read-write paths every helper needs: the null devices.
 pub const SYSTEM_READ_WRITE: &[&str] = &["/dev/null", "/dev/zero"];
-
-/// The POSIX shared-memory directory ([`SandboxConfig::shm_by_name`]).
-pub const SHM_DIR: &str = "/dev/shm";
 
 /// The state of one sandbox part.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,8 +12,8 @@
 use std::path::PathBuf;
 
 use super::{
-    Applied, PreparedSandbox, SandboxConfig, SandboxError, SandboxReport, SHM_DIR,
-    SYSTEM_READ_ONLY, SYSTEM_READ_WRITE,
+    Applied, PreparedSandbox, SandboxConfig, SandboxError, SandboxReport, SYSTEM_READ_ONLY,
+    SYSTEM_READ_WRITE,
 };
 use crate::process::{cgroup::MemoryCgroup, landlock::Paths, seccomp};
 
@@ -41,9 +41,6 @@ pub(super) fn prepare(
         paths.read_only.extend(read_only.iter().cloned());
         paths.read_only.extend(cfg.read_only.iter().cloned());
         paths.read_write.extend(cfg.read_write.iter().cloned());
-        if cfg.shm_by_name {
-            paths.read_write.push(SHM_DIR.into());
-        }
         let (fd, applied) = paths.ruleset()?;
         prepared.landlock_fd = fd;
         applied
