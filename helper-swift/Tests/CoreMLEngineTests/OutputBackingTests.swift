@@ -22,7 +22,7 @@ final class OutputBackingTests: WatchdogTestCase {
     private func start(_ model: MLModel) throws -> Peer {
         let peer = try Peer(engine: CoreMLEngine(hooks: hooks(model: model)))
         _ = try peer.receive()
-        XCTAssertEqual(try peer.call(.attachRegion(AttachRegion(region: 0, name: region.name, size: UInt64(region.size)))),
+        XCTAssertEqual(try peer.attach(0, region),
                        .regionAttached(RegionId(region: 0)))
         guard case .loaded = try peer.call(.load(Load(modelId: 1, bundlePath: "/m.mlmodelc", computeUnits: .all))) else {
             throw Peer.Closed()

@@ -84,7 +84,7 @@ final class CoreMLIntegrationTests: WatchdogTestCase {
         case "0": XCTAssertFalse(hello.computeUnits.contains(.cpuAndNeuralEngine), "\(hello.computeUnits)")
         default: break
         }
-        XCTAssertEqual(try peer.call(.attachRegion(AttachRegion(region: 0, name: region.name, size: UInt64(region.size)))),
+        XCTAssertEqual(try peer.attach(0, region),
                        .regionAttached(RegionId(region: 0)))
         var modelId: UInt64 = 0
         for f in fixtures {
@@ -158,8 +158,8 @@ final class CoreMLIntegrationTests: WatchdogTestCase {
             XCTAssertEqual(e.requestId, id)
             return e.message
         }
-        XCTAssertEqual(try call(1, .attachRegion(AttachRegion(region: 0, name: region.name, size: UInt64(region.size)))),
-                       .regionAttached(RegionId(region: 0)))
+        try Peer.sendPassing(h.fd, 1, .attachRegion(AttachRegion(region: 0, size: UInt64(region.size))), descriptor: region.fd)
+        XCTAssertEqual(try h.receive(timeout: 300).message, .regionAttached(RegionId(region: 0)))
         let source = dir.appendingPathComponent("\(f.name).mlpackage").path
         guard case .compiled(let c) = try call(2, .compile(Compile(sourcePath: source, stagingDir: staging.path, computeUnits: .all))) else {
             return XCTFail("compile inside the sandbox")
