@@ -16,7 +16,7 @@ export COREML_BRIDGE_CACHE := $(CACHE)
 SWIFT_OUT ?= $(CACHE)/swift-out
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test test-rust test-swift swift-helper assets lint demo bench fuzz fuzz-mlpackage clean
+.PHONY: all build test test-rust test-swift swift-helper assets lint demo bench fuzz clean models test-python fuzz-mlpackage
 
 all: build
 
@@ -43,7 +43,7 @@ test-rust: swift-helper assets
 	COREML_TEST_HELPERS="swift=$$($(SWIFT_TOOLCHAIN) launcher) $(SWIFT_OUT)/coreml-helper-faults" \
 		$(CARGO) test --workspace --no-fail-fast
 
-test: test-swift test-rust
+test: test-python test-swift test-rust
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -52,15 +52,31 @@ lint:
 demo: assets
 	scripts/demo.sh
 
-bench:
+## Benchmarks. The PyTorch rows of candle-bench run in the torch environment
+## (scripts/python_env.sh torch: created on first use, about 3 GB, cached).
+bench: assets
 	$(CARGO) run --release -p coreml-supervisor --bin supervisor-bench
-	$(CARGO) run --release -p coreml-candle --bin candle-bench
+	python=$$(scripts/python_env.sh torch) && \
+		$(CARGO) run --release -p coreml-candle --bin candle-bench -- --python "$$python"
 
 fuzz:
 	cd ipc-schema/fuzz && $(CARGO) +nightly fuzz run decode -- -max_total_time=$(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean
+
+## Core ML packages of the model set, every variant, with manifests and op audits
+## (scripts/models/README.md). Needs the torch environment (about 3 GB, cached);
+## packages stay in $(CACHE)/models, manifests land in scripts/models/manifests.
+## Cached and resumable: `make models MODELS_ARGS="--model resnet50"` for one model.
+MODELS_ARGS ?=
+models: assets
+	$$(scripts/python_env.sh torch) scripts/models/convert.py $(MODELS_ARGS)
+
+## The conversion tooling's tests on tiny MIL-builder programs: coremltools
+## without torch, a few seconds.
+test-python:
+	$$(scripts/python_env.sh coremltools) -m pytest -q -p no:cacheprovider scripts/models/tests
 
 ## Unbounded cargo-fuzz run of the .mlpackage reader (nightly).
 fuzz-mlpackage:

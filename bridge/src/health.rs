@@ -5,18 +5,41 @@
 //! use coreml_bridge::health::{HealthBus, HealthEvent};
 //!
 //! let bus = HealthBus::new();
-//! bus.push(HealthEvent::Memory { bytes: 512 << 20 });
-//! bus.push(HealthEvent::Crash { model: None, detail: "helper killed by signal 9".into() });
+//! bus.push(HealthEvent::Memory { bytes: 512 << 20, domain: None });
+//! bus.push(HealthEvent::Crash { model: None, domain: None, detail: "helper killed by signal 9".into() });
 //! let drained = bus.drain();
 //! assert_eq!(drained.len(), 2);
 //! assert!(bus.drain().is_empty());
 //! ```
 //!
 //! The engine pushes; the router drains before each routing decision and
-//! feeds the reports to the telemetry and to the breakers (memory and
-//! unattributed crashes go to every model's breaker: they share the helper).
+//! feeds the reports to the telemetry and to the breakers. Memory and
+//! unattributed crashes go to the breakers of the models that share the
+//! helper: its isolation [`DomainScope`] (`None`: every Core ML model).
+//! Outages of the whole engine (no helper can start) and its return are
+//! reported too, so the router can send every model to the fallback
+//! meanwhile without blaming any model.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The models served by one helper (an isolation domain) and its budget.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DomainScope {
+    /// The domain's name.
+    pub name: String,
+    /// The models it serves.
+    pub models: Vec<String>,
+    /// Its helper's memory limit, if it has one.
+    pub memory_limit: Option<u64>,
+}
+
+impl DomainScope {
+    /// Whether `model` is served by this domain.
+    pub fn contains(&self, model: &str) -> bool {
+        self.models.iter().any(|m| m == model)
+    }
+}
 
 /// One report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,11 +48,15 @@ pub enum HealthEvent {
     Memory {
         /// Resident bytes (the helper's process tree).
         bytes: u64,
+        /// The helper's domain (`None`: every model shares it).
+        domain: Option<DomainScope>,
     },
     /// The helper died outside any request of a model (or of `model`).
     Crash {
         /// The model whose request it was serving, if known.
         model: Option<String>,
+        /// The helper's domain (`None`: every model shares it).
+        domain: Option<DomainScope>,
         /// What happened.
         detail: String,
     },
@@ -37,6 +64,23 @@ pub enum HealthEvent {
     Restarted {
         /// Why.
         detail: String,
+    },
+    /// No helper can run now (its restart budget is spent, or it cannot
+    /// start): Core ML is unavailable for every model until it comes back.
+    Outage {
+        /// Why.
+        reason: String,
+        /// When the engine tries again.
+        next_try_in: Duration,
+        /// The domain that is out (`None`: the whole engine).
+        domain: Option<DomainScope>,
+    },
+    /// A helper runs again after an [`HealthEvent::Outage`].
+    Recovered {
+        /// What came back.
+        detail: String,
+        /// The domain that came back (`None`: the whole engine).
+        domain: Option<DomainScope>,
     },
 }
 

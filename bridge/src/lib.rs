@@ -29,37 +29,28 @@
 //! * [`router::Router`] implements [`inference::InferenceEngine`]: per model,
 //!   Core ML first and Candle as fallback, behind a [`breaker::Breaker`].
 //! * [`telemetry::Telemetry`] counts and times every stage; its
-//!   [`snapshot::Snapshot`] renders as JSON, a table or Prometheus text.
-//! * [`coreml_engine::CoreMlEngine`] runs models in the supervised helper;
+//!   [`telemetry::snapshot::Snapshot`] renders as JSON, a table or Prometheus text.
+//! * [`coreml::engine::CoreMlEngine`] runs models in the supervised helper;
 //!   [`setup::router_from_env`] builds the default router (Core ML when
 //!   `COREML_HELPER` names a helper that has it, else Candle alone, said once).
 //! * The engine crates are re-exported: [`inference`] (the API),
 //!   [`supervisor`], and `candle` (feature `candle`, on by default). The
 //!   supervisor crate itself stays free of Candle.
+//!
+//! One folder per concept: [`router`] (decisions), [`breaker`] (the state
+//! machine and its rules), [`coreml`] (everything that speaks to the helper,
+//! including the compiled-model cache) and [`telemetry`] (recording and
+//! rendering). [`health`], [`clock`] and [`taxonomy`] are the small shared
+//! vocabulary between them; [`setup`] wires the default router.
 
 pub mod breaker;
-mod breaker_config;
 pub mod clock;
-mod coreml_compile;
-pub mod coreml_convert;
-pub mod coreml_engine;
-pub mod coreml_events;
-pub mod events;
-pub mod force_enable;
+pub mod coreml;
 pub mod health;
-pub mod latency;
-pub mod model_cache;
-pub mod prometheus;
-pub mod routed;
 pub mod router;
-mod router_builder;
-mod router_prepare;
 pub mod setup;
-pub mod snapshot;
-pub mod table;
 pub mod taxonomy;
 pub mod telemetry;
-pub mod trip;
 
 /// The Candle CPU engine (`coreml-candle`): ground truth and fallback.
 #[cfg(feature = "candle")]

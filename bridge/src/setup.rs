@@ -23,7 +23,7 @@ use coreml_inference::InferenceEngine;
 use coreml_supervisor::{SupervisorConfig, HELPER_ENV};
 
 use crate::breaker::BreakerConfig;
-use crate::coreml_engine::{CoreMlEngine, CoreMlOptions, COREML_ENGINE};
+use crate::coreml::engine::{CoreMlEngine, CoreMlOptions, COREML_ENGINE};
 use crate::health::HealthBus;
 use crate::router::Router;
 use crate::telemetry::Telemetry;
@@ -65,8 +65,9 @@ pub async fn router_with_helper(helper: Result<SupervisorConfig, String>, setup:
         Router::builder().fallback(setup.fallback).breaker(setup.breaker.clone()).telemetry(telemetry.clone());
     let started = match helper {
         Ok(mut cfg) => {
-            if cfg.memory_limit.is_none() {
-                cfg.memory_limit = setup.breaker.memory_limit;
+            // The breaker's limit replaces the supervisor's default (not an explicit one).
+            if cfg.memory_limit.is_none() || cfg.memory_limit == Some(coreml_supervisor::DEFAULT_MEMORY_LIMIT) {
+                cfg.memory_limit = setup.breaker.memory_limit.or(cfg.memory_limit);
             }
             let health = HealthBus::new();
             CoreMlEngine::start(cfg, setup.coreml, telemetry, health.clone()).await.map(|e| (e, health))

@@ -124,6 +124,37 @@ impl FromStr for FailureKind {
 }
 
 /// `message` prefixed with the tag of `kind`: `[timeout] ...`.
+/// The words that start (after the tag) the message of a request that never
+/// reached the helper: it waited in the queue or for a restart until its
+/// deadline, or no helper could run. Such a failure is no model's doing.
+pub const NOT_REACHED: &str = "never reached the helper";
+
+/// A tagged message of a request that never reached the helper.
+///
+/// ```
+/// use coreml_bridge::inference::InferError;
+/// use coreml_bridge::taxonomy::{not_reached, reached_helper, tagged, FailureKind};
+///
+/// let e = InferError::Unavailable { message: not_reached(FailureKind::Timeout, "restart timed out after 2s") };
+/// assert!(!reached_helper(&e));
+/// assert_eq!(FailureKind::of_infer_error(&e), FailureKind::Timeout);
+/// assert!(reached_helper(&InferError::Backend { message: tagged(FailureKind::Timeout, "predict timed out") }));
+/// ```
+pub fn not_reached(kind: FailureKind, message: impl fmt::Display) -> String {
+    tagged(kind, format!("{NOT_REACHED}: {message}"))
+}
+
+/// Whether a failed request reached the helper (so its failure may be
+/// blamed on the model); see [`not_reached`].
+pub fn reached_helper(e: &InferError) -> bool {
+    let (InferError::Unavailable { message } | InferError::Backend { message }) = e else { return true };
+    let untagged = match FailureKind::from_tag(message) {
+        Some(_) => message.split_once("] ").map_or(message.as_str(), |(_, rest)| rest),
+        None => message.as_str(),
+    };
+    !untagged.starts_with(NOT_REACHED)
+}
+
 pub fn tagged(kind: FailureKind, message: impl fmt::Display) -> String {
     format!("[{}] {message}", kind.name())
 }

@@ -1,6 +1,6 @@
 //! A helper that answers correctly but slowly (`diag:sleep`, 40 ms, SLA
-//! 10 ms): Core ML serves through the warm-up, the p99 over the SLA on three
-//! checks in a row opens the breaker, and Candle serves from then on.
+//! 10 ms): Core ML serves through the warm-up, the p99 over 3× the SLA on
+//! three checks in a row opens the breaker, and Candle serves from then on.
 
 mod common;
 
@@ -10,7 +10,7 @@ use common::helper::{HelperRig, RigOptions};
 use coreml_bridge::breaker::{BreakerConfig, BreakerState};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn p99_over_the_sla_three_times_opens_the_breaker() {
+async fn p99_over_three_times_the_sla_three_checks_in_a_row_opens_the_breaker() {
     tokio::time::timeout(Duration::from_secs(120), async {
         let mut o = RigOptions::new("diag:sleep?ms=40", 0.0);
         o.breaker = BreakerConfig { sla_p99: Some(Duration::from_millis(10)), ..BreakerConfig::default() };
@@ -26,7 +26,7 @@ async fn p99_over_the_sla_three_times_opens_the_breaker() {
         let events = rig.events();
         let opened: Vec<_> = events.iter().filter(|e| e.contains("breaker opened:")).collect();
         assert_eq!(opened.len(), 1, "{events:#?}");
-        assert!(opened[0].contains("over the SLA of 10.0ms on 3 checks in a row"), "{}", opened[0]);
+        assert!(opened[0].contains("over 3× the SLA of 10.0ms on 3 checks in a row"), "{}", opened[0]);
         rig.shutdown().await;
     })
     .await

@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
+use coreml_bridge::breaker::trip::{CloseReason, FallbackReason, TripReason};
 use coreml_bridge::breaker::{Admission, Breaker, BreakerConfig, BreakerState, Outcome, Ticket, Transition};
 use coreml_bridge::taxonomy::FailureKind;
-use coreml_bridge::trip::{CloseReason, FallbackReason, TripReason};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -81,20 +81,21 @@ fn success_rate_just_below_95_percent_over_the_window_trips() {
 }
 
 #[test]
-fn p99_over_the_sla_three_checks_in_a_row_trips() {
-    let _watchdog = common::Watchdog::new("p99_over_the_sla_three_checks_in_a_row_trips", Duration::from_secs(10));
+fn p99_over_three_times_the_sla_three_checks_in_a_row_trips() {
+    let _watchdog =
+        common::Watchdog::new("p99_over_three_times_the_sla_three_checks_in_a_row_trips", Duration::from_secs(10));
     let cfg = BreakerConfig { sla_p99: Some(50 * MS), window: 20, ..BreakerConfig::default() };
     let mut b = Breaker::new(cfg);
     for _ in 0..12 {
         assert!(ok(&mut b, Duration::ZERO, 10 * MS).is_empty());
     }
-    // Slow but successful: the window's p99 goes over the SLA.
-    assert!(ok(&mut b, Duration::ZERO, 80 * MS).is_empty(), "1st violation");
+    // Slow but successful: the window's p99 goes over 3× the SLA.
+    assert!(ok(&mut b, Duration::ZERO, 160 * MS).is_empty(), "1st violation");
     assert!(ok(&mut b, Duration::ZERO, 10 * MS).is_empty(), "2nd violation");
     let ts = ok(&mut b, Duration::ZERO, 10 * MS);
     match opened(&ts) {
-        Some(TripReason::SlaViolations { p99, sla, times }) => {
-            assert_eq!((*p99, *sla, *times), (80 * MS, 50 * MS, 3));
+        Some(TripReason::SlaViolations { p99, sla, factor, times }) => {
+            assert_eq!((*p99, *sla, *factor, *times), (160 * MS, 50 * MS, 3.0, 3));
         }
         other => panic!("{other:?}"),
     }
@@ -109,13 +110,13 @@ fn sla_violations_during_warmup_do_not_count_and_a_recovered_p99_resets_the_coun
     let cfg = BreakerConfig { sla_p99: Some(50 * MS), window: 2, ..BreakerConfig::default() };
     let mut b = Breaker::new(cfg);
     for _ in 0..10 {
-        assert!(ok(&mut b, Duration::ZERO, 90 * MS).is_empty(), "slow during warm-up");
+        assert!(ok(&mut b, Duration::ZERO, 190 * MS).is_empty(), "slow during warm-up");
     }
     // [slow, fast]: 1st violation; [fast, fast]: recovered, count reset.
     for _ in 0..5 {
         assert!(ok(&mut b, Duration::ZERO, MS).is_empty());
         assert!(ok(&mut b, Duration::ZERO, MS).is_empty());
-        assert!(ok(&mut b, Duration::ZERO, 90 * MS).is_empty());
+        assert!(ok(&mut b, Duration::ZERO, 190 * MS).is_empty());
     }
     assert_eq!(b.state(), BreakerState::Closed);
 }
@@ -195,16 +196,17 @@ fn timed_half_open_probe_closes_on_success_and_reopens_on_failure() {
     let ts = b.record(probe, Outcome::failure(FailureKind::Timeout, MS), Duration::from_secs(31));
     assert!(matches!(opened(&ts), Some(TripReason::ProbeFailed { kind: FailureKind::Timeout })));
 
-    // Open again from 31 s: the next probe at 61 s succeeds and closes it.
-    assert!(matches!(b.admit(Duration::from_secs(60), false).0, Admission::Fallback { .. }));
-    let (a, _) = b.admit(Duration::from_secs(61), false);
+    // Open again from 31 s, and the failed probe doubled the wait: the next
+    // probe at 91 s succeeds and closes it.
+    assert!(matches!(b.admit(Duration::from_secs(90), false).0, Admission::Fallback { .. }));
+    let (a, _) = b.admit(Duration::from_secs(91), false);
     let Admission::Primary { ticket: probe } = a else { panic!("{a:?}") };
-    let ts = b.record(probe, Outcome::success(MS), Duration::from_secs(61));
+    let ts = b.record(probe, Outcome::success(MS), Duration::from_secs(91));
     assert!(matches!(ts.as_slice(), [Transition::Closed { reason: CloseReason::ProbeSucceeded { probes: 1 } }]));
     assert_eq!(b.state(), BreakerState::Closed);
     // A fresh warm-up follows.
     for _ in 0..10 {
-        assert!(fail(&mut b, Duration::from_secs(62), FailureKind::Other).is_empty());
+        assert!(fail(&mut b, Duration::from_secs(92), FailureKind::Other).is_empty());
     }
 }
 
@@ -212,7 +214,7 @@ fn timed_half_open_probe_closes_on_success_and_reopens_on_failure() {
 fn without_a_probe_interval_it_stays_open_until_forced() {
     let _watchdog =
         common::Watchdog::new("without_a_probe_interval_it_stays_open_until_forced", Duration::from_secs(10));
-    let mut b = Breaker::new(BreakerConfig::default());
+    let mut b = Breaker::new(BreakerConfig { half_open_after: None, ..BreakerConfig::default() });
     for _ in 0..11 {
         fail(&mut b, Duration::ZERO, FailureKind::Other);
     }

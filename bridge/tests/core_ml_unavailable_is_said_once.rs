@@ -40,7 +40,7 @@ async fn a_helper_that_cannot_start_is_announced_once_and_candle_serves() {
         let said = snap
             .events
             .iter()
-            .filter(|e| matches!(e.kind, coreml_bridge::events::EventKind::PrimaryUnavailable { .. }))
+            .filter(|e| matches!(e.kind, coreml_bridge::telemetry::events::EventKind::PrimaryUnavailable { .. }))
             .count();
         assert_eq!(said, 1);
         for k in 0..3 {

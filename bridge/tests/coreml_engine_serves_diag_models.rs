@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::helper::{supervisor_config, HelperRig, RigOptions};
-use coreml_bridge::coreml_engine::{CoreMlEngine, CoreMlOptions};
+use coreml_bridge::coreml::engine::{CoreMlEngine, CoreMlOptions};
 use coreml_bridge::health::HealthBus;
 use coreml_bridge::inference::{
     conformance, ComputeUnits, ModelArtifact, ModelFormat, PrepareOptions, Tensor, TensorMap,
 };
-use coreml_bridge::prometheus::parse;
+use coreml_bridge::telemetry::prometheus::parse;
 use coreml_bridge::telemetry::Telemetry;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::helper::{HelperRig, RigOptions};
+use coreml_bridge::breaker::force_enable::FORCE_ENABLE_ENV;
 use coreml_bridge::breaker::BreakerState;
-use coreml_bridge::force_enable::FORCE_ENABLE_ENV;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_the_model_in_coreml_force_enable_brings_core_ml_back() {

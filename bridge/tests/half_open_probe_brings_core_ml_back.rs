@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::helper::{HelperRig, RigOptions};
+use coreml_bridge::breaker::force_enable::ForceSource;
 use coreml_bridge::breaker::{BreakerConfig, BreakerState};
-use coreml_bridge::force_enable::ForceSource;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timed_probe_closes_the_breaker_when_core_ml_behaves() {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Rig, MODEL};
+use coreml_bridge::breaker::force_enable::ForceSet;
 use coreml_bridge::breaker::{BreakerConfig, BreakerState};
-use coreml_bridge::force_enable::ForceSet;
 use coreml_bridge::health::HealthEvent;
 use coreml_bridge::inference::double::DoubleEngine;
 use coreml_bridge::inference::{
@@ -167,7 +167,7 @@ async fn helper_memory_over_the_limit_opens_every_model_on_that_helper() {
         for i in 0..10 {
             assert_eq!(rig.infer(i as f32).await.unwrap(), "coreml");
         }
-        rig.health.push(HealthEvent::Memory { bytes: 3 << 30 });
+        rig.health.push(HealthEvent::Memory { bytes: 3 << 30, domain: None });
         assert_eq!(rig.infer(1.0).await.unwrap(), "candle");
         assert_eq!(rig.router.breaker_state(MODEL), Some(BreakerState::Open));
         let lines = rig.event_lines();

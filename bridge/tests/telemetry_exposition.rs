@@ -7,15 +7,15 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use coreml_bridge::breaker::trip::{FallbackReason, TripReason};
 use coreml_bridge::breaker::BreakerState;
 use coreml_bridge::clock::ManualClock;
 use coreml_bridge::inference::ComputeUnits;
-use coreml_bridge::latency::Stage;
-use coreml_bridge::prometheus::parse;
-use coreml_bridge::snapshot::{SandboxPart, Snapshot};
 use coreml_bridge::taxonomy::FailureKind;
+use coreml_bridge::telemetry::latency::Stage;
+use coreml_bridge::telemetry::prometheus::parse;
+use coreml_bridge::telemetry::snapshot::{SandboxPart, Snapshot};
 use coreml_bridge::telemetry::Telemetry;
-use coreml_bridge::trip::{FallbackReason, TripReason};
 
 fn busy_telemetry() -> Telemetry {
     let clock = ManualClock::new();

@@ -10,33 +10,75 @@
 //! assert!(inputs.contains("attention_mask"));
 //! ```
 //!
+//! [`TextTokenizer::encode_batch_counted`] also says which texts were cut;
+//! [`limit`] finds the model's own token limit.
+//!
 //! Uses the `tokenizers` crate without its default features (no Oniguruma C
 //! library, no network): `fancy-regex` handles the pre-tokeniser patterns.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use coreml_inference::{Tensor, TensorMap};
 use tokenizers::{PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+pub mod limit;
 
 /// A tokenizer that pads to the longest sequence of a batch and truncates to
 /// a maximum length.
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// The same without truncation or padding: counts the tokens of cut texts.
+    counter: Tokenizer,
     max_len: usize,
 }
 
-/// Tokenizer errors (file, format or encoding).
+/// Model inputs and, per text, how many tokens it has before truncation.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub inputs: TensorMap,
+    /// Tokens of each text, special tokens included, before truncation.
+    pub tokens: Vec<usize>,
+    /// The limit the inputs were truncated to.
+    pub max_len: usize,
+}
+
+impl Encoded {
+    /// `(index, tokens)` of every text longer than the limit.
+    pub fn truncated(&self) -> Vec<(usize, usize)> {
+        self.tokens
+            .iter()
+            .enumerate()
+            .filter(|&(_, &n)| n > self.max_len)
+            .map(|(i, &n)| (i, n))
+            .collect()
+    }
+}
+
+/// Tokenizer errors.
 #[derive(Debug, thiserror::Error)]
-#[error("tokenizer: {0}")]
-pub struct TokenizerError(String);
+pub enum TokenizerError {
+    /// `tokenizer.json` could not be read or is not a tokenizer.
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+    /// Settings or texts the tokenizer refused.
+    #[error("tokenizer: {0}")]
+    Encode(String),
+}
 
 impl TextTokenizer {
     /// Loads `tokenizer.json`; sequences longer than `max_len` tokens
     /// (special tokens included) are truncated.
     pub fn from_file(path: impl AsRef<Path>, max_len: usize) -> Result<Self, TokenizerError> {
         let path = path.as_ref();
-        let mut inner = Tokenizer::from_file(path)
-            .map_err(|e| TokenizerError(format!("{}: {e}", path.display())))?;
+        let mut inner = Tokenizer::from_file(path).map_err(|e| TokenizerError::File {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let mut counter = inner.clone();
+        counter.with_padding(None);
+        counter
+            .with_truncation(None)
+            .map_err(|e| TokenizerError::Encode(e.to_string()))?;
         // Keep the file's pad token when it has one; else BERT's or RoBERTa's.
         let (pad_id, pad_token) = match inner.get_padding() {
             Some(p) => (p.pad_id, p.pad_token.clone()),
@@ -58,8 +100,12 @@ impl TextTokenizer {
                 max_length: max_len,
                 ..TruncationParams::default()
             }))
-            .map_err(|e| TokenizerError(e.to_string()))?;
-        Ok(Self { inner, max_len })
+            .map_err(|e| TokenizerError::Encode(e.to_string()))?;
+        Ok(Self {
+            inner,
+            counter,
+            max_len,
+        })
     }
 
     /// Maximum sequence length.
@@ -70,10 +116,27 @@ impl TextTokenizer {
     /// `input_ids` and `attention_mask` as `i64[B, T]`, `T` the longest
     /// sequence of the batch.
     pub fn encode_batch(&self, texts: &[&str]) -> Result<TensorMap, TokenizerError> {
+        Ok(self.encode_batch_counted(texts)?.inputs)
+    }
+
+    /// [`Self::encode_batch`], and how many tokens each text has before
+    /// truncation (texts that fit are not tokenised twice).
+    pub fn encode_batch_counted(&self, texts: &[&str]) -> Result<Encoded, TokenizerError> {
         let enc = self
             .inner
             .encode_batch(texts.to_vec(), true)
-            .map_err(|e| TokenizerError(e.to_string()))?;
+            .map_err(|e| TokenizerError::Encode(e.to_string()))?;
+        let mut tokens = Vec::with_capacity(texts.len());
+        for (text, e) in texts.iter().zip(&enc) {
+            tokens.push(if e.get_overflowing().is_empty() {
+                e.get_attention_mask().iter().filter(|&&m| m != 0).count()
+            } else {
+                self.counter
+                    .encode(*text, true)
+                    .map_err(|e| TokenizerError::Encode(e.to_string()))?
+                    .len()
+            });
+        }
         let t = enc.first().map_or(0, |e| e.get_ids().len());
         let mut ids = Vec::with_capacity(texts.len() * t);
         let mut mask = Vec::with_capacity(texts.len() * t);
@@ -82,10 +145,15 @@ impl TextTokenizer {
             mask.extend(e.get_attention_mask().iter().map(|&m| i64::from(m)));
         }
         let shape = vec![texts.len(), t];
-        let err = |e: coreml_inference::TensorError| TokenizerError(e.to_string());
-        Ok(TensorMap::new()
+        let err = |e: coreml_inference::TensorError| TokenizerError::Encode(e.to_string());
+        let inputs = TensorMap::new()
             .with("input_ids", Tensor::new(shape.clone(), ids).map_err(err)?)
-            .with("attention_mask", Tensor::new(shape, mask).map_err(err)?))
+            .with("attention_mask", Tensor::new(shape, mask).map_err(err)?);
+        Ok(Encoded {
+            inputs,
+            tokens,
+            max_len: self.max_len,
+        })
     }
 }
 
@@ -146,5 +214,26 @@ mod tests {
         let out = t.encode_batch(&["hello world hello"]).unwrap();
         assert_eq!(out.i64("input_ids").unwrap(), &[2, 4, 3]);
         assert!(TextTokenizer::from_file("/nonexistent/tokenizer.json", 8).is_err());
+    }
+
+    #[test]
+    fn counts_tokens_before_truncation() {
+        let t = tokenizer(4);
+        let enc = t
+            .encode_batch_counted(&["hello", "hello world hello worlds", "hello world"])
+            .unwrap();
+        // [CLS] hello world hello world ##s [SEP] = 7 tokens, cut to 4.
+        assert_eq!(enc.tokens, vec![3, 7, 4]);
+        assert_eq!(enc.truncated(), vec![(1, 7)]);
+        assert_eq!(enc.inputs.get("input_ids").unwrap().shape(), &[3, 4]);
+        assert_eq!(
+            enc.inputs.i64("input_ids").unwrap(),
+            &[2, 4, 3, 0, 2, 4, 5, 3, 2, 4, 5, 3]
+        );
+        assert!(tokenizer(16)
+            .encode_batch_counted(&["hello world hello worlds"])
+            .unwrap()
+            .truncated()
+            .is_empty());
     }
 }

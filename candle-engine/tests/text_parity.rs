@@ -1,26 +1,39 @@
-//! MiniLM and DistilBERT against PyTorch (fixtures from scripts/gen_parity_text.py).
+//! MiniLM and DistilBERT against PyTorch (fixtures from scripts/gen_parity_text.py), and
+//! MiniLM on paragraphs past 128 and 256 tokens at the limit sentence-transformers reads
+//! from the model's sentence_bert_config.json.
 
 mod assets;
 
 use std::time::Duration;
 
+use coreml_candle::text::limit::{LimitSource, SeqLimit};
 use coreml_candle::text::TextTokenizer;
 use coreml_candle::CandleEngine;
 use coreml_inference::{Deadline, InferenceEngine, PrepareOptions, TensorMap};
 
 const TOL: f32 = 1e-4;
 
-fn sentences() -> Vec<String> {
-    let meta: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(assets::fixture("parity/text.json")).unwrap(),
-    )
-    .unwrap();
-    meta["sentences"]
+fn meta() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(assets::fixture("parity/text.json")).unwrap())
+        .unwrap()
+}
+
+fn strings(key: &str) -> Vec<String> {
+    meta()[key]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| s.as_str().unwrap().to_owned())
         .collect()
+}
+
+fn sentences() -> Vec<String> {
+    strings("sentences")
+}
+
+fn minilm_dir() -> std::path::PathBuf {
+    assets::require(assets::weights_dir().join("all-minilm-l6-v2/sentence_bert_config.json"));
+    assets::weights_dir().join("all-minilm-l6-v2")
 }
 
 fn inputs_of(fixture: &TensorMap) -> TensorMap {
@@ -124,5 +137,90 @@ fn distilbert_hidden_states_match_transformers() {
             "reference outputs are not trivial (max |v| = {spread})"
         );
         eprintln!("DistilBERT parity L-inf {err:e}");
+    });
+}
+
+/// The model's own limit, read as sentence-transformers reads it.
+fn minilm_tokenizer() -> TextTokenizer {
+    let limit = SeqLimit::for_model_dir(&minilm_dir(), None).unwrap();
+    assert_eq!(limit.source, LimitSource::SentenceBertConfig);
+    assert_eq!(
+        limit.tokens as u64,
+        meta()["max_seq_length"].as_u64().unwrap()
+    );
+    TextTokenizer::from_file(minilm_dir().join("tokenizer.json"), limit.tokens).unwrap()
+}
+
+#[test]
+fn long_paragraphs_tokenize_and_truncate_like_sentence_transformers() {
+    let fx = assets::parity("minilm_long");
+    let p = strings("paragraphs");
+    let want_tokens: Vec<usize> = meta()["paragraph_tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap() as usize)
+        .collect();
+    // One paragraph between 128 and 256 tokens, one past 256.
+    assert!(128 < want_tokens[0] && want_tokens[0] <= 256 && want_tokens[1] > 256);
+    let enc = minilm_tokenizer()
+        .encode_batch_counted(&p.iter().map(String::as_str).collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(
+        enc.inputs.get("input_ids").unwrap(),
+        fx.get("input_ids").unwrap()
+    );
+    assert_eq!(
+        enc.inputs.get("attention_mask").unwrap(),
+        fx.get("attention_mask").unwrap()
+    );
+    assert_eq!(enc.tokens, want_tokens);
+    assert_eq!(enc.truncated(), vec![(1, want_tokens[1])]);
+}
+
+#[test]
+fn minilm_long_paragraphs_match_sentence_transformers() {
+    let fx = assets::parity("minilm_long");
+    let want = fx.f32("embedding").unwrap().to_vec();
+    let p = strings("paragraphs");
+    assets::run(180, async {
+        let engine = CandleEngine::new();
+        let opts = PrepareOptions::default().with_architecture("all-minilm-l6-v2");
+        let m = engine.prepare(&assets::minilm(), &opts).await.unwrap();
+        let infer = |inputs: TensorMap| {
+            let (engine, m) = (&engine, &m);
+            async move {
+                engine
+                    .infer(m, inputs, Deadline::after(Duration::from_secs(120)))
+                    .await
+                    .unwrap()
+                    .f32("embedding")
+                    .unwrap()
+                    .to_vec()
+            }
+        };
+        // The batch of both (256 positions), as the fixture ran it.
+        let got = infer(inputs_of(&fx)).await;
+        let err = assets::linf(&got, &want);
+        assert!(err <= TOL, "long MiniLM L-inf {err:e} > {TOL:e}");
+        // Each paragraph alone, tokenised in Rust at the model's limit: the shorter one
+        // at its own length (no padding), the longer one cut at 256.
+        let tok = minilm_tokenizer();
+        for (i, text) in p.iter().enumerate() {
+            let one = infer(tok.encode_batch(&[text.as_str()]).unwrap()).await;
+            let err = assets::linf(&one, &want[i * 384..(i + 1) * 384]);
+            assert!(err <= TOL, "paragraph {i} alone: L-inf {err:e} > {TOL:e}");
+        }
+        // The old default of 128 tokens embeds both differently: this test can tell.
+        let short = TextTokenizer::from_file(minilm_dir().join("tokenizer.json"), 128).unwrap();
+        for (i, text) in p.iter().enumerate() {
+            let one = infer(short.encode_batch(&[text.as_str()]).unwrap()).await;
+            let err = assets::linf(&one, &want[i * 384..(i + 1) * 384]);
+            assert!(
+                err > 100.0 * TOL,
+                "paragraph {i} at 128 tokens: L-inf only {err:e}"
+            );
+        }
+        eprintln!("long MiniLM parity L-inf {:e}", assets::linf(&got, &want));
     });
 }

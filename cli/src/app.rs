@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use coreml_bridge::candle::CandleEngine;
 use coreml_bridge::inference::{
-    ComputeUnits, InferenceEngine, ModelArtifact, PrepareOptions, PreparedModel,
+    ArtifactError, ComputeUnits, InferenceEngine, ModelArtifact, PrepareOptions, PreparedModel,
+    TensorError,
 };
 use coreml_bridge::router::{Router, HINT_COREML_ARTIFACT};
 use coreml_bridge::setup::{router_from_env, router_with_helper, RouterSetup};
@@ -43,6 +44,41 @@ pub fn telemetry_dir() -> PathBuf {
 /// Where the weights of the embedded default models are.
 pub fn weights_dir(name: &str) -> PathBuf {
     cache_root().join("weights").join(name)
+}
+
+/// How every command names a file in an error: once, then what is wrong and
+/// what to do, as one sentence (`README.md: the file extension ... was not
+/// recognized as an image format; give a PNG or JPEG image`).
+pub fn file_error(path: &Path, problem: impl std::fmt::Display, advice: &str) -> String {
+    let problem = problem.to_string();
+    let mut chars = problem.chars();
+    let problem = match chars.next() {
+        // Lower-case a leading capital unless it starts an acronym ("IO error").
+        Some(c) if c.is_uppercase() && !chars.next().is_some_and(char::is_uppercase) => {
+            c.to_lowercase().chain(problem.chars().skip(1)).collect()
+        }
+        _ => problem,
+    };
+    format!("{}: {problem}; {advice}", path.display())
+}
+
+/// [`file_error`] for a tensor or image file: a [`TensorError::Io`] already
+/// carries the path, so only its message is kept.
+pub fn tensor_file_error(path: &Path, e: &TensorError, advice: &str) -> String {
+    match e {
+        TensorError::Io { message, .. } => file_error(path, message, advice),
+        other => file_error(path, other, advice),
+    }
+}
+
+/// What to do about a missing weights file: fetch the defaults, or fix a path
+/// the user gave.
+pub fn missing_file_advice(path: &Path) -> &'static str {
+    if path.starts_with(cache_root().join("weights")) {
+        "run `make assets` (scripts/prepare_test_assets.sh) first"
+    } else {
+        "check the path"
+    }
 }
 
 /// A command's context.
@@ -94,11 +130,12 @@ impl App {
         coreml: Option<&Path>,
         max_batch: Option<usize>,
     ) -> Result<PreparedModel, String> {
-        let artifact = ModelArtifact::from_path(candle).map_err(|e| e.to_string())?;
+        let artifact = ModelArtifact::from_path(candle).map_err(|e| artifact_error(candle, &e))?;
         if !candle.exists() {
-            return Err(format!(
-                "{} is missing: run `make assets` (scripts/prepare_test_assets.sh) first",
-                candle.display()
+            return Err(file_error(
+                candle,
+                "no such file",
+                missing_file_advice(candle),
             ));
         }
         let mut options = PrepareOptions::new(self.global.compute_units)
@@ -141,6 +178,19 @@ impl App {
         if let Err(e) = write {
             tracing::warn!("could not save telemetry to {}: {e}", dir.display());
         }
+    }
+}
+
+/// [`file_error`] for an artifact path the engines cannot take.
+pub fn artifact_error(path: &Path, e: &ArtifactError) -> String {
+    match e {
+        ArtifactError::UnknownFormat { .. } => file_error(
+            path,
+            "not a model file",
+            "give a .safetensors weights file, or a Core ML .mlpackage, .mlmodel or .mlmodelc",
+        ),
+        ArtifactError::Io { message, .. } => file_error(path, message, "check the path"),
+        other => other.to_string(),
     }
 }
 

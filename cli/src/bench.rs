@@ -17,8 +17,8 @@ use coreml_bridge::candle::text::TextTokenizer;
 use coreml_bridge::inference::{
     Deadline, InferenceEngine, ModelArtifact, PrepareOptions, PreparedModel, Tensor, TensorMap,
 };
-use coreml_bridge::latency::{human_us, StageHistogram};
-use coreml_bridge::table::TextTable;
+use coreml_bridge::telemetry::latency::{human_us, StageHistogram};
+use coreml_bridge::telemetry::table::TextTable;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -55,8 +55,14 @@ pub struct BenchArgs {
 fn inputs_for(model: BenchModel, weights: &std::path::Path) -> Result<TensorMap, String> {
     match model {
         BenchModel::Minilm => {
-            let tok = TextTokenizer::from_file(weights.join("tokenizer.json"), 128)
-                .map_err(|e| e.to_string())?;
+            let file = weights.join("tokenizer.json");
+            let tok = TextTokenizer::from_file(&file, 128).map_err(|e| {
+                if file.exists() {
+                    e.to_string()
+                } else {
+                    app::file_error(&file, "no such file", app::missing_file_advice(&file))
+                }
+            })?;
             let long = "the quick brown fox jumps over the lazy dog ".repeat(20);
             tok.encode_batch(&[long.as_str()])
                 .map_err(|e| e.to_string())
@@ -133,7 +139,14 @@ pub async fn run(global: Global, args: BenchArgs) -> Result<(), String> {
     let inputs = inputs_for(args.model, &dir)?;
 
     let candle: Arc<dyn InferenceEngine> = app::candle_engine();
-    let artifact = ModelArtifact::from_path(&path).map_err(|e| e.to_string())?;
+    let artifact = ModelArtifact::from_path(&path).map_err(|e| app::artifact_error(&path, &e))?;
+    if !path.exists() {
+        return Err(app::file_error(
+            &path,
+            "no such file",
+            app::missing_file_advice(&path),
+        ));
+    }
     let direct = candle
         .prepare(
             &artifact,

@@ -43,7 +43,7 @@ pub async fn run(global: Global, args: ClassifyArgs) -> Result<(), String> {
         .unwrap_or_else(|| app::weights_dir(MODEL).join("model.safetensors"));
     let pixels = ImagePreprocessor::efficientnet_lite()
         .tensor_from_files(&[&args.image])
-        .map_err(|e| format!("{}: {e}", args.image.display()))?;
+        .map_err(|e| app::tensor_file_error(&args.image, &e, "give a PNG or JPEG image"))?;
     let app = App::start(global).await?;
     let model = app
         .prepare(

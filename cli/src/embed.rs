@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use coreml_bridge::candle::text::TextTokenizer;
+use coreml_bridge::candle::text::limit::{LimitError, SeqLimit};
+use coreml_bridge::candle::text::{Encoded, TextTokenizer, TokenizerError};
 use coreml_bridge::inference::Deadline;
 use serde_json::json;
 
@@ -34,9 +35,11 @@ pub struct EmbedArgs {
     /// A Core ML version of the model (.mlpackage / .mlmodelc) to try first.
     #[arg(long)]
     pub coreml_model: Option<PathBuf>,
-    /// Maximum tokens per sentence.
-    #[arg(long, default_value_t = 128)]
-    pub max_len: usize,
+    /// Maximum tokens per sentence, special tokens included [default: the
+    /// model's own limit, as sentence-transformers reads it from
+    /// sentence_bert_config.json: 256 for all-MiniLM-L6-v2].
+    #[arg(long)]
+    pub max_len: Option<usize>,
     /// Print the whole embedding vectors (text output shows the first 6 values).
     #[arg(long)]
     pub full: bool,
@@ -60,13 +63,78 @@ pub fn cosine_matrix(rows: &[&[f32]]) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// The error line for a token limit that cannot be used.
+fn limit_error(e: &LimitError) -> String {
+    match e {
+        LimitError::TooLong {
+            requested,
+            positions,
+            file,
+        } => app::file_error(
+            file,
+            format!("the model has {positions} positions, fewer than --max-len {requested}"),
+            &format!("use --max-len {positions} or less"),
+        ),
+        LimitError::Zero => "--max-len 0 leaves nothing to embed; use 1 or more".into(),
+        LimitError::BadConfig { file, message } => app::file_error(
+            file,
+            format!("not a valid model config ({message})"),
+            "restore it from the model's files, or pass --max-len",
+        ),
+        LimitError::Unknown { dir } => app::file_error(
+            dir,
+            "no sentence_bert_config.json or config.json to read the token limit from",
+            "pass --max-len",
+        ),
+    }
+}
+
+/// One line per sentence longer than the limit.
+pub fn truncation_notes(truncated: &[(usize, usize)], limit: &SeqLimit) -> Vec<String> {
+    truncated
+        .iter()
+        .map(|&(i, n)| {
+            format!(
+                "sentence [{i}] has {n} tokens; only the first {} are embedded (limit from {})",
+                limit.tokens, limit.source
+            )
+        })
+        .collect()
+}
+
 pub async fn run(global: Global, args: EmbedArgs) -> Result<(), String> {
     let dir = args
         .model_dir
         .clone()
         .unwrap_or_else(|| app::weights_dir(MODEL));
-    let tokenizer = TextTokenizer::from_file(dir.join("tokenizer.json"), args.max_len)
-        .map_err(|e| format!("{e} (run `make assets` first)"))?;
+    let tokenizer_file = dir.join("tokenizer.json");
+    if !tokenizer_file.exists() {
+        let advice = if args.model_dir.is_some() {
+            "--model-dir takes a directory with model.safetensors, config.json and tokenizer.json"
+        } else {
+            app::missing_file_advice(&tokenizer_file)
+        };
+        return Err(app::file_error(&tokenizer_file, "no such file", advice));
+    }
+    let limit = SeqLimit::for_model_dir(&dir, args.max_len).map_err(|e| limit_error(&e))?;
+    let tokenizer =
+        TextTokenizer::from_file(&tokenizer_file, limit.tokens).map_err(|e| match e {
+            TokenizerError::File { path, message } => app::file_error(
+                &path,
+                format!("not a tokenizer ({message})"),
+                "give the tokenizer.json that comes with the model",
+            ),
+            other => other.to_string(),
+        })?;
+    let texts: Vec<&str> = args.sentences.iter().map(String::as_str).collect();
+    let encoded = tokenizer
+        .encode_batch_counted(&texts)
+        .map_err(|e| e.to_string())?;
+    let truncated = encoded.truncated();
+    for line in truncation_notes(&truncated, &limit) {
+        eprintln!("note: {line}");
+    }
+    let Encoded { inputs, tokens, .. } = encoded;
     let app = App::start(global).await?;
     let batch = args.sentences.len();
     let model = app
@@ -78,8 +146,6 @@ pub async fn run(global: Global, args: EmbedArgs) -> Result<(), String> {
             Some(batch),
         )
         .await?;
-    let texts: Vec<&str> = args.sentences.iter().map(String::as_str).collect();
-    let inputs = tokenizer.encode_batch(&texts).map_err(|e| e.to_string())?;
     let out = coreml_bridge::inference::InferenceEngine::infer(
         &app.router,
         &model,
@@ -103,6 +169,13 @@ pub async fn run(global: Global, args: EmbedArgs) -> Result<(), String> {
             "served_by": served,
             "notice": app.notice(),
             "sentences": args.sentences,
+            "max_len": limit.tokens,
+            "max_len_source": limit.source.to_string(),
+            "tokens": tokens,
+            "truncated": truncated
+                .iter()
+                .map(|&(i, n)| json!({ "sentence": i, "tokens": n, "kept": limit.tokens }))
+                .collect::<Vec<_>>(),
             "dimensions": dim,
             "embeddings": rows,
             "similarity": sim,

@@ -8,6 +8,7 @@
 //! coreml-bridge run --model m.safetensors --architecture bert --input in.safetensors --output out.safetensors
 //! coreml-bridge bench minilm
 //! coreml-bridge report --format prometheus
+//! coreml-bridge parity
 //! ```
 //!
 //! Every command takes `--json`. Set `COREML_HELPER` to the helper binary
@@ -17,6 +18,7 @@ mod app;
 mod bench;
 mod classify;
 mod embed;
+mod parity;
 mod report;
 mod run;
 
@@ -62,6 +64,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Telemetry of the last commands: table, JSON or Prometheus text.
     Report(report::ReportArgs),
+    /// L∞/RMSE of every engine that runs here against PyTorch FP32 (`make models` golden files).
+    Parity(parity::ParityArgs),
 }
 
 fn init_tracing() {
@@ -84,6 +88,7 @@ async fn main() {
         Command::Run(a) => run::run(cli.global, a).await,
         Command::Bench(a) => bench::run(cli.global, a).await,
         Command::Report(a) => report::run(cli.global, a),
+        Command::Parity(a) => parity::run(cli.global, a).await,
     };
     if let Err(e) = result {
         if json {

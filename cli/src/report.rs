@@ -10,8 +10,8 @@
 //! ```
 
 use clap::{Args, ValueEnum};
-use coreml_bridge::events::EventKind;
-use coreml_bridge::snapshot::Snapshot;
+use coreml_bridge::telemetry::events::EventKind;
+use coreml_bridge::telemetry::snapshot::Snapshot;
 
 use crate::app::{self, telemetry_dir};
 use crate::Global;
@@ -78,8 +78,11 @@ pub fn load_saved() -> Result<Snapshot, String> {
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with("last-") && n.ends_with(".json"));
         if is_snapshot {
-            let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-            snaps.push(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?);
+            let advice = "delete it, or run its command again to replace it";
+            let text = std::fs::read_to_string(&p).map_err(|e| app::file_error(&p, e, advice))?;
+            snaps.push(serde_json::from_str(&text).map_err(|e| {
+                app::file_error(&p, format!("not a telemetry snapshot ({e})"), advice)
+            })?);
         }
     }
     if snaps.is_empty() {

@@ -42,7 +42,13 @@ pub struct RunArgs {
 }
 
 pub async fn run(global: Global, args: RunArgs) -> Result<(), String> {
-    let inputs = TensorMap::read_safetensors(&args.input).map_err(|e| e.to_string())?;
+    let inputs = TensorMap::read_safetensors(&args.input).map_err(|e| {
+        app::tensor_file_error(
+            &args.input,
+            &e,
+            "--input takes the model's input tensors as a safetensors file",
+        )
+    })?;
     let name = args.name.clone().unwrap_or_else(|| {
         args.model
             .file_stem()
@@ -67,8 +73,9 @@ pub async fn run(global: Global, args: RunArgs) -> Result<(), String> {
         )
         .await
         .map_err(|e| format!("{name}: {e}"))?;
-    out.write_safetensors(&args.output)
-        .map_err(|e| e.to_string())?;
+    out.write_safetensors(&args.output).map_err(|e| {
+        app::tensor_file_error(&args.output, &e, "--output must be a writable file path")
+    })?;
     let served = app.served_by(&name);
     app.save_telemetry("run");
     let tensors: Vec<_> = out

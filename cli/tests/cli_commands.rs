@@ -145,7 +145,7 @@ fn embed_classify_and_report_through_the_router() {
         p.contains("coreml_bridge_served_info{model=\"efficientnet-lite0\",engine=\"candle\"} 1"),
         "{p}"
     );
-    coreml_bridge::prometheus::parse(&p).unwrap();
+    coreml_bridge::telemetry::prometheus::parse(&p).unwrap();
 }
 
 #[test]

@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use coreml_ipc_schema::ComputeUnits;
 
-use crate::arena::ArenaConfig;
-use crate::command::{HelperCommand, NoHelperConfigured};
 use crate::error::Stage;
+use crate::process::command::{HelperCommand, NoHelperConfigured};
+use crate::process::sandbox::SandboxConfig;
 use crate::restart::RestartPolicy;
-use crate::sandbox::SandboxConfig;
+use crate::shm::arena::ArenaConfig;
 
 /// Time budgets per request kind. Compile and load get minutes (a first
 /// Neural-Engine compile can take that long); predict is short.
@@ -84,7 +84,11 @@ pub struct SupervisorConfig {
     pub arena: ArenaConfig,
     /// Budgets per stage.
     pub deadlines: Deadlines,
-    /// Kill the helper when its process tree's RSS exceeds this many bytes.
+    /// The soft memory limit: kill the helper (typed `MemoryLimit`) when its
+    /// sampled memory exceeds this many bytes (resident set minus the arena's
+    /// shared pages on Linux, `phys_footprint` on macOS). Default:
+    /// [`DEFAULT_MEMORY_LIMIT`]. The kernel's hard limit is
+    /// [`SandboxConfig::memory_max`](crate::SandboxConfig::memory_max).
     pub memory_limit: Option<u64>,
     /// How often the RSS is sampled.
     pub memory_poll: Duration,
@@ -104,6 +108,10 @@ pub struct SupervisorConfig {
     pub reply_spin: Duration,
 }
 
+/// Default [`SupervisorConfig::memory_limit`]: 4 GiB, below the default hard
+/// limit ([`DEFAULT_HARD_MEMORY_LIMIT`](crate::DEFAULT_HARD_MEMORY_LIMIT), 6 GiB).
+pub const DEFAULT_MEMORY_LIMIT: u64 = 4 << 30;
+
 /// Default [`SupervisorConfig::reply_spin`].
 pub const DEFAULT_REPLY_SPIN: Duration = Duration::from_micros(100);
 
@@ -122,7 +130,7 @@ impl SupervisorConfig {
             sandbox: SandboxConfig::default(),
             arena: ArenaConfig::default(),
             deadlines: Deadlines::default(),
-            memory_limit: None,
+            memory_limit: Some(DEFAULT_MEMORY_LIMIT),
             memory_poll: Duration::from_millis(50),
             restart: RestartPolicy::default(),
             max_in_flight: 64,

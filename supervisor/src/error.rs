@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use coreml_ipc_schema::{ErrorCode, FrameError, VersionError};
 
-use crate::arena::AllocError;
-use crate::process::SpawnError;
+use crate::process::spawn::SpawnError;
+use crate::shm::arena::AllocError;
 
 /// Which kind of request (or phase) a failure belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -17,9 +17,11 @@ use std::time::Duration;
 use coreml_ipc_schema::Hello;
 
 use crate::error::DeathCause;
-use crate::sandbox::SandboxReport;
+use crate::process::sandbox::SandboxReport;
 
 /// Something happened to the helper.
+// `HelperStarted` carries the whole sandbox report; events are rare, size is no concern.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A helper finished its handshake and setup and takes requests.

@@ -25,40 +25,42 @@
 //! [`SandboxConfig`] (Linux sandbox applied before exec), [`arena`] (shared-memory
 //! slots), [`memwatch`] (RSS), [`restart`] (backoff and budget), and the
 //! [`Supervisor`] handle with its [`Event`] stream and [`SupervisorStats`].
+//!
+//! One folder per concept: `process` (spawn, sandbox, reaping, memory
+//! sampling), `connection` (one helper generation's socket: frames in and out,
+//! requests in flight), [`shm`] (regions, the slot [`arena`], slots the helper
+//! may still hold), `predict` (copy-in, output validation) and `supervisor`
+//! (the handle, the request queue, restarts and replay).
 #![warn(missing_docs)]
 
-pub mod arena;
-mod command;
 mod config;
 mod connection;
 mod error;
 mod events;
-mod held;
-mod inbox;
-mod lifecycle;
-pub mod memwatch;
-mod outbox;
-mod output;
 mod predict;
 mod process;
-mod requests;
 pub mod restart;
-mod sandbox;
 pub mod shm;
 mod supervisor;
 mod sys;
-mod watchers;
 
-pub use command::{HelperCommand, NoHelperConfigured, HELPER_ENV, HELPER_LAUNCHER_ENV};
-pub use config::{Deadlines, SupervisorConfig, DEFAULT_REPLY_SPIN};
+pub use config::{Deadlines, SupervisorConfig, DEFAULT_MEMORY_LIMIT, DEFAULT_REPLY_SPIN};
 pub use coreml_ipc_schema as schema;
 pub use error::{DeathCause, Error, HandshakeError, Stage};
 pub use events::{Event, HelperState, SupervisorStats};
-pub use output::{InputBuffer, OutputTensor, Prediction};
-pub use process::{HelperProcess, SpawnError};
-pub use sandbox::{
+pub use predict::output::{InputBuffer, OutputTensor, Prediction};
+pub use process::command::{HelperCommand, NoHelperConfigured, HELPER_ENV, HELPER_LAUNCHER_ENV};
+pub use process::memwatch;
+pub use process::sandbox::{
     Applied, PreparedSandbox, SandboxConfig, SandboxError, SandboxReport, SYSTEM_READ_ONLY,
     SYSTEM_READ_WRITE,
 };
+pub use process::sandbox::{
+    UnsandboxedHelper, DEFAULT_ENV_ALLOW, DEFAULT_HARD_MEMORY_LIMIT, SHM_DIR,
+};
+pub use process::spawn::{HelperProcess, SpawnError};
+#[cfg(target_os = "linux")]
+pub use process::{cgroup, landlock, seccomp};
+pub use shm::arena;
 pub use supervisor::{ModelId, ModelInfo, Supervisor};
 pub use sys::process_alive;

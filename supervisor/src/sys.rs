@@ -10,7 +10,7 @@
 //! # }
 //! ```
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::process::Command;
@@ -122,38 +122,82 @@ pub(crate) struct ChildSetup {
     pub no_new_privs: bool,
     /// A Landlock ruleset fd to enforce with `landlock_restrict_self`.
     pub landlock_fd: Option<RawFd>,
-    /// A compiled seccomp filter to install last.
+    /// Compiled seccomp filters to install last, in order (their
+    /// `SELF_PID_PLACEHOLDER` is replaced with the child's pid first).
     #[cfg(target_os = "linux")]
-    pub seccomp: Option<seccompiler::BpfProgram>,
+    pub seccomp: Vec<seccompiler::BpfProgram>,
     /// The supervisor's pid: the helper gets SIGKILL when the thread that forked
     /// it exits (`PR_SET_PDEATHSIG`), and is not started if the supervisor is
     /// already gone by the time the child runs.
     #[cfg(target_os = "linux")]
     pub parent_pid: libc::pid_t,
+    /// A memory cgroup's `cgroup.procs` to join (by writing `0`) before anything else.
+    pub cgroup_procs: Option<CString>,
+    /// `RLIMIT_DATA` (the memory backstop without a cgroup).
+    pub data_limit: Option<u64>,
+    /// `unshare` flags (0: none).
+    pub unshare: libc::c_int,
+    /// Empty the capability bounding, ambient and effective sets.
+    pub drop_caps: bool,
+    /// Mark every descriptor above 3 close-on-exec (`close_range`).
+    pub close_fds: bool,
+    /// The exec the hook performs itself, with a path pointer the seccomp filter
+    /// knows; `None`: std's own exec follows the hook.
+    pub exec: Option<ExecPlan>,
+}
+
+/// An `execve` prepared in the parent: C strings and the pointer arrays into them.
+pub(crate) struct ExecPlan {
+    path: CString,
+    _strings: Vec<CString>,
+    argv: Vec<usize>,
+    envp: Vec<usize>,
+}
+
+impl ExecPlan {
+    /// `path` to run with `argv` (including argv[0]) and exactly `env`.
+    pub(crate) fn new(path: CString, argv: Vec<CString>, env: Vec<CString>) -> Self {
+        let ptrs = |v: &[CString]| {
+            let mut p: Vec<usize> = v.iter().map(|s| s.as_ptr() as usize).collect();
+            p.push(0);
+            p
+        };
+        let (a, e) = (ptrs(&argv), ptrs(&env));
+        let mut strings = argv;
+        strings.extend(env);
+        Self {
+            path,
+            _strings: strings,
+            argv: a,
+            envp: e,
+        }
+    }
+
+    /// The address of the path, which the seccomp filter allows `execve` with.
+    /// Stable: the string's heap buffer does not move with the plan.
+    pub(crate) fn path_address(&self) -> u64 {
+        self.path.as_ptr() as u64
+    }
 }
 
 /// Installs `setup` as the pre-exec hook of `cmd`.
-pub(crate) fn install_child_setup(cmd: &mut Command, setup: ChildSetup) {
+pub(crate) fn install_child_setup(cmd: &mut Command, mut setup: ChildSetup) {
     use std::os::unix::process::CommandExt;
     let hook = move || -> io::Result<()> {
         // SAFETY: dup2 onto 3 replaces whatever fd 3 was in this (forked, single-threaded)
         // child; the result has close-on-exec cleared, so the helper inherits it.
         check(unsafe { libc::dup2(setup.ipc_fd, 3) })?;
+        if let Some(procs) = setup.cgroup_procs.as_ref() {
+            join_cgroup(procs)?;
+        }
         if setup.no_core {
-            let zero = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: `zero` is a valid rlimit that lives across the call.
-            check(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) })?;
+            set_rlimit(libc::RLIMIT_CORE, 0)?;
         }
         if let Some(n) = setup.nofile {
-            let lim = libc::rlimit {
-                rlim_cur: n as libc::rlim_t,
-                rlim_max: n as libc::rlim_t,
-            };
-            // SAFETY: `lim` is a valid rlimit that lives across the call.
-            check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
+            set_rlimit(libc::RLIMIT_NOFILE, n)?;
+        }
+        if let Some(n) = setup.data_limit {
+            set_rlimit(libc::RLIMIT_DATA, n)?;
         }
         #[cfg(target_os = "linux")]
         {
@@ -164,11 +208,31 @@ pub(crate) fn install_child_setup(cmd: &mut Command, setup: ChildSetup) {
                 // The supervisor died between fork and prctl: nobody would kill us.
                 return Err(io::Error::from_raw_os_error(libc::ESRCH));
             }
+            if setup.unshare != 0 {
+                // SAFETY: unshare takes integer flags only.
+                check(unsafe { libc::unshare(setup.unshare) })?;
+            }
+            if setup.close_fds {
+                // SAFETY: close_range with CLOEXEC only sets flags on descriptors >= 4;
+                // nothing is closed before exec, so no descriptor in use disappears.
+                let rc = unsafe {
+                    libc::syscall(
+                        libc::SYS_close_range,
+                        4u32,
+                        u32::MAX,
+                        libc::CLOSE_RANGE_CLOEXEC,
+                    )
+                };
+                if rc != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             if setup.no_new_privs {
                 // SAFETY: prctl with integer arguments only.
                 check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
             }
             if let Some(fd) = setup.landlock_fd {
+                allow_own_proc(fd)?;
                 // SAFETY: landlock_restrict_self takes a ruleset fd opened by the parent
                 // (inherited across fork) and flags 0; no memory is passed.
                 let rc = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32) };
@@ -176,19 +240,195 @@ pub(crate) fn install_child_setup(cmd: &mut Command, setup: ChildSetup) {
                     return Err(io::Error::last_os_error());
                 }
             }
-            if let Some(prog) = setup.seccomp.as_ref() {
-                seccompiler::apply_filter(prog).map_err(|_| io::Error::last_os_error())?;
+            if setup.drop_caps {
+                drop_capabilities()?;
             }
+            if !setup.seccomp.is_empty() {
+                // SAFETY: getpid takes no arguments and cannot fail.
+                let me = unsafe { libc::getpid() } as u32;
+                for prog in setup.seccomp.iter_mut() {
+                    crate::process::seccomp::patch_self_pid(prog, me);
+                    seccompiler::apply_filter(prog).map_err(|_| io::Error::last_os_error())?;
+                }
+            }
+        }
+        if let Some(plan) = setup.exec.as_ref() {
+            // SAFETY: the path, argv and envp arrays were built in the parent, are
+            // NUL-terminated strings and NULL-terminated pointer arrays, and live in
+            // this closure (copied with the address space by fork). execve only
+            // returns on failure.
+            unsafe {
+                libc::execve(
+                    plan.path.as_ptr(),
+                    plan.argv.as_ptr().cast(),
+                    plan.envp.as_ptr().cast(),
+                )
+            };
+            return Err(io::Error::last_os_error());
         }
         Ok(())
     };
     // SAFETY: the hook runs in the forked child before exec. It only calls dup2,
-    // setrlimit, prctl, getppid, landlock_restrict_self and seccomp
-    // (async-signal-safe system calls), reads data captured before the fork, and
-    // does not allocate on success.
+    // open/write/close, setrlimit, prctl, getppid, unshare, close_range,
+    // landlock_restrict_self, capset, seccomp and execve (async-signal-safe system
+    // calls), reads and patches data captured before the fork, and does not
+    // allocate on success.
     unsafe {
         cmd.pre_exec(hook);
     }
+}
+
+fn set_rlimit(resource: libc::__rlimit_resource_t, n: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: n as libc::rlim_t,
+        rlim_max: n as libc::rlim_t,
+    };
+    // SAFETY: `lim` is a valid rlimit that lives across the call.
+    check(unsafe { libc::setrlimit(resource, &lim) }).map(drop)
+}
+
+/// Adds read access to the child's own `/proc/<pid>` to the Landlock ruleset `fd`
+/// (only the child can name it: `/proc/self` resolves to the caller). The rest of
+/// `/proc` stays out of the ruleset, so the app's `/proc/<pid>` is unreadable.
+#[cfg(target_os = "linux")]
+fn allow_own_proc(ruleset: RawFd) -> io::Result<()> {
+    const RULE_PATH_BENEATH: libc::c_int = 1;
+    const READ_FILE_AND_DIR: u64 = (1 << 2) | (1 << 3);
+    #[repr(C, packed)]
+    struct PathBeneath {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+    // SAFETY: a static NUL-terminated path; O_PATH opens no file contents.
+    let dir = check(unsafe {
+        libc::open(
+            c"/proc/self".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })?;
+    let attr = PathBeneath {
+        allowed_access: READ_FILE_AND_DIR,
+        parent_fd: dir,
+    };
+    // SAFETY: `attr` is a valid landlock_path_beneath_attr for the call; `ruleset` and
+    // `dir` are open descriptors.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset,
+            RULE_PATH_BENEATH,
+            &attr as *const PathBeneath,
+            0u32,
+        )
+    };
+    let err = io::Error::last_os_error();
+    // SAFETY: closing the O_PATH descriptor opened above.
+    unsafe { libc::close(dir) };
+    if rc != 0 {
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Writes `0` (the calling process) to a cgroup's `cgroup.procs`.
+fn join_cgroup(procs: &CStr) -> io::Result<()> {
+    // SAFETY: `procs` is a valid NUL-terminated path for the call.
+    let fd = check(unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    // SAFETY: writing one byte from a static buffer to the fd just opened.
+    let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+    let err = io::Error::last_os_error();
+    // SAFETY: closing the fd opened above.
+    unsafe { libc::close(fd) };
+    if n != 1 {
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Empties the capability bounding and ambient sets and the current sets, so
+/// that a helper started by root holds no capability after exec.
+#[cfg(target_os = "linux")]
+fn drop_capabilities() -> io::Result<()> {
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments; EINVAL past the last capability is expected.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                break;
+            }
+            // EPERM: no CAP_SETPCAP, so nothing to drop from a bounding set we cannot change.
+            if e.raw_os_error() != Some(libc::EPERM) {
+                return Err(e);
+            }
+        }
+    }
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capset reads a v3 header and two data structs, both valid for the call.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `phys_footprint` of `pid` (`proc_pid_rusage` with `RUSAGE_INFO_V4`): the
+/// memory jetsam charges, GPU and Neural-Engine memory included. Compiled only
+/// on macOS; not built or run on the Linux machines this crate is tested on.
+#[cfg(target_os = "macos")]
+pub(crate) fn phys_footprint(pid: u32) -> Option<u64> {
+    let pid = libc::c_int::try_from(pid).ok()?;
+    // SAFETY: rusage_info_v4 is plain old data, so an all-zero value is valid.
+    let mut info: libc::rusage_info_v4 = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid, exclusively borrowed rusage_info_v4 for the call and
+    // RUSAGE_INFO_V4 tells the kernel to write exactly that struct.
+    let rc = unsafe {
+        libc::proc_pid_rusage(
+            pid,
+            libc::RUSAGE_INFO_V4,
+            (&mut info as *mut libc::rusage_info_v4).cast(),
+        )
+    };
+    (rc == 0).then_some(info.ri_phys_footprint)
+}
+
+/// Sends `signal` to one process.
+pub(crate) fn kill_pid(pid: u32, signal: libc::c_int) -> io::Result<()> {
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill takes plain integers.
+    check(unsafe { libc::kill(pid, signal) }).map(drop)
 }
 
 /// Probes the Landlock ABI version of the running kernel (0 = unsupported).

@@ -54,6 +54,7 @@ async fn sandbox_applied() {
             assert!(out.contains("read_denied_path=ok"), "{out}");
         }
         assert!(out.contains("write_allowed_dir=ok"), "{out}");
+        assert!(out.contains("list_self_fd=ok"), "own /proc entry: {out}");
 
         // Switched off, the same probe sees an unrestricted process.
         let (out, report) = probe(&SandboxConfig::disabled(), &secret, rw.path());

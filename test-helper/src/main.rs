@@ -5,9 +5,13 @@
 //! coreml-test-helper --ipc-fd 3                       # serve the protocol on fd 3
 //! COREML_DIAG_FAULT=hang-handshake coreml-test-helper --ipc-fd 3
 //! coreml-test-helper --probe-sandbox --ipc-fd 3       # write a sandbox report to fd 3, exit
+//! coreml-test-helper --probe-escapes --ipc-fd 3       # try every sandbox escape, report each
+//! coreml-test-helper --alloc-burst 2048 --ipc-fd 3    # allocate 2 GiB at once (memory-limit test)
 //! coreml-test-helper --sandbox-read /m --ipc-fd 3     # accepted (and reported by the probe)
 //! ```
 
+mod burst;
+mod escape;
 mod model;
 mod probe;
 mod serve;
@@ -17,6 +21,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut fd = None;
     let mut probe = false;
+    let mut escapes = false;
+    let mut burst = None;
     // What the supervisor passes to helpers that sandbox themselves; this helper is
     // sandboxed by the supervisor, so it only reports them (`--probe-sandbox`).
     let mut self_sandbox = Vec::new();
@@ -25,6 +31,8 @@ fn main() {
         match a.as_str() {
             "--ipc-fd" => fd = it.next().and_then(|v| v.parse::<i32>().ok()),
             "--probe-sandbox" => probe = true,
+            "--probe-escapes" => escapes = true,
+            "--alloc-burst" => burst = it.next().and_then(|v| v.parse::<usize>().ok()),
             flag @ ("--sandbox-read" | "--sandbox-write") => match it.next() {
                 Some(p) => self_sandbox.push(format!("{flag} {p}")),
                 None => {
@@ -40,7 +48,7 @@ fn main() {
         }
     }
     let Some(fd) = fd else {
-        eprintln!("usage: coreml-test-helper [--probe-sandbox] [--sandbox-read P]... [--sandbox-write P]... [--no-sandbox] --ipc-fd N");
+        eprintln!("usage: coreml-test-helper [--probe-sandbox | --probe-escapes | --alloc-burst MIB] [--sandbox-read P]... [--sandbox-write P]... [--no-sandbox] --ipc-fd N");
         std::process::exit(2);
     };
     let stream = match sys::stream_from_fd(fd) {
@@ -52,6 +60,14 @@ fn main() {
     };
     if probe {
         probe::run(stream, &self_sandbox);
+        return;
+    }
+    if escapes {
+        escape::run(stream);
+        return;
+    }
+    if let Some(mib) = burst {
+        burst::run(stream, mib);
         return;
     }
     serve::run(stream);

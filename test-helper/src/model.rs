@@ -36,6 +36,7 @@ pub enum Fault {
     CloseSocket,
     ForkChild,
     ReleaseUnknown,
+    Unsupported,
 }
 
 impl Fault {
@@ -54,6 +55,7 @@ impl Fault {
             "close-socket" => Fault::CloseSocket,
             "fork-child" => Fault::ForkChild,
             "release-unknown" => Fault::ReleaseUnknown,
+            "unsupported" => Fault::Unsupported,
             _ => return None,
         })
     }

@@ -4,6 +4,7 @@
 //! net_inet=denied
 //! read_denied_path=denied      # COREML_PROBE_DENIED, a file outside the allowed paths
 //! write_allowed_dir=ok         # COREML_PROBE_ALLOWED, a read-write directory
+//! list_self_fd=ok              # its own /proc entry is listable
 //! NoNewPrivs=1
 //! Seccomp=2
 //! max_open_files=256
@@ -41,6 +42,11 @@ pub fn run(mut out: UnixStream, self_sandbox: &[String]) {
             verdict(std::fs::write(&f, b"x"))
         ));
     }
+    // Its own /proc entry stays listable (the rest of /proc is not).
+    lines.push(format!(
+        "list_self_fd={}",
+        verdict(std::fs::read_dir("/proc/self/fd"))
+    ));
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     for key in ["NoNewPrivs", "Seccomp"] {
         if let Some(l) = status.lines().find(|l| l.starts_with(&format!("{key}:"))) {

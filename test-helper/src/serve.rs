@@ -74,7 +74,9 @@ fn hello(major: u16) -> Message {
         chip: std::env::consts::ARCH.into(),
         coreml_version: None,
         compute_units: ComputeUnits::ALL.to_vec(),
-        sandboxed: false,
+        // COREML_TEST_HELLO_SANDBOXED=1 plays a helper that sandboxed itself (the
+        // supervisor's require_sandboxed_hello test).
+        sandboxed: std::env::var_os("COREML_TEST_HELLO_SANDBOXED").is_some(),
         sandbox_detail: Some("the supervisor sandboxes this helper before exec".into()),
         engine: "diagnostic".into(),
         pid: std::process::id(),
@@ -121,7 +123,11 @@ fn fire(fault: Fault, out: &Out) {
             sleep_forever();
         }
         Fault::ForkChild => {
-            let _ = sys::fork_sleeper();
+            // Status 5 when the sandbox refused the fork (the test then needs the
+            // test-only SandboxConfig::allow_fork), 4 once a child holds the socket.
+            if sys::fork_sleeper().is_err() {
+                std::process::exit(5);
+            }
             std::process::exit(4);
         }
         // A notification for a request that was never issued, then the normal reply.
@@ -130,7 +136,7 @@ fn fire(fault: Fault, out: &Out) {
             u64::MAX - 1,
             Message::InputsReleased(InputsReleased { model_id: 0 }),
         ),
-        Fault::WrongId | Fault::BadRef => {}
+        Fault::WrongId | Fault::BadRef | Fault::Unsupported => {}
     }
 }
 
@@ -245,6 +251,17 @@ impl State {
                     let mut reply_id = id;
                     match model.fault_fires(At::Load) {
                         Some(Fault::WrongId) => reply_id = id + 1_000_000,
+                        // What Core ML says of a model with a feature the
+                        // protocol cannot carry (an image input, say).
+                        Some(Fault::Unsupported) => {
+                            return self.reply(
+                                id,
+                                error(
+                                    ErrorCode::UNSUPPORTED,
+                                    "input `x` is an image, not a multi-array",
+                                ),
+                            )
+                        }
                         Some(f) => fire(f, &self.out),
                         None => {}
                     }

@@ -199,3 +199,68 @@ pub fn rss_bytes() -> u64 {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     pages * page.max(4096) as u64
 }
+
+// ---- Sandbox escape attempts (`--probe-escapes`, see escape.rs) ----
+
+/// One raw system call with up to six integer arguments; `Ok` is the return value.
+/// Only the escape probe uses it, to try calls the sandbox must refuse.
+pub fn raw_syscall(nr: libc::c_long, a: [usize; 6]) -> io::Result<i64> {
+    // SAFETY: every call made through here passes integers or pointers to live
+    // buffers owned by the caller for the duration of the call (see escape.rs).
+    let rc = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Forks a child that starts a new session and sleeps; returns its pid in the parent.
+pub fn fork_setsid_sleeper() -> io::Result<libc::pid_t> {
+    // SAFETY: the child only calls setsid() and pause() (async-signal-safe).
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => loop {
+            // SAFETY: setsid and pause take no arguments.
+            unsafe {
+                libc::setsid();
+                libc::pause();
+            }
+        },
+        child => Ok(child),
+    }
+}
+
+/// Replaces this process with `path` (no arguments); returns only on failure.
+pub fn exec(path: &str) -> io::Error {
+    let Ok(c) = CString::new(path) else {
+        return io::Error::from(io::ErrorKind::InvalidInput);
+    };
+    let argv = [c.as_ptr(), std::ptr::null()];
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: `c`, `argv` and `envp` are valid NUL-/NULL-terminated arrays for the call.
+    unsafe { libc::execve(c.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// Reads a word from the parent's memory with `process_vm_readv`.
+pub fn read_parent_memory(pid: libc::pid_t, addr: usize) -> io::Result<isize> {
+    let mut buf = [0u8; 8];
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` points at `buf`, live for the call; the remote side is only read
+    // by the kernel (and fails cleanly if unmapped or forbidden).
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n)
+    }
+}

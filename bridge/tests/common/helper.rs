@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use coreml_bridge::breaker::force_enable::ForceSource;
 use coreml_bridge::breaker::BreakerConfig;
 use coreml_bridge::clock::SharedClock;
-use coreml_bridge::coreml_engine::{CoreMlEngine, CoreMlOptions};
-use coreml_bridge::force_enable::ForceSource;
+use coreml_bridge::coreml::engine::{CoreMlEngine, CoreMlOptions};
 use coreml_bridge::health::HealthBus;
 use coreml_bridge::inference::{
     async_trait, CacheKey, CapabilityError, CapabilityReport, ComputeUnits, DType, Deadline, DeviceClass, InferError,
@@ -136,6 +136,13 @@ impl InferenceEngine for AddEngine {
     }
 }
 
+/// Another model prepared on a rig's router.
+pub struct Other {
+    pub model: PreparedModel,
+    pub name: String,
+    pub c: f32,
+}
+
 /// A router over the test helper and [`AddEngine`], with one model prepared.
 pub struct HelperRig {
     pub router: Router,
@@ -154,6 +161,8 @@ pub struct RigOptions {
     pub memory_limit: Option<u64>,
     pub force: ForceSource,
     pub clock: Option<SharedClock>,
+    /// Adjusts the supervisor and engine configuration before the start.
+    pub tune: Option<fn(&mut SupervisorConfig, &mut CoreMlOptions)>,
 }
 
 impl RigOptions {
@@ -165,6 +174,7 @@ impl RigOptions {
             memory_limit: None,
             force: ForceSource::Env,
             clock: None,
+            tune: None,
         }
     }
 }
@@ -177,12 +187,13 @@ impl HelperRig {
             None => Telemetry::new(),
         });
         let health = HealthBus::new();
-        let opts = CoreMlOptions { cache_dir: Some(dir.path().join("cache")), ..Default::default() };
-        let engine = Arc::new(
-            CoreMlEngine::start(supervisor_config(o.memory_limit), opts, telemetry.clone(), health.clone())
-                .await
-                .expect("helper starts"),
-        );
+        let mut opts = CoreMlOptions { cache_dir: Some(dir.path().join("cache")), ..Default::default() };
+        let mut cfg = supervisor_config(o.memory_limit);
+        if let Some(tune) = o.tune {
+            tune(&mut cfg, &mut opts);
+        }
+        let engine =
+            Arc::new(CoreMlEngine::start(cfg, opts, telemetry.clone(), health.clone()).await.expect("helper starts"));
         let candle = AddEngine::new();
         let mut b = Router::builder()
             .primary(engine.clone())
@@ -208,15 +219,29 @@ impl HelperRig {
 
     /// One request; checks y = x + c whoever served, returns who served.
     pub async fn infer(&self, i: f32, budget: Duration) -> String {
-        let x = TensorMap::new().with("x", Tensor::new(vec![WIDTH], vec![i, i + 1.0, i + 2.0, i + 3.0]).unwrap());
-        let y = self
-            .router
-            .infer(&self.model, x, Deadline::after(budget))
+        self.infer_on(&Other { model: self.model.clone(), name: self.name.clone(), c: self.c }, i, budget)
             .await
-            .unwrap_or_else(|e| panic!("request {i} failed: {e}"));
-        let want: Vec<f32> = (0..WIDTH).map(|k| i + k as f32 + self.c).collect();
+            .unwrap_or_else(|e| panic!("request {i} failed: {e}"))
+    }
+
+    /// Prepares another model on the same router (its Candle side `y = x + c`).
+    pub async fn prepare_other(&self, uri: &str, name: &str, c: f32) -> Other {
+        let candle_art = AddEngine::write_artifact(self._dir.path(), c);
+        let options = PrepareOptions::new(ComputeUnits::CpuAndNe)
+            .with_model_name(name)
+            .with_hint(HINT_CANDLE_ARTIFACT, candle_art.to_str().unwrap());
+        let artifact = ModelArtifact::new(coreml_bridge::inference::ModelFormat::MlPackage, uri);
+        let model = self.router.prepare(&artifact, &options).await.expect("prepare");
+        Other { model, name: name.into(), c }
+    }
+
+    /// One request on `m`; checks y = x + c whoever served, returns who served.
+    pub async fn infer_on(&self, m: &Other, i: f32, budget: Duration) -> Result<String, InferError> {
+        let x = TensorMap::new().with("x", Tensor::new(vec![WIDTH], vec![i, i + 1.0, i + 2.0, i + 3.0]).unwrap());
+        let y = self.router.infer(&m.model, x, Deadline::after(budget)).await?;
+        let want: Vec<f32> = (0..WIDTH).map(|k| i + k as f32 + m.c).collect();
         assert_eq!(y.f32("y").unwrap(), want.as_slice(), "correct output");
-        self.router.served_by(&self.name).unwrap()
+        Ok(self.router.served_by(&m.name).unwrap())
     }
 
     pub fn events(&self) -> Vec<String> {

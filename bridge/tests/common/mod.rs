@@ -33,9 +33,9 @@ impl Drop for Watchdog {
 
 use std::sync::{Arc, Mutex};
 
+use coreml_bridge::breaker::force_enable::{ForceSet, ForceSource};
 use coreml_bridge::breaker::BreakerConfig;
 use coreml_bridge::clock::ManualClock;
-use coreml_bridge::force_enable::{ForceSet, ForceSource};
 use coreml_bridge::health::HealthBus;
 use coreml_bridge::inference::double::DoubleEngine;
 use coreml_bridge::inference::{

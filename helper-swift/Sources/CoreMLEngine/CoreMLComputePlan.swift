@@ -10,7 +10,9 @@
 // Coverage = Σ cost of ops whose preferred device is the Neural Engine ÷ Σ cost of ops with a
 // cost (docs/protocol.md). Ops for which Core ML determines no device (const ops, weight
 // decompression) are skipped; nested blocks (loops, conditionals) are walked in program order.
-// Nothing is guessed: no costs means no coverage.
+// Nothing is guessed: no costs means no coverage. MLModelStructure and MLComputeDevice are not
+// frozen: every known case is handled (Swift 6 makes a missing one an error), `@unknown default`
+// covers cases a newer SDK adds.
 #if canImport(CoreML)
 @preconcurrency import CoreML
 #else
@@ -77,6 +79,9 @@ public enum ComputePlanReduction {
                                unavailableReason: "neural-network models: Core ML gives cost weights only for ML Program operations")
         case .pipeline:
             return ComputePlan(modelId: modelId, ops: [], neCoverage: nil, unavailableReason: "pipeline models are not reported")
+        case .unsupported:
+            return ComputePlan(modelId: modelId, ops: [], neCoverage: nil,
+                               unavailableReason: "Core ML reports this model's structure as unsupported")
         @unknown default:
             return ComputePlan(modelId: modelId, ops: [], neCoverage: nil, unavailableReason: "unknown model structure")
         }

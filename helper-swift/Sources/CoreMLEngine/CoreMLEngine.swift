@@ -8,8 +8,12 @@
 //
 // Predict: inputs are MLMultiArrays over the shared-memory slots (no copy); each array's
 // deallocator drops a lease reference, so `InputsReleased` goes out when Core ML lets go.
-// Output slots are offered as `outputBackings`; if Core ML returns the backing itself (checked
-// by identity) nothing is copied, else one strided copy into the slot. macOS 14+: the async
+// An output slot is offered as an `outputBacking` only if Core ML would accept it: the slot is
+// contiguous and the output description's own `isAllowedValue` accepts an array of the slot's
+// shape and data type (Core ML fails the whole prediction for a backing that fails that test,
+// MLPredictionOptions.h). If Core ML returns the backing itself (checked by identity) nothing is
+// copied, else Core ML allocates and one strided copy goes into the slot; `Predicted` counts the
+// outputs written in place (`outputs_in_place`). macOS 14+: the async
 // prediction, which the dispatcher cancels at the deadline; before 14: the synchronous call in
 // an autoreleasepool on the model's own queue (not cancellable; the supervisor's watchdog
 // covers it). Core ML errors become protocol error codes.
@@ -29,14 +33,19 @@ public final class CoreMLEngine: Engine, @unchecked Sendable {
         let configuration: MLModelConfiguration
         let inputs: [TensorSpec]
         let outputs: [TensorSpec]
+        /// Core ML's descriptions of the outputs, whose `isAllowedValue` decides which slots are
+        /// offered as backings.
+        let outputDescriptions: [String: MLFeatureDescription]
         let syncQueue: DispatchQueue
 
-        init(model: MLModel, url: URL, configuration: MLModelConfiguration, inputs: [TensorSpec], outputs: [TensorSpec], id: UInt64) {
+        init(model: MLModel, url: URL, configuration: MLModelConfiguration, inputs: [TensorSpec], outputs: [TensorSpec],
+             outputDescriptions: [String: MLFeatureDescription], id: UInt64) {
             self.model = model
             self.url = url
             self.configuration = configuration
             self.inputs = inputs
             self.outputs = outputs
+            self.outputDescriptions = outputDescriptions
             self.syncQueue = DispatchQueue(label: "coreml-helper.model.\(id)")
         }
     }
@@ -91,11 +100,13 @@ public final class CoreMLEngine: Engine, @unchecked Sendable {
         do { model = try await hooks.load(url, config) } catch {
             throw EngineError(.loadFailed, "loading \(request.bundlePath): \(error)")
         }
-        let (inputs, outputs) = try autoreleasepool(invoking: {
+        let (inputs, outputs, outputDescriptions) = try autoreleasepool(invoking: {
             let d = model.modelDescription
-            return (try CoreMLSchema.specs(d.inputDescriptionsByName), try CoreMLSchema.specs(d.outputDescriptionsByName))
+            return (try CoreMLSchema.specs(d.inputDescriptionsByName), try CoreMLSchema.specs(d.outputDescriptionsByName),
+                    d.outputDescriptionsByName)
         })
-        let loaded = LoadedModel(model: model, url: url, configuration: config, inputs: inputs, outputs: outputs, id: request.modelId)
+        let loaded = LoadedModel(model: model, url: url, configuration: config, inputs: inputs, outputs: outputs,
+                                 outputDescriptions: outputDescriptions, id: request.modelId)
         models.withLock { $0[request.modelId] = loaded }
         return Loaded(modelId: request.modelId, inputs: inputs, outputs: outputs, computeUnits: request.computeUnits,
                       loadUs: micros(from: start))
@@ -124,7 +135,7 @@ public final class CoreMLEngine: Engine, @unchecked Sendable {
         try CoreMLSchema.checkOutputs(call.outputs, against: m.outputs)
 
         let t0 = Sys.monotonicNanos()
-        let prepared = try autoreleasepool(invoking: { try Prepared(call) })
+        let prepared = try autoreleasepool(invoking: { try Prepared(call, outputDescriptions: m.outputDescriptions) })
         let t1 = Sys.monotonicNanos()
         let result: MLFeatureProvider
         do {
@@ -137,10 +148,11 @@ public final class CoreMLEngine: Engine, @unchecked Sendable {
             throw EngineError(.predictFailed, "\(error)")
         }
         let t2 = Sys.monotonicNanos()
-        let outputs = try autoreleasepool(invoking: { try prepared.place(result, slots: call.outputs) })
+        let placed = try autoreleasepool(invoking: { try prepared.place(result, slots: call.outputs) })
         let t3 = Sys.monotonicNanos()
-        return PredictResult(outputs: outputs, marshalInUs: micros(from: t0, to: t1), predictUs: micros(from: t1, to: t2),
-                             marshalOutUs: micros(from: t2, to: t3))
+        return PredictResult(outputs: placed.map(\.tensor), marshalInUs: micros(from: t0, to: t1), predictUs: micros(from: t1, to: t2),
+                             marshalOutUs: micros(from: t2, to: t3),
+                             outputsInPlace: UInt64(placed.filter { !$0.copied }.count))
     }
 
     private func run(_ m: LoadedModel, _ p: Prepared) async throws -> MLFeatureProvider {
@@ -161,13 +173,17 @@ public final class CoreMLEngine: Engine, @unchecked Sendable {
         let options: MLPredictionOptions
         let backings: [String: MLMultiArray]
 
-        init(_ call: PredictCall) throws {
+        init(_ call: PredictCall, outputDescriptions: [String: MLFeatureDescription]) throws {
             var features: [String: Any] = [:]
             for t in call.inputs {
                 features[t.name] = MLFeatureValue(multiArray: try CoreMLMarshalling.wrapInput(t, lease: call.lease))
             }
             var backings: [String: MLMultiArray] = [:]
-            for t in call.outputs { backings[t.name] = try CoreMLMarshalling.wrapOutput(t) }
+            for t in call.outputs {
+                if let backing = try CoreMLMarshalling.backing(for: t, description: outputDescriptions[t.name]) {
+                    backings[t.name] = backing
+                }
+            }
             do { provider = try MLDictionaryFeatureProvider(dictionary: features) } catch {
                 throw EngineError(.schemaMismatch, "inputs rejected: \(error)")
             }
@@ -176,12 +192,12 @@ public final class CoreMLEngine: Engine, @unchecked Sendable {
             self.backings = backings
         }
 
-        func place(_ result: MLFeatureProvider, slots: [BoundTensor]) throws -> [NamedTensor] {
+        func place(_ result: MLFeatureProvider, slots: [BoundTensor]) throws -> [(tensor: NamedTensor, copied: Bool)] {
             try slots.map { slot in
                 guard let value = result.featureValue(for: slot.name)?.multiArrayValue else {
                     throw EngineError(.predictFailed, "Core ML returned no multi-array for output \(slot.name.debugDescription)")
                 }
-                return try CoreMLMarshalling.place(value, backing: backings[slot.name], slot: slot).tensor
+                return try CoreMLMarshalling.place(value, backing: backings[slot.name], slot: slot)
             }
         }
     }

@@ -3,7 +3,7 @@
 // Example:
 //   let x = try CoreMLMarshalling.wrapInput(boundX, lease: call.lease)   // no copy; the lease is
 //                                                                        // dropped when Core ML frees x
-//   let backing = try CoreMLMarshalling.wrapOutput(boundY)               // options.outputBackings["y"]
+//   let backing = try CoreMLMarshalling.backing(for: boundY, description: yDescription)  // nil: not offered
 //   let placed = try CoreMLMarshalling.place(result, backing: backing, slot: boundY)
 //   // placed.copied == false when Core ML wrote into the slot (checked by identity)
 //
@@ -64,12 +64,24 @@ public enum CoreMLMarshalling {
         }
     }
 
-    /// An MLMultiArray over an output slot, offered to Core ML as an output backing.
+    /// An MLMultiArray over an output slot.
     public static func wrapOutput(_ t: BoundTensor) throws -> MLMultiArray {
         let type = try dataType(t)
         let region = t.region
         return try MLMultiArray(dataPointer: t.base, shape: numbers(t.ref.shape), dataType: type,
                                 strides: numbers(t.ref.strides), deallocator: { _ in withExtendedLifetime(region) {} })
+    }
+
+    /// The output backing to offer for a slot, or nil to let Core ML allocate (then `place`
+    /// copies once). Core ML fails the whole prediction for a backing that fails the output
+    /// description's `isAllowedValue` (MLPredictionOptions.h), so that test decides, on an array
+    /// of the slot's shape and data type. A padded slot is never offered: the constraint says
+    /// nothing about strides, and whether Core ML writes through a backing's strides is
+    /// unverified.
+    public static func backing(for slot: BoundTensor, description: MLFeatureDescription?) throws -> MLMultiArray? {
+        guard let description, slot.ref.isContiguous, CoreMLSchema.dataType(slot.ref.dtype) != nil else { return nil }
+        let array = try wrapOutput(slot)
+        return description.isAllowedValue(MLFeatureValue(multiArray: array)) ? array : nil
     }
 
     /// Puts one output value into its slot. If Core ML used the backing (same object), the bytes

@@ -98,7 +98,10 @@ public enum CoreMLSchema {
         }
     }
 
-    /// Output slots: known names, each at most once, dtype equal (the shape may be flexible).
+    /// Output slots: known names, each at most once, dtype equal, and a shape the schema allows
+    /// (the output Core ML writes may still have another allowed shape, protocol.md). An output
+    /// whose default shape is empty and that has no enumerated shapes or ranges has a shape only
+    /// Core ML knows: any slot is taken, and the result is copied into it if it fits.
     static func checkOutputs(_ tensors: [BoundTensor], against specs: [TensorSpec]) throws {
         let byName = Dictionary(specs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var seen = Set<String>()
@@ -107,6 +110,10 @@ public enum CoreMLSchema {
             guard seen.insert(t.name).inserted else { throw EngineError(.schemaMismatch, "output \(t.name.debugDescription) given twice") }
             guard t.ref.dtype == s.dtype else {
                 throw EngineError(.schemaMismatch, "output \(t.name.debugDescription) is \(s.dtype.name), the slot is \(t.ref.dtype.name)")
+            }
+            let unknownShape = s.shape.isEmpty && s.enumeratedShapes.isEmpty && s.shapeRanges.isEmpty
+            guard unknownShape || accepts(s, shape: t.ref.shape) else {
+                throw EngineError(.schemaMismatch, "output slot \(t.name.debugDescription) has shape \(t.ref.shape), the model allows \(s.shape)")
             }
         }
     }

@@ -8,15 +8,24 @@
 //   import CoreMLTypeCheckDouble    // Linux: the same names and signatures, so the engine compiles
 //   #endif
 //
-// Purpose: the Core ML engine (Sources/CoreMLEngine) compiles on Linux against exactly the Swift
-// signatures it uses on macOS, taken from the project's fact sheet
-// (/work/shared/reference/coreml-swift-api.md, sections 1 and 2), and its marshalling (strides,
-// padding, float16, output backings, slot release) is unit-tested here. Data holders
-// (MLMultiArray, MLFeatureValue, MLDictionaryFeatureProvider, MLPredictionOptions) keep what they
-// are given and MLMultiArray calls its deallocator when it is freed, as documented; everything
-// that would need Core ML itself (compiling, loading, predicting, compute plans) throws
-// `CoreMLTypeCheckDoubleError.notCoreML`. Initialisers that real Core ML does not have are
-// marked "double-only" and exist for tests.
+// Purpose: the Core ML engine (Sources/CoreMLEngine) compiles on Linux against the Swift
+// declarations it uses on macOS, transcribed from Apple's real SDK (the Core ML Swift overlay
+// and the Objective-C headers; see the fact sheet's "Checked against the real SDK"), and its
+// marshalling (strides, padding, float16, output backings, slot release) is unit-tested here.
+//
+// How the double keeps the engine honest:
+// - Declarations are a SUBSET of the SDK's, each with the SDK's kind (class or struct), Sendable
+//   conformance (none where the SDK has none; `@available(*, unavailable)` where the SDK forbids
+//   it), enum cases and raw values, `let` (Swift structs) or get-only `var` (Objective-C
+//   properties), optionality, async/throws and availability. Anything the engine names that the
+//   SDK lacks fails here; a member the double lacks fails here too, so add it only as declared.
+// - The module is built with library evolution (Package.swift), so its enums are non-frozen like
+//   the SDK's: switches in the engine need `@unknown default` exactly where they do on macOS,
+//   and in Swift 6 mode a missing known case (e.g. `MLModelStructure.unsupported`) is an error.
+// - Behaviour rules of the framework that the engine must follow are enforced, not assumed:
+//   an output backing that fails the output description's `isAllowedValue` fails the whole
+//   prediction (MLPredictionOptions.h), see `MLModel`.
+// Initialisers real Core ML does not have start with `double` and exist for tests.
 //
 // Not reachable on macOS: Package.swift links this target only `.when(platforms: [.linux])`, and
 // every declaration below is inside `#if os(Linux)`, so on any other OS the module is empty.
@@ -26,48 +35,59 @@ import Foundation
 public enum CoreMLTypeCheckDoubleError: Error, CustomStringConvertible {
     case notCoreML(String)
     case invalidArgument(String)
+    /// What Core ML reports at prediction time for an output backing that fails `isAllowedValue`.
+    case outputBackingRejected(String)
 
     public var description: String {
         switch self {
         case .notCoreML(let what): return "\(what): Core ML is not available (Linux type-check double)"
         case .invalidArgument(let why): return "invalid argument: \(why)"
+        case .outputBackingRejected(let why): return "output backing rejected: \(why)"
         }
     }
 }
 
-// MARK: configuration and compute units (fact sheet 1.2)
+// MARK: configuration and compute units (MLModelConfiguration.h)
 
-public enum MLComputeUnits: Int, Sendable {
+/// NS_ENUM: imported as a non-frozen Int enum.
+public enum MLComputeUnits: Int, @unchecked Sendable {
     case cpuOnly = 0
     case cpuAndGPU = 1
     case all = 2
     @available(macOS 13.0, *) case cpuAndNeuralEngine = 3
 }
 
-open class MLModelConfiguration {
+open class MLModelConfiguration: NSObject {
     public var computeUnits: MLComputeUnits = .all
-    public init() {}
+    override public init() {}
 }
 
-// MARK: data types and multi-arrays (fact sheet 1.3, 1.4)
+// MARK: data types and multi-arrays (MLMultiArray.h)
 
-public enum MLMultiArrayDataType: Int, Sendable {
+/// The floor SDK (macOS 14.4) declares these cases; `int8` exists only in the macOS 26 SDK, so it
+/// is absent here and the engine cannot name it.
+public enum MLMultiArrayDataType: Int, @unchecked Sendable {
     case double = 65600       // 0x10000 | 64
-    case float32 = 65568      // 0x10000 | 32
     @available(macOS 12.0, *) case float16 = 65552   // 0x10000 | 16
+    case float32 = 65568      // 0x10000 | 32
     case int32 = 131104       // 0x20000 | 32
-    @available(macOS 26.0, *) case int8 = 131080     // 0x20000 | 8
 
     @available(macOS 11.0, *) public static var float64: MLMultiArrayDataType { .double }
     @available(macOS 11.0, *) public static var float: MLMultiArrayDataType { .float32 }
 }
 
-open class MLMultiArray {
-    public let dataPointer: UnsafeMutableRawPointer
-    public let shape: [NSNumber]
-    public let strides: [NSNumber]
-    public let dataType: MLMultiArrayDataType
+open class MLMultiArray: NSObject {
+    private let storage: UnsafeMutableRawPointer
+    private let shape_: [NSNumber]
+    private let strides_: [NSNumber]
+    private let dataType_: MLMultiArrayDataType
     private let deallocator: ((UnsafeMutableRawPointer) -> Void)?
+
+    public var dataPointer: UnsafeMutableRawPointer { storage }
+    public var shape: [NSNumber] { shape_ }
+    public var strides: [NSNumber] { strides_ }
+    public var dataType: MLMultiArrayDataType { dataType_ }
+    public var count: Int { shape_.reduce(1) { $0 * $1.intValue } }
 
     /// Wraps existing memory without a copy; `deallocator` runs when the array is freed.
     public init(dataPointer: UnsafeMutableRawPointer, shape: [NSNumber], dataType: MLMultiArrayDataType,
@@ -75,10 +95,10 @@ open class MLMultiArray {
         guard shape.count == strides.count else {
             throw CoreMLTypeCheckDoubleError.invalidArgument("shape and strides differ in rank")
         }
-        self.dataPointer = dataPointer
-        self.shape = shape
-        self.strides = strides
-        self.dataType = dataType
+        storage = dataPointer
+        shape_ = shape
+        strides_ = strides
+        dataType_ = dataType
         self.deallocator = deallocator
     }
 
@@ -93,15 +113,13 @@ open class MLMultiArray {
                       deallocator: { $0.deallocate() })
     }
 
-    deinit { deallocator?(dataPointer) }
-
-    public var count: Int { shape.reduce(1) { $0 * $1.intValue } }
+    deinit { deallocator?(storage) }
 
     /// Bytes from element zero to one past the last element (the double's notion of the buffer).
     private var spanBytes: Int {
-        if shape.contains(where: { $0.intValue == 0 }) { return 0 }
-        let last = zip(shape, strides).reduce(0) { $0 + ($1.0.intValue - 1) * $1.1.intValue }
-        return (last + 1) * MLMultiArray.elementSize(dataType)
+        if shape_.contains(where: { $0.intValue == 0 }) { return 0 }
+        let last = zip(shape_, strides_).reduce(0) { $0 + ($1.0.intValue - 1) * $1.1.intValue }
+        return (last + 1) * MLMultiArray.elementSize(dataType_)
     }
 
     static func elementSize(_ t: MLMultiArrayDataType) -> Int {
@@ -109,124 +127,177 @@ open class MLMultiArray {
         case .double: return 8
         case .float32, .int32: return 4
         case .float16: return 2
-        case .int8: return 1
         }
     }
 
     @available(macOS 12.3, *)
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try body(UnsafeRawBufferPointer(start: dataPointer, count: spanBytes))
+        try body(UnsafeRawBufferPointer(start: storage, count: spanBytes))
     }
 
     @available(macOS 12.3, *)
     public func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer, [Int]) throws -> R) rethrows -> R {
-        try body(UnsafeMutableRawBufferPointer(start: dataPointer, count: spanBytes), strides.map(\.intValue))
+        try body(UnsafeMutableRawBufferPointer(start: storage, count: spanBytes), strides_.map(\.intValue))
     }
 }
 
-// MARK: features (fact sheet 1.3, 1.5)
+// MARK: features (MLFeatureType.h, MLFeatureDescription.h, MLMultiArrayConstraint.h)
 
-// Raw values of these two enums are not on the fact sheet and the engine never uses them.
-public enum MLFeatureType: Sendable {
-    case invalid, int64, double, string, image, multiArray, dictionary, sequence
-    @available(macOS 15.0, *) case state
+public enum MLFeatureType: Int, @unchecked Sendable {
+    case invalid = 0
+    case int64 = 1
+    case double = 2
+    case string = 3
+    case image = 4
+    case multiArray = 5
+    case dictionary = 6
+    @available(macOS 10.14, *) case sequence = 7
+    @available(macOS 15.0, *) case state = 8
 }
 
-public enum MLMultiArrayShapeConstraintType: Sendable {
-    case unspecified, enumerated, range
+@available(macOS 10.14, *)
+public enum MLMultiArrayShapeConstraintType: Int, @unchecked Sendable {
+    case unspecified = 1
+    case enumerated = 2
+    case range = 3
 }
 
-open class MLMultiArrayShapeConstraint {
-    public let type: MLMultiArrayShapeConstraintType
-    public let sizeRangeForDimension: [NSValue]
-    public let enumeratedShapes: [[NSNumber]]
+@available(macOS 10.14, *)
+open class MLMultiArrayShapeConstraint: NSObject {
+    private let type_: MLMultiArrayShapeConstraintType
+    private let ranges: [NSValue]
+    private let enumerated: [[NSNumber]]
+
+    public var type: MLMultiArrayShapeConstraintType { type_ }
+    public var sizeRangeForDimension: [NSValue] { ranges }
+    public var enumeratedShapes: [[NSNumber]] { enumerated }
 
     /// Double-only initialiser (tests).
     public init(doubleType type: MLMultiArrayShapeConstraintType, sizeRangeForDimension: [NSValue] = [],
                 enumeratedShapes: [[NSNumber]] = []) {
-        self.type = type
-        self.sizeRangeForDimension = sizeRangeForDimension
-        self.enumeratedShapes = enumeratedShapes
+        type_ = type
+        ranges = sizeRangeForDimension
+        enumerated = enumeratedShapes
     }
 }
 
-open class MLMultiArrayConstraint {
-    public let shape: [NSNumber]
-    public let dataType: MLMultiArrayDataType
-    public let shapeConstraint: MLMultiArrayShapeConstraint
+open class MLMultiArrayConstraint: NSObject {
+    private let shape_: [NSNumber]
+    private let dataType_: MLMultiArrayDataType
+    private let shapeConstraint_: MLMultiArrayShapeConstraint
+
+    public var shape: [NSNumber] { shape_ }
+    public var dataType: MLMultiArrayDataType { dataType_ }
+    @available(macOS 10.14, *) public var shapeConstraint: MLMultiArrayShapeConstraint { shapeConstraint_ }
 
     /// Double-only initialiser (tests).
     public init(doubleShape shape: [NSNumber], dataType: MLMultiArrayDataType, shapeConstraint: MLMultiArrayShapeConstraint) {
-        self.shape = shape
-        self.dataType = dataType
-        self.shapeConstraint = shapeConstraint
+        shape_ = shape
+        dataType_ = dataType
+        shapeConstraint_ = shapeConstraint
     }
 }
 
-open class MLFeatureValue {
-    public let type: MLFeatureType
-    public let multiArrayValue: MLMultiArray?
-
-    public convenience init(multiArray value: MLMultiArray) {
-        self.init(doubleType: .multiArray, multiArray: value)
+open class MLFeatureValue: NSObject {
+    /// What the value holds. Image features (CVPixelBuffer) are a further case here, with
+    /// `imageBufferValue` and `MLFeatureDescription.imageConstraint`, when the engine needs them.
+    enum Storage {
+        case multiArray(MLMultiArray)
     }
 
-    init(doubleType type: MLFeatureType, multiArray: MLMultiArray?) {
-        self.type = type
-        self.multiArrayValue = multiArray
+    let storage: Storage
+
+    public var type: MLFeatureType {
+        switch storage {
+        case .multiArray: return .multiArray
+        }
     }
+
+    public var multiArrayValue: MLMultiArray? {
+        switch storage {
+        case .multiArray(let a): return a
+        }
+    }
+
+    public init(multiArray value: MLMultiArray) { storage = .multiArray(value) }
 }
 
-open class MLFeatureDescription {
-    public let name: String
-    public let type: MLFeatureType
-    public let isOptional: Bool
-    public let multiArrayConstraint: MLMultiArrayConstraint?
+open class MLFeatureDescription: NSObject {
+    private let name_: String
+    private let type_: MLFeatureType
+    private let optional_: Bool
+    private let multiArrayConstraint_: MLMultiArrayConstraint?
+
+    public var name: String { name_ }
+    public var type: MLFeatureType { type_ }
+    public var isOptional: Bool { optional_ }
+    public var multiArrayConstraint: MLMultiArrayConstraint? { multiArrayConstraint_ }
 
     /// Double-only initialiser (tests).
     public init(doubleName name: String, type: MLFeatureType, isOptional: Bool = false,
                 multiArrayConstraint: MLMultiArrayConstraint? = nil) {
-        self.name = name
-        self.type = type
-        self.isOptional = isOptional
-        self.multiArrayConstraint = multiArrayConstraint
+        name_ = name
+        type_ = type
+        optional_ = isOptional
+        multiArrayConstraint_ = multiArrayConstraint
     }
 
-    /// Core ML checks shape and data type against the constraint; the double checks the data
-    /// type and the default shape only.
+    /// Core ML's test, as the double models it for multi-arrays: the value's type and data type
+    /// equal the description's, and its shape is the default shape (`unspecified`), one of the
+    /// enumerated shapes, or inside every dimension's range. A range is read as
+    /// `location ... location + length`, the engine's reading (unverified on macOS); strides are
+    /// not part of the test. Other feature types are not modelled: they are never allowed.
     public func isAllowedValue(_ value: MLFeatureValue) -> Bool {
-        guard let c = multiArrayConstraint, let a = value.multiArrayValue else { return value.type == type }
-        return a.dataType == c.dataType && (c.shapeConstraint.type != .unspecified || a.shape == c.shape)
+        guard value.type == type_, type_ == .multiArray, let c = multiArrayConstraint_, let a = value.multiArrayValue,
+              a.dataType == c.dataType else { return false }
+        let shape = a.shape.map(\.intValue)
+        switch c.shapeConstraint.type {
+        case .unspecified:
+            return shape == c.shape.map(\.intValue)
+        case .enumerated:
+            return c.shapeConstraint.enumeratedShapes.contains { $0.map(\.intValue) == shape }
+        case .range:
+            let ranges = c.shapeConstraint.sizeRangeForDimension.map(\.rangeValue)
+            guard ranges.count == shape.count else { return false }
+            return zip(shape, ranges).allSatisfy { n, r in
+                n >= r.location && (r.length >= Int.max - r.location || n <= r.location + r.length)
+            }
+        }
     }
 }
 
-public struct MLModelMetadataKey: Hashable, Sendable {
+public struct MLModelMetadataKey: Hashable, RawRepresentable, @unchecked Sendable {
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
+    public init(_ rawValue: String) { self.rawValue = rawValue }
 }
 
-open class MLModelDescription {
-    public let inputDescriptionsByName: [String: MLFeatureDescription]
-    public let outputDescriptionsByName: [String: MLFeatureDescription]
-    public let metadata: [MLModelMetadataKey: Any]
-    public let predictedFeatureName: String?
+open class MLModelDescription: NSObject {
+    private let inputs: [String: MLFeatureDescription]
+    private let outputs: [String: MLFeatureDescription]
+
+    public var inputDescriptionsByName: [String: MLFeatureDescription] { inputs }
+    public var outputDescriptionsByName: [String: MLFeatureDescription] { outputs }
+    public var metadata: [MLModelMetadataKey: Any] { [:] }
+    public var predictedFeatureName: String? { nil }
 
     /// Double-only initialiser (tests).
     public init(doubleInputs: [MLFeatureDescription], outputs: [MLFeatureDescription]) {
-        inputDescriptionsByName = Dictionary(uniqueKeysWithValues: doubleInputs.map { ($0.name, $0) })
-        outputDescriptionsByName = Dictionary(uniqueKeysWithValues: outputs.map { ($0.name, $0) })
-        metadata = [:]
-        predictedFeatureName = nil
+        inputs = Dictionary(uniqueKeysWithValues: doubleInputs.map { ($0.name, $0) })
+        self.outputs = Dictionary(uniqueKeysWithValues: outputs.map { ($0.name, $0) })
     }
 }
 
-public protocol MLFeatureProvider {
+/// An Objective-C protocol in the SDK, hence class-bound.
+public protocol MLFeatureProvider: AnyObject {
     var featureNames: Set<String> { get }
     func featureValue(for featureName: String) -> MLFeatureValue?
 }
 
-open class MLDictionaryFeatureProvider: MLFeatureProvider {
-    public let dictionary: [String: MLFeatureValue]
+open class MLDictionaryFeatureProvider: NSObject, MLFeatureProvider {
+    private let values: [String: MLFeatureValue]
+
+    public var dictionary: [String: MLFeatureValue] { values }
 
     public init(dictionary: [String: Any]) throws {
         var d: [String: MLFeatureValue] = [:]
@@ -235,17 +306,17 @@ open class MLDictionaryFeatureProvider: MLFeatureProvider {
                 throw CoreMLTypeCheckDoubleError.invalidArgument("value for \(k) is not a feature value")
             }
         }
-        self.dictionary = d
+        values = d
     }
 
-    public var featureNames: Set<String> { Set(dictionary.keys) }
-    public func featureValue(for featureName: String) -> MLFeatureValue? { dictionary[featureName] }
+    public var featureNames: Set<String> { Set(values.keys) }
+    public func featureValue(for featureName: String) -> MLFeatureValue? { values[featureName] }
 }
 
-// MARK: predictions (fact sheet 1.6, 1.7)
+// MARK: predictions (MLPredictionOptions.h)
 
-open class MLPredictionOptions {
+open class MLPredictionOptions: NSObject {
     @available(macOS 11.0, *) public var outputBackings: [String: Any] = [:]
-    public init() {}
+    override public init() {}
 }
 #endif

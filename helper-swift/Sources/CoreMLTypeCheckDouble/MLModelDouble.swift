@@ -1,17 +1,18 @@
-// CoreMLTypeCheckDouble (Linux only): MLModel and MLComputePlan signatures (fact sheet 1.1, 1.2,
-// 1.6, 2). Every call that needs Core ML throws `notCoreML`; tests subclass MLModel to stand in
-// for a loaded model.
+// CoreMLTypeCheckDouble (Linux only): MLModel, compute devices, MLModelStructure and
+// MLComputePlan as the SDK declares them. Calls that need Core ML throw `notCoreML`; tests make
+// a stand-in model by subclassing MLModel and overriding the double-only `doublePrediction`.
 //
 // Example (a test):
 //   final class Echo: MLModel {
 //       override var modelDescription: MLModelDescription { ... }
-//       override func prediction(from input: MLFeatureProvider, options: MLPredictionOptions) throws -> MLFeatureProvider { ... }
+//       override func doublePrediction(from input: MLFeatureProvider, options: MLPredictionOptions) async throws -> MLFeatureProvider { ... }
 //   }
+//   // engine -> model.prediction(from:options:) -> backings checked like Core ML -> doublePrediction
 #if os(Linux)
 import Foundation
 
-open class MLModel {
-    public init() {}
+open class MLModel: NSObject {
+    override public init() {}
 
     public convenience init(contentsOf url: URL, configuration: MLModelConfiguration) throws {
         throw CoreMLTypeCheckDoubleError.notCoreML("MLModel(contentsOf:configuration:)")
@@ -36,80 +37,202 @@ open class MLModel {
 
     open var configuration: MLModelConfiguration { MLModelConfiguration() }
 
-    open func prediction(from input: MLFeatureProvider) throws -> MLFeatureProvider {
+    // The prediction entry points are `open` Objective-C methods in the SDK; here they are
+    // `public`, so a stand-in cannot skip the framework's checks (the engine never subclasses
+    // MLModel). Stand-ins override `doublePrediction`.
+
+    public func prediction(from input: MLFeatureProvider) throws -> MLFeatureProvider {
         try prediction(from: input, options: MLPredictionOptions())
     }
 
-    open func prediction(from input: MLFeatureProvider, options: MLPredictionOptions) throws -> MLFeatureProvider {
+    /// The synchronous prediction: runs `doublePrediction` to completion on this thread.
+    public func prediction(from input: MLFeatureProvider, options: MLPredictionOptions) throws -> MLFeatureProvider {
+        record("sync")
+        try checkOutputBackings(options)
+        let call = BlockingCall(model: self, input: input, options: options)
+        return try call.run()
+    }
+
+    @available(macOS 14.0, *)
+    public func prediction(from input: MLFeatureProvider, options: MLPredictionOptions = MLPredictionOptions()) async throws -> MLFeatureProvider {
+        record("async")
+        try checkOutputBackings(options)
+        return try await doublePrediction(from: input, options: options)
+    }
+
+    @available(macOS 14.0, *)
+    public static var availableComputeDevices: [MLComputeDevice] { [] }
+
+    /// Double-only: the prediction entry points called so far ("sync", "async"), in order.
+    public var doubleEntryPoints: [String] {
+        entryLock.lock()
+        defer { entryLock.unlock() }
+        return entries
+    }
+
+    private let entryLock = NSLock()
+    private var entries: [String] = []
+
+    private func record(_ entry: String) {
+        entryLock.lock()
+        entries.append(entry)
+        entryLock.unlock()
+    }
+
+    /// Double-only: what a stand-in model computes.
+    open func doublePrediction(from input: MLFeatureProvider, options: MLPredictionOptions) async throws -> MLFeatureProvider {
         throw CoreMLTypeCheckDoubleError.notCoreML("MLModel.prediction(from:options:)")
     }
 
-    @available(macOS 14.0, *)
-    open func prediction(from input: MLFeatureProvider, options: MLPredictionOptions = MLPredictionOptions()) async throws -> MLFeatureProvider {
-        throw CoreMLTypeCheckDoubleError.notCoreML("MLModel.prediction(from:options:) async")
+    /// MLPredictionOptions.h: "The output backing object must satisfy the output feature
+    /// description's -isAllowedValue: test, or the framework reports an error at the prediction
+    /// time." Unknown feature names are ignored. (The FP16-CVPixelBuffer exception needs image
+    /// support, which the double does not model yet.)
+    private func checkOutputBackings(_ options: MLPredictionOptions) throws {
+        let outputs = modelDescription.outputDescriptionsByName
+        for (name, backing) in options.outputBackings.sorted(by: { $0.key < $1.key }) {
+            guard let description = outputs[name] else { continue }
+            guard let array = backing as? MLMultiArray else {
+                throw CoreMLTypeCheckDoubleError.outputBackingRejected("\(name): not an MLMultiArray")
+            }
+            guard description.isAllowedValue(MLFeatureValue(multiArray: array)) else {
+                throw CoreMLTypeCheckDoubleError.outputBackingRejected(
+                    "\(name): shape \(array.shape.map(\.intValue)) or data type \(array.dataType) is not allowed by the output's constraint")
+            }
+        }
     }
-
-    @available(macOS 14.0, *)
-    open class var availableComputeDevices: [MLComputeDevice] { [] }
 }
 
-// MARK: compute devices (fact sheet 2)
+/// Runs a stand-in's async prediction to completion for the synchronous entry point.
+private final class BlockingCall: @unchecked Sendable {
+    let model: MLModel
+    let input: MLFeatureProvider
+    let options: MLPredictionOptions
+    private var result: Result<MLFeatureProvider, Error>?
+    private let done = DispatchSemaphore(value: 0)
 
-// The public initialisers are double-only (tests).
-public final class MLCPUComputeDevice: Sendable { public init() {} }
-public final class MLGPUComputeDevice: Sendable { public init() {} }
-public final class MLNeuralEngineComputeDevice: Sendable { public init() {} }
+    init(model: MLModel, input: MLFeatureProvider, options: MLPredictionOptions) {
+        self.model = model
+        self.input = input
+        self.options = options
+    }
+
+    func run() throws -> MLFeatureProvider {
+        Task { await self.complete() }
+        done.wait()
+        return try result!.get()
+    }
+
+    private func complete() async {
+        do { result = .success(try await model.doublePrediction(from: input, options: options)) } catch { result = .failure(error) }
+        done.signal()
+    }
+}
+
+// MARK: compute devices (MLComputeDevice.h, MLModel+MLComputeDevice.h; macOS 14)
+
+// NSObject subclasses in the SDK; the public initialisers are double-only (tests). Their device
+// properties (Metal device, core count) are not declared: the engine does not read them.
+@available(macOS 14.0, *)
+public final class MLCPUComputeDevice: NSObject, @unchecked Sendable { override public init() {} }
+@available(macOS 14.0, *)
+public final class MLGPUComputeDevice: NSObject, @unchecked Sendable { override public init() {} }
+@available(macOS 14.0, *)
+public final class MLNeuralEngineComputeDevice: NSObject, @unchecked Sendable { override public init() {} }
 
 @available(macOS 14.0, *)
-public enum MLComputeDevice: Sendable {
+public enum MLComputeDevice: Equatable, Hashable, CustomStringConvertible, Sendable {
     case cpu(MLCPUComputeDevice)
     case gpu(MLGPUComputeDevice)
     case neuralEngine(MLNeuralEngineComputeDevice)
 
     public static var allComputeDevices: [MLComputeDevice] { [] }
+
+    public var description: String {
+        switch self {
+        case .cpu: return "cpu"
+        case .gpu: return "gpu"
+        case .neuralEngine: return "neuralEngine"
+        }
+    }
 }
 
-// MARK: model structure (fact sheet 2)
+// MARK: model structure (MLModelStructure*.h, Swift overlay; macOS 14.4)
 
 @available(macOS 14.4, *)
 public enum MLModelStructure: Sendable {
-    case program(Program)
     case neuralNetwork(NeuralNetwork)
+    case program(Program)
     case pipeline(Pipeline)
+    case unsupported
 
     public struct Program: Sendable {
-        public var functions: [String: Function]
+        public let functions: [String: Function]
 
         public struct Function: Sendable {
-            public var block: Block
+            public let inputs: [NamedValueType]
+            public let block: Block
         }
 
         public struct Block: Sendable {
-            public var operations: [Operation]
+            public let inputs: [NamedValueType]
+            public let outputNames: [String]
+            public let operations: [Operation]
         }
 
-        /// Double-only: members of Argument and NamedValueType are not on the fact sheet.
-        public struct Argument: Sendable {}
-        public struct NamedValueType: Sendable {}
-
         public struct Operation: Sendable {
-            public var operatorName: String
-            public var inputs: [String: Argument]
-            public var outputs: [NamedValueType]
-            public var blocks: [Block]
+            public let operatorName: String
+            public let inputs: [String: Argument]
+            public let outputs: [NamedValueType]
+            public let blocks: [Block]
+        }
+
+        public struct Argument: Sendable {
+            public let bindings: [Binding]
+        }
+
+        public enum Binding: Sendable {
+            case name(String)
+            case value(Value)
+        }
+
+        /// Members not transcribed (the engine does not read them).
+        public struct Value: Sendable {}
+
+        public struct NamedValueType: Sendable {
+            public let name: String
+            public let type: ValueType
+        }
+
+        /// Members not transcribed (the engine does not read them).
+        public struct ValueType: Sendable {}
+    }
+
+    public struct NeuralNetwork: Sendable {
+        public let layers: [Layer]
+
+        public struct Layer: Sendable {
+            public let name: String
+            public let type: String
+            public let inputNames: [String]
+            public let outputNames: [String]
         }
     }
 
-    /// Double-only: members are not on the fact sheet and the engine does not use them.
-    public struct NeuralNetwork: Sendable { public init() {} }
-    public struct Pipeline: Sendable { public init() {} }
+    public struct Pipeline: Sendable {
+        public let subModelNames: [String]
+        public let subModels: [MLModelStructure]
+    }
 }
 
+// MARK: compute plan (MLComputePlan.h, Swift overlay; macOS 14.4)
+
+/// A class in the SDK, explicitly not Sendable.
 @available(macOS 14.4, *)
-public struct MLComputePlan: Sendable {
+public class MLComputePlan {
     public struct DeviceUsage: Sendable {
-        public let preferred: MLComputeDevice
         public let supported: [MLComputeDevice]
+        public let preferred: MLComputeDevice
     }
 
     public struct Cost: Sendable {
@@ -118,14 +241,21 @@ public struct MLComputePlan: Sendable {
 
     public let modelStructure: MLModelStructure
 
+    init(modelStructure: MLModelStructure) { self.modelStructure = modelStructure }
+
     public static func load(contentsOf url: URL, configuration: MLModelConfiguration) async throws -> MLComputePlan {
         throw CoreMLTypeCheckDoubleError.notCoreML("MLComputePlan.load(contentsOf:configuration:)")
     }
 
     public func deviceUsage(for operation: MLModelStructure.Program.Operation) -> MLComputePlan.DeviceUsage? { nil }
 
+    public func deviceUsage(for layer: MLModelStructure.NeuralNetwork.Layer) -> MLComputePlan.DeviceUsage? { nil }
+
     public func estimatedCost(of operation: MLModelStructure.Program.Operation) -> MLComputePlan.Cost? { nil }
 }
+
+@available(*, unavailable)
+extension MLComputePlan: Sendable {}
 
 // MARK: double-only construction (tests)
 
@@ -138,12 +268,14 @@ extension MLModelStructure.Program.Operation {
 
 @available(macOS 14.4, *)
 extension MLModelStructure.Program.Block {
-    public init(doubleOperations operations: [MLModelStructure.Program.Operation]) { self.init(operations: operations) }
+    public init(doubleOperations operations: [MLModelStructure.Program.Operation]) {
+        self.init(inputs: [], outputNames: [], operations: operations)
+    }
 }
 
 @available(macOS 14.4, *)
 extension MLModelStructure.Program.Function {
-    public init(doubleBlock block: MLModelStructure.Program.Block) { self.init(block: block) }
+    public init(doubleBlock block: MLModelStructure.Program.Block) { self.init(inputs: [], block: block) }
 }
 
 @available(macOS 14.4, *)
@@ -152,9 +284,22 @@ extension MLModelStructure.Program {
 }
 
 @available(macOS 14.4, *)
+extension MLModelStructure.NeuralNetwork {
+    public init(doubleLayers layers: [Layer]) { self.init(layers: layers) }
+}
+
+@available(macOS 14.4, *)
+extension MLModelStructure.Pipeline {
+    public init(doubleSubModels subModels: [String: MLModelStructure]) {
+        let names = subModels.keys.sorted()
+        self.init(subModelNames: names, subModels: names.map { subModels[$0]! })
+    }
+}
+
+@available(macOS 14.4, *)
 extension MLComputePlan.DeviceUsage {
     public init(doublePreferred preferred: MLComputeDevice, supported: [MLComputeDevice]) {
-        self.init(preferred: preferred, supported: supported)
+        self.init(supported: supported, preferred: preferred)
     }
 }
 

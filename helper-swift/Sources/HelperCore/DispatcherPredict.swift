@@ -82,7 +82,7 @@ extension Dispatcher {
             lease.replied { retained in
                 reply(rid, .predicted(Predicted(modelId: call.modelId, outputs: r.outputs, inputsRetained: retained,
                                                 marshalInUs: r.marshalInUs, predictUs: r.predictUs,
-                                                marshalOutUs: r.marshalOutUs)))
+                                                marshalOutUs: r.marshalOutUs, outputsInPlace: r.outputsInPlace)))
             }
         case .failure(let e) where e is ReplySuppressed:
             return

@@ -101,12 +101,17 @@ public struct PredictResult: Sendable {
     public var marshalInUs: UInt64
     public var predictUs: UInt64
     public var marshalOutUs: UInt64
+    /// How many outputs the engine wrote straight into their slots (Core ML used the backing);
+    /// nil when the engine does not tell (the diagnostic engine always writes in place).
+    public var outputsInPlace: UInt64?
 
-    public init(outputs: [NamedTensor], marshalInUs: UInt64 = 0, predictUs: UInt64 = 0, marshalOutUs: UInt64 = 0) {
+    public init(outputs: [NamedTensor], marshalInUs: UInt64 = 0, predictUs: UInt64 = 0, marshalOutUs: UInt64 = 0,
+                outputsInPlace: UInt64? = nil) {
         self.outputs = outputs
         self.marshalInUs = marshalInUs
         self.predictUs = predictUs
         self.marshalOutUs = marshalOutUs
+        self.outputsInPlace = outputsInPlace
     }
 }
 

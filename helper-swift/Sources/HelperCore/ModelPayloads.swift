@@ -185,9 +185,14 @@ public struct Predicted: WirePayload, Hashable {
     public var marshalInUs: UInt64
     public var predictUs: UInt64
     public var marshalOutUs: UInt64
+    /// Helper extension, not yet in protocol.md's table: outputs Core ML wrote straight into their
+    /// slots. Written only when known (decoders ignore unknown keys), so a `Predicted` without it
+    /// encodes exactly as protocol 1.0 says.
+    public var outputsInPlace: UInt64?
 
     public init(modelId: UInt64, outputs: [NamedTensor], inputsRetained: Bool, marshalInUs: UInt64,
-                predictUs: UInt64, marshalOutUs: UInt64) {
+                predictUs: UInt64, marshalOutUs: UInt64, outputsInPlace: UInt64? = nil) {
+        self.outputsInPlace = outputsInPlace
         self.modelId = modelId
         self.outputs = outputs
         self.inputsRetained = inputsRetained
@@ -204,12 +209,16 @@ public struct Predicted: WirePayload, Hashable {
         marshalInUs = try f.u64("marshal_in_us")
         predictUs = try f.u64("predict_us")
         marshalOutUs = try f.u64("marshal_out_us")
+        outputsInPlace = try f.optional("outputs_in_place").map { try WireFields.u64($0, "outputs_in_place") }
     }
 
     public var wire: MsgPackValue {
-        .stringMap([("model_id", .uint(modelId)), ("outputs", outputs.wire), ("inputs_retained", .bool(inputsRetained)),
-                    ("marshal_in_us", .uint(marshalInUs)), ("predict_us", .uint(predictUs)),
-                    ("marshal_out_us", .uint(marshalOutUs))])
+        var fields: [(String, MsgPackValue)] = [
+            ("model_id", .uint(modelId)), ("outputs", outputs.wire), ("inputs_retained", .bool(inputsRetained)),
+            ("marshal_in_us", .uint(marshalInUs)), ("predict_us", .uint(predictUs)), ("marshal_out_us", .uint(marshalOutUs)),
+        ]
+        if let outputsInPlace { fields.append(("outputs_in_place", .uint(outputsInPlace))) }
+        return .stringMap(fields)
     }
 }
 

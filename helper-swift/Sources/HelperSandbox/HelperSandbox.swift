@@ -52,10 +52,23 @@ public enum HelperSandbox {
     /// A path that does not exist yet is kept as given.
     static func resolve(_ path: String) -> String { Sys.realPath(path) ?? path }
 
+    /// The proper ancestors of an absolute path, outermost first ("/a/b/c" -> "/a", "/a/b").
+    static func ancestors(_ path: String) -> [String] {
+        let parts = path.split(separator: "/").map(String.init)
+        guard parts.count > 1 else { return [] }
+        return (1..<parts.count).map { "/" + parts[0..<$0].joined(separator: "/") }
+    }
+
     /// The profile with the per-run rules in place of the placeholder line.
     public static func render(template: String = profileTemplate, paths: SandboxPaths,
                               tempDirs: [String], cacheDir: String?) throws -> String {
         var rules: [String] = []
+        var walked = Set<String>()
+        for p in paths.read + paths.write + tempDirs + (cacheDir.map { [$0] } ?? []) {
+            for a in ancestors(resolve(p)) where walked.insert(a).inserted {
+                rules.append("(allow file-read-metadata (literal \(try quote(a))))")
+            }
+        }
         for p in paths.read { rules.append("(allow file-read* (subpath \(try quote(resolve(p)))))") }
         for p in paths.write + tempDirs {
             rules.append("(allow file-read* file-write* (subpath \(try quote(resolve(p)))))")
@@ -68,6 +81,23 @@ public enum HelperSandbox {
         var out = lines.map(String.init)
         out.replaceSubrange(i...i, with: rules)
         return out.joined(separator: "\n")
+    }
+
+    /// Whether this OS expects the helper to sandbox itself (macOS: the supervisor
+    /// cannot sandbox a process it spawns there; Linux: it does, before exec).
+    public static var selfSandboxRequired: Bool {
+        #if os(macOS)
+        return true
+        #else
+        return false
+        #endif
+    }
+
+    /// Whether the helper may serve with this sandbox status: not when a self-sandbox
+    /// was required (and not switched off with --no-sandbox) but did not go on. The
+    /// helper then exits before Hello instead of serving unsandboxed (fail closed).
+    public static func mayServe(_ status: SandboxStatus, required: Bool) -> Bool {
+        status.applied || !required
     }
 
     /// Applies the sandbox for this process (macOS) or reports that there is none (elsewhere).

@@ -72,6 +72,13 @@ let parentWatch = ParentWatch.start()
 // The sandbox goes on before the first message, so before any model can be loaded.
 let sandbox = wantSandbox ? HelperSandbox.apply(paths: sandboxPaths)
     : SandboxStatus(applied: false, detail: "sandbox disabled by --no-sandbox")
+// Fail closed: a helper that had to sandbox itself and could not never serves (exit 78,
+// EX_CONFIG, before Hello). Hello.sandboxed still tells the supervisor the truth, which
+// refuses unsandboxed helpers on macOS unless the app opted out.
+if !HelperSandbox.mayServe(sandbox, required: wantSandbox && HelperSandbox.selfSandboxRequired) {
+    Sys.log("coreml-helper: \(sandbox.detail); refusing to serve without a sandbox")
+    Sys.exitImmediately(78)
+}
 let hello = HandshakeFault.apply(to: HelloInfo.make(engine: engine.descriptor, sandbox: sandbox), connection: connection)
 let status = Dispatcher(engine: engine, connection: connection).run(hello: hello)
 withExtendedLifetime(parentWatch) {}

@@ -59,7 +59,8 @@ final class ComputePlanTests: WatchdogTestCase {
         XCTAssertEqual(a.ops.count, 1)
         XCTAssertNil(a.neCoverage)
         XCTAssertNotNil(a.unavailableReason)
-        for s in [MLModelStructure.neuralNetwork(.init()), .pipeline(.init())] {
+        let structures: [MLModelStructure] = [.neuralNetwork(.init(doubleLayers: [])), .pipeline(.init(doubleSubModels: [:])), .unsupported]
+        for s in structures {
             let r = ComputePlanReduction.reduce(FakePlan(modelStructure: s, usage: [:], costs: [:]), modelId: 1)
             XCTAssertNil(r.neCoverage)
             XCTAssertEqual(r.ops, [])

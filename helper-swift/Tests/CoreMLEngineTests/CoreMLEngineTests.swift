@@ -82,10 +82,11 @@ final class CoreMLEngineTests: WatchdogTestCase {
         let y = TensorRef.contiguous(.f32, shape: [4], region: 0, offset: 32768)
         guard case .predicted(let p) = try peer.call(predict([("x", x)], [("y", y)])) else { return XCTFail() }
         XCTAssertEqual(p.outputs, [NamedTensor(name: "y", tensor: y)], "written in place: the slot as given")
+        XCTAssertEqual(p.outputsInPlace, 1)
         XCTAssertEqual(region.read(Float.self, count: 4, at: 32768), [2, 4, 6, 8])
         let helperMapping = try XCTUnwrap(peer.dispatcher.regions.region(0))
         XCTAssertEqual(model.seenInputs.get().first, helperMapping.base + 16384, "the input array is the slot itself: no copy")
-        XCTAssertEqual(model.calls.get(), ["async"])
+        XCTAssertEqual(model.calls, ["async"])
         XCTAssertFalse(p.inputsRetained)
     }
 
@@ -114,6 +115,7 @@ final class CoreMLEngineTests: WatchdogTestCase {
         guard case .predicted(let p) = try peer.call(predict([("x", x)], [("y", y)])) else { return XCTFail() }
         XCTAssertEqual(p.outputs, [NamedTensor(name: "y", tensor: y)])
         XCTAssertEqual(region.read(UInt16.self, count: 3000, at: 16384), words, "NaN payloads and all bits kept, no padding")
+        XCTAssertEqual(p.outputsInPlace, 0, "copied, not written in place")
     }
 
     func testFlexibleOutputIsWrittenDenselyWhenItFitsElseFails() throws {
@@ -139,7 +141,7 @@ final class CoreMLEngineTests: WatchdogTestCase {
         let holder = Locked<StandInModel?>(nil)
         let model = StandInModel(inputs: [feature("x", .float32, [4])], outputs: [feature("y", .float32, [4])]) { input, options in
             holder.get()!.holdInputs(input)
-            return try MLDictionaryFeatureProvider(dictionary: ["y": options.outputBackings["y"]!])
+            return try MLDictionaryFeatureProvider(dictionary: ["y": try coreMLOutput("y", options, shape: [4], .float32)])
         }
         holder.withLock { $0 = model }
         let peer = try start(model)
@@ -186,7 +188,7 @@ final class CoreMLEngineTests: WatchdogTestCase {
                                                               [("y", .contiguous(.f32, shape: [4], region: 0, offset: 16384))])) else {
             return XCTFail()
         }
-        XCTAssertEqual(model.calls.get(), ["sync"])
+        XCTAssertEqual(model.calls, ["sync"])
         XCTAssertEqual(region.read(Float.self, count: 4, at: 16384), [9, 8, 7, 6], "copied out of the returned input array")
         // The stand-in's synchronous entry point runs its behaviour in a task that may still
         // hold the input for a moment: then the release must follow as a notification.
@@ -214,7 +216,7 @@ final class CoreMLEngineTests: WatchdogTestCase {
         ])
         let model = StandInModel(inputs: [feature("a", .float32, [1, 4], constraint: ranged), feature("b", .float16, [2], optional: true)],
                                  outputs: [feature("y", .float32, [1, 4])]) { _, o in
-            try MLDictionaryFeatureProvider(dictionary: ["y": o.outputBackings["y"]!])
+            try MLDictionaryFeatureProvider(dictionary: ["y": try coreMLOutput("y", o, shape: [1, 4], .float32)])
         }
         let peer = try start(model)
         let y = ("y", TensorRef.contiguous(.f32, shape: [1, 4], region: 0, offset: 16384))
@@ -228,6 +230,8 @@ final class CoreMLEngineTests: WatchdogTestCase {
         XCTAssertEqual(try peer.call(predict([a([1, 4])], [("z", y.1)])).errorCode, .schemaMismatch, "unknown output")
         XCTAssertEqual(try peer.call(predict([a([1, 4])], [("y", .contiguous(.i32, shape: [1, 4], region: 0, offset: 16384))])).errorCode,
                        .schemaMismatch, "output dtype")
+        XCTAssertEqual(try peer.call(predict([a([1, 4])], [("y", .contiguous(.f32, shape: [4], region: 0, offset: 16384))])).errorCode,
+                       .schemaMismatch, "output slot of a shape the model does not allow")
         XCTAssertEqual(try peer.call(.predict(Predict(modelId: 5, inputs: [], outputs: [], deadlineUs: 0))).errorCode, .unknownModel)
     }
 

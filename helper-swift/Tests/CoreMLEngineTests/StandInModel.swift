@@ -1,5 +1,6 @@
 // Linux only: a stand-in for a loaded Core ML model, built on the type-check double, so the
 // Core ML engine's real code paths (marshalling, backings, release, deadlines) run in tests.
+// The double's MLModel checks output backings as Core ML does before the stand-in runs.
 #if os(Linux)
 import CoreMLTypeCheckDouble
 import CoreMLEngine
@@ -14,16 +15,16 @@ func feature(_ name: String, _ type: MLMultiArrayDataType, _ shape: [Int], optio
                                                                       dataType: type, shapeConstraint: constraint))
 }
 
-/// A model whose prediction is a closure; it records which entry point Core ML's caller used
-/// and can keep inputs alive after returning, as Core ML may.
+/// A model whose prediction is a closure; it can keep inputs alive after returning, as Core ML may.
 final class StandInModel: MLModel, @unchecked Sendable {
     typealias Behaviour = @Sendable (MLFeatureProvider, MLPredictionOptions) async throws -> MLFeatureProvider
     let description_: MLModelDescription
     let behaviour: Behaviour
-    let calls = Locked<[String]>([])
     let stash = Locked<[MLMultiArray]>([])
     /// Addresses of the input arrays' data (not the arrays: holding them would retain the slots).
     let seenInputs = Locked<[UnsafeMutableRawPointer]>([])
+    /// The output names offered as backings, per prediction.
+    let offeredBackings = Locked<[[String]]>([])
 
     init(inputs: [MLFeatureDescription], outputs: [MLFeatureDescription], behaviour: @escaping Behaviour) {
         description_ = MLModelDescription(doubleInputs: inputs, outputs: outputs)
@@ -33,34 +34,15 @@ final class StandInModel: MLModel, @unchecked Sendable {
 
     override var modelDescription: MLModelDescription { description_ }
 
-    override func prediction(from input: MLFeatureProvider, options: MLPredictionOptions) throws -> MLFeatureProvider {
-        calls.withLock { $0.append("sync") }
-        record(input)
-        // The synchronous entry point runs the behaviour to completion on this thread.
-        let box = Locked<Result<MLFeatureProvider, Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        let b = behaviour
-        let i = input, o = options
-        Task {
-            let r: Result<MLFeatureProvider, Error>
-            do { r = .success(try await b(i, o)) } catch { r = .failure(error) }
-            box.withLock { $0 = r }
-            done.signal()
-        }
-        done.wait()
-        return try box.get()!.get()
-    }
+    /// The entry points the engine called ("sync", "async").
+    var calls: [String] { doubleEntryPoints }
 
-    override func prediction(from input: MLFeatureProvider, options: MLPredictionOptions) async throws -> MLFeatureProvider {
-        calls.withLock { $0.append("async") }
-        record(input)
-        return try await behaviour(input, options)
-    }
-
-    private func record(_ input: MLFeatureProvider) {
+    override func doublePrediction(from input: MLFeatureProvider, options: MLPredictionOptions) async throws -> MLFeatureProvider {
         for n in input.featureNames.sorted() {
             if let a = input.featureValue(for: n)?.multiArrayValue { seenInputs.withLock { $0.append(a.dataPointer) } }
         }
+        offeredBackings.withLock { $0.append(options.outputBackings.keys.sorted()) }
+        return try await behaviour(input, options)
     }
 
     /// Keeps the inputs referenced after the prediction returns (Core ML can, for about a second).
@@ -73,9 +55,16 @@ final class StandInModel: MLModel, @unchecked Sendable {
     func dropHeldInputs() { stash.withLock { $0.removeAll() } }
 }
 
+/// What Core ML does for an output: writes into the backing it was offered, else into an array
+/// it allocates itself (contiguous, of `shape`).
+func coreMLOutput(_ name: String, _ options: MLPredictionOptions, shape: [Int], _ type: MLMultiArrayDataType) throws -> MLMultiArray {
+    if let backing = options.outputBackings[name] as? MLMultiArray { return backing }
+    return try MLMultiArray(shape: shape.map { NSNumber(value: $0) }, dataType: type)
+}
+
 /// Test hooks: a given model for every load, a compile that fakes an .mlmodelc.
 func hooks(model: MLModel, asyncPrediction: Bool = true,
-           plan: @escaping (URL, MLModelConfiguration, UInt64) async throws -> ComputePlan = { _, _, id in
+           plan: @escaping @Sendable (URL, MLModelConfiguration, UInt64) async throws -> ComputePlan = { _, _, id in
                ComputePlan(modelId: id, ops: [], neCoverage: nil, unavailableReason: "test") }) -> CoreMLHooks {
     let m = model
     return CoreMLHooks(compile: { _ in throw CoreMLTypeCheckDoubleError.notCoreML("compile") },

@@ -34,8 +34,9 @@ final class FramingTests: WatchdogTestCase {
     func testFrameLargerThanTheReadChunkAndByteByByteDelivery() throws {
         let body = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         let r = FrameReader(fd: fds.1, maxFrameLength: 1 << 20, chunkSize: 4096)
+        let writeFD = fds.0
         let writer = Thread {
-            let w = FrameWriter(fd: self.fds.0)
+            let w = FrameWriter(fd: writeFD)
             try? w.write(body)
             // Then a frame delivered one byte at a time.
             for b: UInt8 in [0, 0, 0, 2, 0xa1, 0x78] { try? w.writeRaw([b]); usleep(200) }
@@ -104,11 +105,13 @@ final class FramingTests: WatchdogTestCase {
 
     func testConcurrentWritersNeverInterleaveFrames() throws {
         let w = FrameWriter(fd: fds.0)
-        let r = FrameReader(fd: fds.1, maxFrameLength: 1 << 20)
+        let readFD = fds.1
         let threads = 4, perThread = 200
         let reader = Locked<[[UInt8]]>([])
         let done = expectation(description: "reader")
         Thread {
+            // The reader keeps its buffer state: it lives on the thread that reads.
+            let r = FrameReader(fd: readFD, maxFrameLength: 1 << 20)
             for _ in 0..<(threads * perThread) { if let f = try? r.next() { reader.withLock { $0.append(f) } } }
             done.fulfill()
         }.start()

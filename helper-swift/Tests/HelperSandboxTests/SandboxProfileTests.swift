@@ -46,6 +46,31 @@ final class SandboxProfileTests: WatchdogTestCase {
         }
     }
 
+    func testProfileDropsBroadRules() {
+        let t = HelperSandbox.profileTemplate
+        let rules = t.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix(";") }.joined(separator: "\n")
+        XCTAssertFalse(rules.contains("(allow file-read-metadata)"), "no stat() everywhere")
+        XCTAssertFalse(rules.contains("ipc-posix-shm*"), "no create/unlink of shared memory by name")
+        XCTAssertTrue(rules.contains("com.apple.cfprefsd.daemon") && rules.contains("opendirectoryd.libinfo"))
+    }
+
+    func testRenderAllowsMetadataOnAncestorsOnly() throws {
+        let profile = try HelperSandbox.render(paths: SandboxPaths(read: ["/no/such/models"]), tempDirs: [], cacheDir: nil)
+        XCTAssertTrue(profile.contains("(allow file-read-metadata (literal \"/no\"))"))
+        XCTAssertTrue(profile.contains("(allow file-read-metadata (literal \"/no/such\"))"))
+        XCTAssertFalse(profile.contains("(literal \"/no/such/models\")"))
+        XCTAssertEqual(HelperSandbox.ancestors("/a/b/c"), ["/a", "/a/b"])
+    }
+
+    func testFailsClosedWhenARequiredSandboxDidNotApply() {
+        let failed = SandboxStatus(applied: false, detail: "sandbox_init failed: x")
+        XCTAssertFalse(HelperSandbox.mayServe(failed, required: true))
+        XCTAssertTrue(HelperSandbox.mayServe(failed, required: false))
+        XCTAssertTrue(HelperSandbox.mayServe(SandboxStatus(applied: true, detail: ""), required: true))
+        // Linux: the supervisor sandboxes the helper, so the helper serves without its own.
+        XCTAssertFalse(HelperSandbox.selfSandboxRequired)
+    }
+
     func testLinuxAppliesNothingAndSaysSo() {
         let s = HelperSandbox.apply(paths: SandboxPaths(read: ["/models"]))
         XCTAssertFalse(s.applied)

@@ -13,8 +13,8 @@ use tokio::sync::oneshot;
 use tokio::sync::oneshot::error::TryRecvError;
 
 use super::{lock, Connection, DeathNotice, Pending, Reply};
-use crate::arena::Slot;
 use crate::error::{DeathCause, Stage};
+use crate::shm::arena::Slot;
 
 impl Connection {
     /// Sends one request and waits for its reply until `deadline`. A missed deadline

@@ -23,16 +23,19 @@ use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::arena::Slot;
 use crate::config::SupervisorConfig;
+use crate::connection::inbox::Inbox;
+use crate::connection::outbox::Outbox;
+use crate::connection::watchers::{exit_watch, memory_watch, read_loop, write_loop};
 use crate::error::{DeathCause, HandshakeError};
-use crate::held::Held;
-use crate::inbox::Inbox;
-use crate::outbox::Outbox;
-use crate::process::HelperProcess;
-use crate::watchers::{exit_watch, memory_watch, read_loop, write_loop};
+use crate::process::spawn::HelperProcess;
+use crate::shm::arena::Slot;
+use crate::shm::held::Held;
 
 mod call;
+pub(crate) mod inbox;
+pub(crate) mod outbox;
+pub(crate) mod watchers;
 
 /// How a request on a connection ended without a reply.
 #[derive(Debug, Clone)]
@@ -144,6 +147,9 @@ impl Connection {
             Err(_) => return Err(HandshakeError::Timeout(cfg.deadlines.handshake)),
         };
         hello.negotiate()?;
+        cfg.sandbox
+            .check_hello(hello.sandboxed)
+            .map_err(crate::process::spawn::SpawnError::from)?;
         let mut report = process.sandbox().clone();
         report.helper_self_sandboxed = Some(hello.sandboxed);
         tracing::info!(generation, pid = process.pid(), engine = %hello.engine, sandbox = %report, "helper ready");
@@ -197,6 +203,14 @@ impl Connection {
     /// Declares the helper dead (first cause wins): SIGKILL to its group, every
     /// request in flight fails with the cause.
     pub(crate) fn die(&self, cause: DeathCause) {
+        // A crash that is the kernel's OOM kill at the hard limit (the helper's
+        // memory cgroup) is a memory-limit death, whichever watcher saw it first.
+        let cause = match (&cause, self.process.hard_limit_hit()) {
+            (DeathCause::Crashed { .. }, Some((peak, limit))) => {
+                DeathCause::MemoryLimit { rss: peak, limit }
+            }
+            _ => cause,
+        };
         let first = self.death.send_if_modified(|c| {
             if c.is_none() {
                 *c = Some(cause.clone());

@@ -4,7 +4,7 @@
 //! Helpers under test: the Rust test helper (always), plus every entry of
 //! `COREML_TEST_HELPERS`, separated by `;`, each `name=[launcher words...] program`
 //! (the last word is the program, the words before it the launcher prefix), e.g.
-//! `swift=/root/lib64/ld-linux-x86-64.so.2 --library-path /root/lib /out/coreml-helper-faults`.
+//! `swift=/opt/swift-root/lib64/ld-linux-x86-64.so.2 --library-path /opt/swift-root/lib /opt/out/coreml-helper-faults`.
 //! The Rust helper is `target/<profile>/coreml-test-helper` next to the test binary
 //! (`cargo build -p coreml-test-helper` first), or `COREML_TEST_HELPER_BIN`.
 #![allow(dead_code)]

@@ -251,7 +251,14 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("{kind:?} worker: {e}"))?;
+            .map_err(|e| match kind {
+                WorkerKind::Torch | WorkerKind::TorchPassive => format!(
+                    "{kind:?} worker: cannot start {} ({e}); create the environment with \
+                     `scripts/python_env.sh torch` (make bench does) or pass --python",
+                    o.python.display()
+                ),
+                _ => format!("{kind:?} worker: {e}"),
+            })?;
         let stdin = child.stdin.take().ok_or("no stdin")?;
         let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
         Ok(Self {

@@ -32,6 +32,8 @@ pub struct Options {
     pub batch_ms: f64,
 }
 
+/// `$COREML_BRIDGE_TORCH_PYTHON`, else the Python of the environment that
+/// `scripts/python_env.sh torch` creates (`make bench` runs it first and passes `--python`).
 fn default_python() -> PathBuf {
     if let Some(p) = std::env::var_os("COREML_BRIDGE_TORCH_PYTHON") {
         return PathBuf::from(p);

@@ -1,0 +1,502 @@
+//! The Core ML engine: [`InferenceEngine`] over the supervisor. Compile →
+//! cache install → load → predict through shared memory; the helper's
+//! timings, compute plan and health go to the telemetry and the router.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use coreml_bridge::coreml::engine::{CoreMlEngine, CoreMlOptions};
+//! use coreml_bridge::health::HealthBus;
+//! use coreml_bridge::telemetry::Telemetry;
+//! use coreml_supervisor::{HelperCommand, SupervisorConfig};
+//!
+//! # async fn demo() {
+//! let telemetry = Arc::new(Telemetry::new());
+//! let health = HealthBus::new();
+//! let cfg = SupervisorConfig::new(HelperCommand::new("/usr/local/libexec/coreml-helper"));
+//! match CoreMlEngine::start(cfg, CoreMlOptions::default(), telemetry, health).await {
+//!     Ok(engine) => println!("Core ML helper up: {}", engine.identity()),
+//!     Err(reason) => println!("Core ML unavailable: {reason}"),
+//! }
+//! # }
+//! ```
+//!
+//! A helper that reports no Core ML (`coreml_version: nil`, e.g. the Swift
+//! helper on Linux) is refused at start, unless it is a diagnostic helper
+//! (`engine: "diagnostic"`), which serves only `diag:` models.
+//!
+//! Models run in isolation domains ([`CoreMlOptions::domains`], one helper
+//! per model by default; see [`crate::coreml::domain_policy`]): each domain
+//! is its own supervised helper with its own `SupervisorConfig` (memory
+//! limit, restart budget), so a hang, crash, memory kill or protocol
+//! violation affects only the models of its domain.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use coreml_inference::{
+    async_trait, CacheKey, CapabilityError, CapabilityReport, Deadline, DeviceClass, InferError, InferenceEngine,
+    IoSchema, ModelArtifact, ModelId, OpCoverage, PrepareError, PrepareOptions, PreparedModel, Sha256Digest,
+    SlaEstimate, Tensor, TensorMap, UnloadError, Validated,
+};
+use coreml_supervisor::schema::Device;
+use coreml_supervisor::{Supervisor, SupervisorConfig};
+
+use crate::coreml::compile::InstrumentStage;
+use crate::coreml::convert::{infer_error, prepare_error, spec_from_wire, units_from_wire, units_to_wire};
+use crate::coreml::domain::Domain;
+use crate::coreml::domain_policy::{DomainPolicy, SHARED_DOMAIN};
+use crate::coreml::model_cache::ModelCache;
+use crate::coreml::revive::Backoff;
+use crate::health::{HealthBus, HealthEvent};
+use crate::taxonomy::{tagged, FailureKind};
+use crate::telemetry::latency::Stage;
+use crate::telemetry::Telemetry;
+
+/// The engine's name.
+pub const COREML_ENGINE: &str = "coreml";
+
+/// Options of the engine besides the supervisor's.
+#[derive(Debug, Clone)]
+pub struct CoreMlOptions {
+    /// Compiled-model cache directory (default: `$COREML_BRIDGE_CACHE/compiled`
+    /// or `~/.cache/coreml-bridge/compiled`).
+    pub cache_dir: Option<PathBuf>,
+    /// Directories holding the models to compile. The helper is sandboxed before
+    /// it sees its first request (Landlock on Linux, Seatbelt on macOS), so it can
+    /// read a model only under one of these (or in the cache): each is added to
+    /// the sandbox's read-only paths.
+    pub model_dirs: Vec<PathBuf>,
+    /// After the supervisor gives up on its helper (restart budget spent),
+    /// the first wait before a fresh helper is tried; doubles after each
+    /// failed try (default 1 s).
+    pub revive_after: Duration,
+    /// The longest wait between tries (default 5 min).
+    pub revive_max: Duration,
+    /// Which models share a helper (default: one helper per model).
+    pub domains: DomainPolicy,
+    /// The supervisor configuration of named domains (memory limit, restart
+    /// budget, deadlines); other domains use the one given to `start`.
+    pub domain_configs: BTreeMap<String, SupervisorConfig>,
+}
+
+impl Default for CoreMlOptions {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            model_dirs: Vec::new(),
+            revive_after: Duration::from_secs(1),
+            revive_max: Duration::from_secs(300),
+            domains: DomainPolicy::default(),
+            domain_configs: BTreeMap::new(),
+        }
+    }
+}
+
+struct Loaded {
+    domain: Arc<Domain>,
+    sup_id: coreml_supervisor::ModelId,
+    name: String,
+    schema: IoSchema,
+    requested: coreml_inference::ComputeUnits,
+    actual: coreml_inference::ComputeUnits,
+    coverage: Option<OpCoverage>,
+    device: DeviceClass,
+}
+
+/// See the module docs.
+pub struct CoreMlEngine {
+    pub(crate) cache: ModelCache,
+    pub(crate) telemetry: Arc<Telemetry>,
+    health: Arc<HealthBus>,
+    models: Mutex<HashMap<ModelId, Loaded>>,
+    next_id: AtomicU64,
+    identity: String,
+    /// The helper started by `start`; the first domain that needs a helper
+    /// with the default configuration takes it.
+    first: Arc<Domain>,
+    first_taken: AtomicBool,
+    domains: Mutex<BTreeMap<String, Arc<Domain>>>,
+    starting: tokio::sync::Mutex<()>,
+    policy: DomainPolicy,
+    base: SupervisorConfig,
+    domain_configs: BTreeMap<String, SupervisorConfig>,
+    model_dirs: Vec<PathBuf>,
+    revival: Backoff,
+}
+
+pub use crate::coreml::domain::MEMORY_SAMPLE_EVERY;
+
+/// A configuration with the cache's staging directory and the sandbox's
+/// read paths (the cache, the model directories).
+fn with_cache(
+    mut cfg: SupervisorConfig,
+    cache: &ModelCache,
+    model_dirs: &[PathBuf],
+) -> Result<SupervisorConfig, String> {
+    cfg.staging_dir = cache.staging_dir().map_err(|e| format!("staging directory: {e}"))?;
+    cfg.sandbox = cfg.sandbox.read_write(cache.root());
+    for d in model_dirs {
+        cfg.sandbox = cfg.sandbox.read_only(d);
+    }
+    Ok(cfg)
+}
+
+fn default_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("COREML_BRIDGE_CACHE") {
+        return PathBuf::from(d).join("compiled");
+    }
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+    home.join(".cache/coreml-bridge/compiled")
+}
+
+impl CoreMlEngine {
+    /// Starts the helper. `Err` says, in one line, why Core ML cannot serve.
+    pub async fn start(
+        cfg: SupervisorConfig,
+        options: CoreMlOptions,
+        telemetry: Arc<Telemetry>,
+        health: Arc<HealthBus>,
+    ) -> Result<Self, String> {
+        let cache = ModelCache::open(options.cache_dir.unwrap_or_else(default_cache_dir))
+            .map_err(|e| format!("compiled-model cache: {e}"))?;
+        let base = with_cache(cfg, &cache, &options.model_dirs)?;
+        let memory_limit = base.memory_limit;
+        let revival = Backoff::new(options.revive_after, options.revive_max);
+        let first_name = match options.domains {
+            DomainPolicy::Shared => SHARED_DOMAIN,
+            _ => "first",
+        };
+        let first = Domain::start(first_name, base.clone(), telemetry.clone(), health.clone(), revival.clone())
+            .await
+            .map_err(|e| format!("the helper did not start: {e}"))?;
+        let sup = first.sup.clone();
+        let hello = sup.hello().ok_or("the helper went away right after starting")?;
+        let diagnostic = hello.engine == "diagnostic";
+        if hello.coreml_version.is_none() && !diagnostic {
+            sup.shutdown().await;
+            return Err(format!(
+                "the helper runs on {} {} ({}) where there is no Core ML",
+                hello.os, hello.os_build, hello.chip
+            ));
+        }
+        let identity = format!(
+            "{} helper {} on {} {} ({}), Core ML {}, pid {}",
+            hello.engine,
+            hello.helper_version,
+            hello.os,
+            hello.os_build,
+            hello.chip,
+            hello.coreml_version.as_deref().unwrap_or("absent"),
+            hello.pid
+        );
+        for key in cache.evict_mismatched(hello.coreml_version.as_deref().unwrap_or("none"), &hello.os_build) {
+            tracing::info!(target: "coreml_bridge::coreml", key, "evicted stale compiled model");
+        }
+        telemetry.set_helper_identity(identity.clone());
+        if memory_limit.is_some() {
+            telemetry.set_helper_memory_limit(memory_limit);
+        }
+        tracing::info!(target: "coreml_bridge::coreml", policy = options.domains.describe(), "isolation domains");
+        let mut domains = BTreeMap::new();
+        let shared = options.domains == DomainPolicy::Shared;
+        if shared {
+            domains.insert(SHARED_DOMAIN.to_owned(), first.clone());
+        }
+        Ok(Self {
+            cache,
+            telemetry,
+            health,
+            models: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            identity,
+            first,
+            first_taken: AtomicBool::new(shared),
+            domains: Mutex::new(domains),
+            starting: tokio::sync::Mutex::new(()),
+            policy: options.domains,
+            base,
+            domain_configs: options.domain_configs,
+            model_dirs: options.model_dirs,
+            revival,
+        })
+    }
+
+    fn domains(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Domain>>> {
+        self.domains.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The running domains.
+    pub fn running_domains(&self) -> Vec<Arc<Domain>> {
+        self.domains().values().cloned().collect()
+    }
+
+    /// The domain serving `model`, if it is prepared.
+    pub fn domain_of(&self, model: &str) -> Option<Arc<Domain>> {
+        self.models().values().find(|l| l.name == model).map(|l| l.domain.clone())
+    }
+
+    /// The domain of `model` (its helper started if it is not running yet).
+    async fn domain_for(&self, model: &str) -> Result<Arc<Domain>, PrepareError> {
+        let name = self.policy.domain_of(model);
+        if let Some(d) = self.domains().get(&name) {
+            return Ok(d.clone());
+        }
+        let _one_at_a_time = self.starting.lock().await;
+        if let Some(d) = self.domains().get(&name) {
+            return Ok(d.clone());
+        }
+        let custom = self.domain_configs.get(&name);
+        let domain = if custom.is_none() && !self.first_taken.swap(true, Ordering::SeqCst) {
+            self.first.rename(&name);
+            self.first.clone()
+        } else {
+            let unavailable = |m: String| PrepareError::Unavailable {
+                message: tagged(FailureKind::Unavailable, format!("domain `{name}`: {m}")),
+            };
+            let cfg = match custom {
+                Some(c) => with_cache(c.clone(), &self.cache, &self.model_dirs).map_err(unavailable)?,
+                None => self.base.clone(),
+            };
+            let d = Domain::start(&name, cfg, self.telemetry.clone(), self.health.clone(), self.revival.clone())
+                .await
+                .map_err(|e| unavailable(format!("the helper did not start: {e}")))?;
+            tracing::info!(target: "coreml_bridge::coreml", domain = name, started_in = ?d.started_in(), "domain helper started");
+            d
+        };
+        self.domains().insert(name, domain.clone());
+        Ok(domain)
+    }
+
+    /// Takes `model` out of its domain; a domain left without models is shut down.
+    async fn leave_domain(&self, domain: &Arc<Domain>, model: &str) {
+        if domain.remove_model(model) > 0 {
+            return;
+        }
+        let name = domain.name();
+        let removed = {
+            let mut map = self.domains();
+            match map.get(&name) {
+                Some(d) if Arc::ptr_eq(d, domain) && name != SHARED_DOMAIN => map.remove(&name),
+                _ => None,
+            }
+        };
+        if let Some(d) = removed {
+            d.sup.shutdown().await;
+        }
+    }
+
+    /// What the helper said it is.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The supervisor of the engine's first helper (stats, events,
+    /// `kill_helper` for tests): the first domain's, once a model took it.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.first.sup
+    }
+
+    /// Stops every helper.
+    pub async fn shutdown(&self) {
+        let mut all = self.running_domains();
+        all.push(self.first.clone());
+        for d in all {
+            d.sup.shutdown().await;
+        }
+    }
+
+    fn models(&self) -> std::sync::MutexGuard<'_, HashMap<ModelId, Loaded>> {
+        self.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn prepare_inner(
+        &self,
+        artifact: &ModelArtifact,
+        options: &PrepareOptions,
+        budget: Duration,
+    ) -> Result<PreparedModel, PrepareError> {
+        let start = Instant::now();
+        let source = artifact.path.to_string_lossy().into_owned();
+        if !source.starts_with("diag:") && !artifact.format.is_core_ml() {
+            return Err(PrepareError::UnsupportedFormat { engine: COREML_ENGINE.into(), format: artifact.format });
+        }
+        let name = options.model_name.clone().unwrap_or_else(|| source.clone());
+        let domain = self.domain_for(&name).await?;
+        domain.add_model(&name);
+        self.telemetry.set_domain(&name, &domain.name());
+        let result = self.prepare_on(&domain, &name, artifact, options, budget, start).await;
+        if result.is_err() {
+            self.leave_domain(&domain, &name).await;
+        }
+        result
+    }
+
+    async fn prepare_on(
+        &self,
+        domain: &Arc<Domain>,
+        name: &str,
+        artifact: &ModelArtifact,
+        options: &PrepareOptions,
+        budget: Duration,
+        start: Instant,
+    ) -> Result<PreparedModel, PrepareError> {
+        let name = name.to_owned();
+        let sup = &domain.sup;
+        let bundle = self.bundle_for(sup, &name, artifact, options, budget).await?;
+        let info = sup
+            .load(&bundle, Some(units_to_wire(options.compute_units)))
+            .instrument_stage(Stage::Load, &name)
+            .await
+            .map_err(|e| {
+                self.telemetry.record_failure(&name, COREML_ENGINE, FailureKind::LoadError);
+                prepare_error(e, budget)
+            })?;
+        self.telemetry.record_stage(&name, COREML_ENGINE, Stage::Load, Duration::from_micros(info.load_us));
+        let specs = |v: &[coreml_supervisor::schema::TensorSpec]| {
+            v.iter()
+                .map(spec_from_wire)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| PrepareError::InvalidModel { message: m })
+        };
+        let schema = IoSchema::new(specs(&info.inputs)?, specs(&info.outputs)?);
+        let actual = units_from_wire(info.compute_units);
+        self.telemetry.set_compute_units(&name, COREML_ENGINE, options.compute_units, Some(actual));
+        let (coverage, device) = match sup.compute_plan(info.id).await {
+            Ok(plan) => {
+                self.telemetry.set_ne_coverage(&name, COREML_ENGINE, plan.ne_coverage, plan.unavailable_reason.clone());
+                let known: Vec<_> = plan.ops.iter().filter_map(|o| o.preferred).collect();
+                let on_ne = known.iter().filter(|d| **d == Device::NeuralEngine).count() as u32;
+                let device =
+                    match (known.is_empty(), on_ne as usize == known.len(), known.iter().all(|d| *d == Device::Cpu)) {
+                        (true, ..) => DeviceClass::Unknown,
+                        (false, true, _) => DeviceClass::NeuralEngine,
+                        (false, _, true) => DeviceClass::Cpu,
+                        _ => DeviceClass::Mixed,
+                    };
+                (
+                    (!known.is_empty()).then_some(OpCoverage { on_neural_engine: on_ne, total: known.len() as u32 }),
+                    device,
+                )
+            }
+            Err(e) => {
+                self.telemetry.set_ne_coverage(&name, COREML_ENGINE, None, Some(format!("compute plan: {e}")));
+                (None, DeviceClass::Unknown)
+            }
+        };
+        let id = ModelId(self.next_id.fetch_add(1, Ordering::SeqCst));
+        let digest = Sha256Digest::of_bytes(bundle.as_bytes());
+        let loaded = Loaded {
+            domain: domain.clone(),
+            sup_id: info.id,
+            name,
+            schema: schema.clone(),
+            requested: options.compute_units,
+            actual,
+            coverage,
+            device,
+        };
+        self.models().insert(id, loaded);
+        let expected = options.infer_budget.unwrap_or(Duration::from_millis(10));
+        Ok(PreparedModel {
+            engine: COREML_ENGINE.into(),
+            id,
+            cache_key: CacheKey::derive(COREML_ENGINE, &digest, options),
+            schema,
+            sla: SlaEstimate { prepare_time: start.elapsed(), infer_p50: expected, infer_p99: expected * 2 },
+        })
+    }
+}
+
+#[async_trait]
+impl InferenceEngine for CoreMlEngine {
+    fn name(&self) -> &str {
+        COREML_ENGINE
+    }
+
+    async fn prepare(&self, artifact: &ModelArtifact, options: &PrepareOptions) -> Result<PreparedModel, PrepareError> {
+        let budget = options.prepare_budget.unwrap_or(Duration::from_secs(15 * 60));
+        tokio::time::timeout(budget, self.prepare_inner(artifact, options, budget))
+            .await
+            .unwrap_or(Err(PrepareError::DeadlineExceeded { budget }))
+    }
+
+    async fn execute(
+        &self,
+        model: &PreparedModel,
+        inputs: Validated,
+        deadline: Deadline,
+    ) -> Result<TensorMap, InferError> {
+        let (domain, sup_id, name, schema) = {
+            let m = self.models();
+            let l = m.get(&model.id).ok_or(InferError::UnknownModel { model: model.id })?;
+            (l.domain.clone(), l.sup_id, l.name.clone(), l.schema.clone())
+        };
+        let inputs = inputs.into_inner();
+        let named: Vec<(&str, &[u8])> =
+            schema.inputs.iter().filter_map(|s| inputs.get(&s.name).map(|t| (s.name.as_str(), t.as_bytes()))).collect();
+        let requests = &domain.requests;
+        requests.in_flight.fetch_add(1, Ordering::SeqCst);
+        let result = domain.sup.predict_with_deadline(sup_id, &named, deadline.remaining()).await;
+        requests.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if let Some(bytes) = domain.sample_memory() {
+            self.health.push(HealthEvent::Memory { bytes, domain: Some(domain.scope()) });
+        }
+        let (fast, slow) =
+            self.running_domains().iter().map(|d| d.sup.reply_lanes()).fold((0, 0), |(f, s), (a, b)| (f + a, s + b));
+        self.telemetry.set_helper_replies(fast, slow);
+        if let Err(e) = &result {
+            if e.killed_helper() {
+                let now = requests.epoch.elapsed().as_millis() as u64 + 1;
+                requests.last_death_ms.store(now, Ordering::SeqCst);
+            }
+        }
+        let prediction = result.map_err(infer_error)?;
+        for (stage, us) in [
+            (Stage::MarshalIn, prediction.marshal_in_us),
+            (Stage::Predict, prediction.predict_us),
+            (Stage::MarshalOut, prediction.marshal_out_us),
+        ] {
+            self.telemetry.record_stage(&name, COREML_ENGINE, stage, Duration::from_micros(us));
+        }
+        let mut out = TensorMap::new();
+        for spec in &schema.outputs {
+            let o = prediction.output(&spec.name).ok_or_else(|| InferError::Backend {
+                message: tagged(FailureKind::SchemaMismatch, format!("no output `{}`", spec.name)),
+            })?;
+            let shape: Vec<usize> = o.shape().iter().map(|&d| d as usize).collect();
+            let t = Tensor::from_bytes(spec.dtype, shape, &o.to_vec())
+                .map_err(|e| InferError::Backend { message: tagged(FailureKind::SchemaMismatch, e) })?;
+            out.insert(spec.name.clone(), t);
+        }
+        Ok(out)
+    }
+
+    async fn capabilities(&self, model: &PreparedModel) -> Result<CapabilityReport, CapabilityError> {
+        let m = self.models();
+        let l = m.get(&model.id).ok_or(CapabilityError::UnknownModel { model: model.id })?;
+        let mut r = CapabilityReport::new(COREML_ENGINE, l.device, l.requested, l.actual);
+        r.dtypes = l.schema.inputs.iter().map(|s| s.dtype).collect();
+        r.max_batch = l.schema.max_batch().max(1);
+        r.neural_engine_coverage = l.coverage;
+        let snap = self.telemetry.snapshot();
+        let p99 = |stage: Stage| {
+            snap.model(&l.name)
+                .and_then(|s| s.engine(COREML_ENGINE))
+                .and_then(|e| e.stages.get(stage.name()))
+                .map(|s| Duration::from_micros(s.p99_us))
+        };
+        r.compile_p99 = p99(Stage::Load);
+        r.infer_p99 = p99(Stage::Predict);
+        Ok(r)
+    }
+
+    async fn unload(&self, model: &PreparedModel) -> Result<(), UnloadError> {
+        let l = self.models().remove(&model.id).ok_or(UnloadError::UnknownModel { model: model.id })?;
+        let result = l.domain.sup.unload(l.sup_id).await.map_err(|e| UnloadError::Backend { message: e.to_string() });
+        self.leave_domain(&l.domain, &l.name).await;
+        result
+    }
+}

@@ -1,0 +1,498 @@
+//! `parity`: every engine that can run here, on the golden inputs that
+//! `make models` wrote, against the PyTorch FP32 outputs: one table of L∞
+//! and RMSE with the plan's budgets. Exits non-zero when a result is over
+//! its budget or an engine fails; engines that cannot run here are listed as
+//! not run, with why.
+//!
+//! ```text
+//! $ coreml-bridge parity
+//! MODEL             ENGINE        VARIANT  OUTPUT     L∞        RMSE      BUDGET          RESULT
+//! resnet50          candle        fp32     logits     9.5e-6    2.1e-6    L∞ ≤ 1e-4       ok
+//! resnet50          coreml        6 pkgs   -          -         -         -               not run: Core ML needs macOS (this is linux x86_64)
+//! ```
+//!
+//! Inputs: `$COREML_BRIDGE_CACHE/models/<model>/golden.json` (which engine
+//! architecture and weights, the budgets, the variants built) with
+//! `golden_inputs.safetensors` and `golden_outputs.safetensors` beside it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use coreml_bridge::candle::CandleEngine;
+use coreml_bridge::inference::{
+    Deadline, InferenceEngine, ModelArtifact, PrepareOptions, Tensor, TensorMap,
+};
+use coreml_bridge::table::TextTable;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app;
+use crate::Global;
+
+/// Candle in FP32 against PyTorch FP32 (the plan's budget).
+pub const CANDLE_FP32_LINF: f64 = 1e-4;
+
+#[derive(Debug, Args)]
+pub struct ParityArgs {
+    /// Where `make models` put the packages and golden files
+    /// [default: $COREML_BRIDGE_CACHE/models].
+    #[arg(long)]
+    pub models_dir: Option<PathBuf>,
+    /// Only this model (repeatable), e.g. resnet50, all_minilm_l6_v2.
+    #[arg(long = "model")]
+    pub models: Vec<String>,
+}
+
+/// `golden.json`, as convert.py writes it.
+#[derive(Debug, Deserialize)]
+struct Golden {
+    model: String,
+    #[serde(default)]
+    source_weights_sha256: Option<String>,
+    #[serde(default)]
+    candle: Option<CandleSide>,
+    #[serde(default)]
+    variants: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CandleSide {
+    architecture: String,
+    /// Relative to `$COREML_BRIDGE_CACHE/weights`.
+    weights: String,
+    /// Candle output name -> golden output name.
+    outputs: std::collections::BTreeMap<String, String>,
+}
+
+/// One line of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub model: String,
+    pub engine: String,
+    pub variant: String,
+    pub output: String,
+    pub metrics: Option<Metrics>,
+    pub budget: Option<Budget>,
+    pub result: Verdict,
+}
+
+/// What happened to a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Ok,
+    OverBudget,
+    Failed(String),
+    NotRun(String),
+}
+
+impl Verdict {
+    fn text(&self) -> String {
+        match self {
+            Verdict::Ok => "ok".into(),
+            Verdict::OverBudget => "OVER BUDGET".into(),
+            Verdict::Failed(why) => format!("FAILED: {why}"),
+            Verdict::NotRun(why) => format!("not run: {why}"),
+        }
+    }
+
+    /// Whether the command should exit non-zero.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Verdict::OverBudget | Verdict::Failed(_))
+    }
+}
+
+/// L∞ and RMSE of `got` against `want`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metrics {
+    pub linf: f64,
+    pub rmse: f64,
+}
+
+/// Upper bounds; `None` is not gated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub linf: Option<f64>,
+    pub rmse: Option<f64>,
+}
+
+impl Budget {
+    /// Whether `m` is within the budget (a NaN never is).
+    pub fn admits(&self, m: &Metrics) -> bool {
+        let ok = |v: f64, b: Option<f64>| b.is_none_or(|b| v <= b);
+        !m.linf.is_nan() && !m.rmse.is_nan() && ok(m.linf, self.linf) && ok(m.rmse, self.rmse)
+    }
+
+    fn text(&self) -> String {
+        let mut parts = vec![];
+        if let Some(l) = self.linf {
+            parts.push(format!("L∞ ≤ {l:.0e}"));
+        }
+        if let Some(r) = self.rmse {
+            parts.push(format!("RMSE ≤ {r:.0e}"));
+        }
+        if parts.is_empty() {
+            "-".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// L∞ and RMSE; an error when the shapes differ or a tensor is not numeric.
+pub fn compare(got: &Tensor, want: &Tensor) -> Result<Metrics, String> {
+    if got.shape() != want.shape() {
+        return Err(format!(
+            "shape {:?}, reference {:?}",
+            got.shape(),
+            want.shape()
+        ));
+    }
+    let g = got.to_f64_vec().map_err(|e| e.to_string())?;
+    let w = want.to_f64_vec().map_err(|e| e.to_string())?;
+    let (mut linf, mut sq) = (0.0f64, 0.0f64);
+    for (a, b) in g.iter().zip(&w) {
+        let d = (a - b).abs();
+        // NaN propagates: max() would drop it.
+        linf = if d.is_nan() || linf.is_nan() {
+            f64::NAN
+        } else {
+            linf.max(d)
+        };
+        sq += d * d;
+    }
+    let n = g.len().max(1) as f64;
+    Ok(Metrics {
+        linf,
+        rmse: (sq / n).sqrt(),
+    })
+}
+
+fn models_dir(args: &ParityArgs) -> PathBuf {
+    args.models_dir
+        .clone()
+        .unwrap_or_else(|| app::cache_root().join("models"))
+}
+
+fn load_goldens(dir: &Path, only: &[String]) -> Result<Vec<(PathBuf, Golden)>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        format!(
+            "{}: {e}: run `make models` first (it writes the golden files)",
+            dir.display()
+        )
+    })?;
+    let mut out = vec![];
+    for entry in entries.flatten() {
+        let path = entry.path().join("golden.json");
+        if !path.is_file() {
+            continue;
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let g: Golden =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if only.is_empty() || only.contains(&g.model) {
+            out.push((entry.path(), g));
+        }
+    }
+    out.sort_by(|a, b| a.1.model.cmp(&b.1.model));
+    if out.is_empty() {
+        return Err(if only.is_empty() {
+            format!(
+                "no golden files under {}: run `make models` first",
+                dir.display()
+            )
+        } else {
+            format!("no golden files for {only:?} under {}", dir.display())
+        });
+    }
+    for name in only {
+        if !out.iter().any(|(_, g)| &g.model == name) {
+            return Err(format!(
+                "no golden files for {name} under {}",
+                dir.display()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn row(model: &str, engine: &str, variant: &str, output: &str, result: Verdict) -> Row {
+    Row {
+        model: model.into(),
+        engine: engine.into(),
+        variant: variant.into(),
+        output: output.into(),
+        metrics: None,
+        budget: None,
+        result,
+    }
+}
+
+/// Candle on the golden inputs, one row per compared output.
+async fn candle_rows(
+    engine: &Arc<dyn InferenceEngine>,
+    units: coreml_bridge::inference::ComputeUnits,
+    dir: &Path,
+    g: &Golden,
+    c: &CandleSide,
+) -> Vec<Row> {
+    let fail = |why: String| vec![row(&g.model, "candle", "fp32", "-", Verdict::Failed(why))];
+    let weights = app::cache_root().join("weights").join(&c.weights);
+    if !weights.is_file() {
+        return vec![row(
+            &g.model,
+            "candle",
+            "fp32",
+            "-",
+            Verdict::NotRun(format!(
+                "{} is missing: run `make assets`",
+                weights.display()
+            )),
+        )];
+    }
+    let artifact = match ModelArtifact::from_path(&weights) {
+        Ok(a) => a,
+        Err(e) => return fail(e.to_string()),
+    };
+    if let Some(want) = &g.source_weights_sha256 {
+        match artifact.compute_sha256() {
+            Ok(d) if &d.to_string() == want => {}
+            Ok(d) => {
+                return fail(format!(
+                "{} has sha256 {d}, the packages were converted from {want}: rerun `make models`",
+                weights.display()
+            ))
+            }
+            Err(e) => return fail(e.to_string()),
+        }
+    }
+    let read = |name: &str| {
+        TensorMap::read_safetensors(dir.join(name))
+            .map_err(|e| format!("{}: {e}", dir.join(name).display()))
+    };
+    let (inputs, golden) = match (
+        read("golden_inputs.safetensors"),
+        read("golden_outputs.safetensors"),
+    ) {
+        (Ok(i), Ok(o)) => (i, o),
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
+    let options = PrepareOptions::new(units)
+        .with_architecture(&c.architecture)
+        .with_model_name(&g.model)
+        .with_max_batch(1);
+    let model = match engine.prepare(&artifact, &options).await {
+        Ok(m) => m,
+        Err(e) => return fail(format!("prepare: {e}")),
+    };
+    // The packages take int32 token ids; cast to what the engine declares.
+    let mut cast = TensorMap::new();
+    for spec in &model.schema.inputs {
+        match inputs.get(&spec.name).map(|t| t.cast(spec.dtype)) {
+            Some(Ok(t)) => {
+                cast.insert(spec.name.clone(), t);
+            }
+            Some(Err(e)) => return fail(format!("input {}: {e}", spec.name)),
+            None => return fail(format!("golden inputs have no {}", spec.name)),
+        }
+    }
+    let out = match engine
+        .infer(&model, cast, Deadline::after(Duration::from_secs(600)))
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => return fail(format!("infer: {e}")),
+    };
+    let _ = engine.unload(&model).await;
+    let budget = Budget {
+        linf: Some(CANDLE_FP32_LINF),
+        rmse: None,
+    };
+    c.outputs
+        .iter()
+        .map(|(candle_name, golden_name)| {
+            let mut r = row(&g.model, "candle", "fp32", candle_name, Verdict::Ok);
+            r.budget = Some(budget);
+            match (out.get(candle_name), golden.get(golden_name)) {
+                (Some(got), Some(want)) => match compare(got, want) {
+                    Ok(m) => {
+                        r.result = if budget.admits(&m) {
+                            Verdict::Ok
+                        } else {
+                            Verdict::OverBudget
+                        };
+                        r.metrics = Some(m);
+                    }
+                    Err(e) => r.result = Verdict::Failed(e),
+                },
+                (None, _) => r.result = Verdict::Failed(format!("candle gave no {candle_name}")),
+                (_, None) => r.result = Verdict::Failed(format!("no golden {golden_name}")),
+            }
+            r
+        })
+        .collect()
+}
+
+/// The rows of one model: Candle where it has the architecture, and the
+/// engines that cannot run here.
+async fn model_rows(
+    engine: &Arc<dyn InferenceEngine>,
+    units: coreml_bridge::inference::ComputeUnits,
+    dir: &Path,
+    g: &Golden,
+) -> Vec<Row> {
+    let mut rows = match &g.candle {
+        Some(c) => candle_rows(engine, units, dir, g, c).await,
+        None => vec![row(
+            &g.model,
+            "candle",
+            "fp32",
+            "-",
+            Verdict::NotRun("no Candle implementation of this model".into()),
+        )],
+    };
+    let built: Vec<&String> = g
+        .variants
+        .iter()
+        .filter(|(_, v)| matches!(v["status"].as_str(), Some("built" | "cached")))
+        .map(|(k, _)| k)
+        .collect();
+    let pkgs = format!("{} pkgs", built.len());
+    rows.push(row(
+        &g.model,
+        "coreml",
+        &pkgs,
+        "-",
+        Verdict::NotRun(format!(
+            "Core ML needs macOS (this is {} {})",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )),
+    ));
+    rows.push(row(
+        &g.model,
+        "mil-executor",
+        &pkgs,
+        "-",
+        Verdict::NotRun("this build has no ML Program executor".into()),
+    ));
+    rows
+}
+
+pub async fn run(global: Global, args: ParityArgs) -> Result<(), String> {
+    let dir = models_dir(&args);
+    let goldens = load_goldens(&dir, &args.models)?;
+    let engine: Arc<dyn InferenceEngine> = Arc::new(CandleEngine::new());
+    let mut rows = vec![];
+    for (path, g) in &goldens {
+        let spinner = app::spinner(&global, &format!("parity {}", g.model));
+        rows.extend(model_rows(&engine, global.compute_units, path, g).await);
+        spinner.finish_and_clear();
+    }
+    let failures = rows.iter().filter(|r| r.result.is_failure()).count();
+    if global.json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "model": r.model, "engine": r.engine, "variant": r.variant, "output": r.output,
+                    "linf": r.metrics.map(|m| m.linf), "rmse": r.metrics.map(|m| m.rmse),
+                    "budget": r.budget.map(|b| json!({"linf": b.linf, "rmse": b.rmse})),
+                    "result": r.result.text(),
+                })
+            })
+            .collect();
+        app::print_json(&json!({ "models_dir": dir, "rows": list, "failures": failures }));
+    } else {
+        crate::out_part!("{}", render(&rows));
+    }
+    if failures > 0 {
+        return Err(format!(
+            "parity: {failures} result(s) over budget or failed"
+        ));
+    }
+    Ok(())
+}
+
+/// The table as text.
+pub fn render(rows: &[Row]) -> String {
+    let mut t = TextTable::new(&[
+        "MODEL", "ENGINE", "VARIANT", "OUTPUT", "L∞", "RMSE", "BUDGET", "RESULT",
+    ]);
+    let num = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2e}"));
+    for r in rows {
+        t.row(vec![
+            r.model.clone(),
+            r.engine.clone(),
+            r.variant.clone(),
+            r.output.clone(),
+            num(r.metrics.map(|m| m.linf)),
+            num(r.metrics.map(|m| m.rmse)),
+            r.budget.map_or("-".into(), |b| b.text()),
+            r.result.text(),
+        ]);
+    }
+    t.render("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[f32]) -> Tensor {
+        Tensor::new(vec![v.len()], v.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn metrics_are_linf_and_rmse() {
+        let m = compare(&t(&[1.0, 2.0, 3.0, 4.0]), &t(&[1.0, 2.5, 3.0, 3.0])).unwrap();
+        assert_eq!(m.linf, 1.0);
+        assert!((m.rmse - (1.25f64 / 4.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_nan_is_over_any_budget() {
+        let m = compare(&t(&[f32::NAN, 0.0]), &t(&[0.0, 0.0])).unwrap();
+        assert!(m.linf.is_nan());
+        let b = Budget {
+            linf: Some(1.0),
+            rmse: None,
+        };
+        assert!(!b.admits(&m));
+    }
+
+    #[test]
+    fn budgets_gate_both_metrics() {
+        let fp16 = Budget {
+            linf: Some(1e-2),
+            rmse: Some(1e-3),
+        };
+        assert!(fp16.admits(&Metrics {
+            linf: 9e-3,
+            rmse: 9e-4
+        }));
+        assert!(!fp16.admits(&Metrics {
+            linf: 2e-2,
+            rmse: 9e-4
+        }));
+        assert!(!fp16.admits(&Metrics {
+            linf: 9e-3,
+            rmse: 2e-3
+        }));
+    }
+
+    #[test]
+    fn shape_mismatch_is_an_error() {
+        let e = compare(&t(&[1.0, 2.0]), &t(&[1.0, 2.0, 3.0])).unwrap_err();
+        assert!(e.contains("shape"), "{e}");
+    }
+
+    #[test]
+    fn missing_models_dir_says_what_to_run() {
+        let dir = std::env::temp_dir().join("coreml-bridge-parity-no-such-dir");
+        let e = load_goldens(&dir, &[]).unwrap_err();
+        assert!(e.contains("make models"), "{e}");
+    }
+}
