@@ -213,13 +213,23 @@ pub fn parse_units(s: &str) -> Result<ComputeUnits, String> {
     s.parse()
 }
 
-/// Writes a line to stdout; a closed stdout (`| head`) ends the process quietly.
+/// The unwind payload of a closed stdout: `main` turns it into exit status 0
+/// after the runtime (and every region and helper in it) is dropped.
+pub struct StdoutClosed;
+
+/// Ends the command because stdout is closed (`| head`), quietly and without
+/// skipping destructors (no `process::exit` inside the runtime).
+pub fn stdout_closed() -> ! {
+    std::panic::resume_unwind(Box::new(StdoutClosed))
+}
+
+/// Writes a line to stdout; a closed stdout (`| head`) ends the command quietly.
 #[macro_export]
 macro_rules! out {
     ($($t:tt)*) => {{
         use std::io::Write as _;
         if writeln!(std::io::stdout().lock(), $($t)*).is_err() {
-            std::process::exit(0);
+            $crate::app::stdout_closed();
         }
     }};
 }
@@ -230,7 +240,7 @@ macro_rules! out_part {
     ($($t:tt)*) => {{
         use std::io::Write as _;
         if write!(std::io::stdout().lock(), $($t)*).is_err() {
-            std::process::exit(0);
+            $crate::app::stdout_closed();
         }
     }};
 }

@@ -77,10 +77,34 @@ fn init_tracing() {
     }
 }
 
-#[tokio::main]
-async fn main() {
+/// Runs the command; the process exits only after the runtime is dropped, so every
+/// supervisor, helper and shared-memory region is released on every exit path
+/// (a closed stdout included: `out!` unwinds to here instead of exiting).
+fn main() {
     init_tracing();
     let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(command(cli))));
+    drop(rt);
+    let code = match outcome {
+        Ok(code) => code,
+        Err(p) if p.is::<app::StdoutClosed>() => 0,
+        Err(p) => std::panic::resume_unwind(p),
+    };
+    std::process::exit(code);
+}
+
+async fn command(cli: Cli) -> i32 {
     let json = cli.global.json;
     let result = match cli.command {
         Command::Embed(a) => embed::run(cli.global, a).await,
@@ -90,12 +114,15 @@ async fn main() {
         Command::Report(a) => report::run(cli.global, a),
         Command::Parity(a) => parity::run(cli.global, a).await,
     };
-    if let Err(e) = result {
-        if json {
-            app::print_json(&serde_json::json!({ "error": e }));
-        } else {
-            eprintln!("error: {e}");
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            if json {
+                app::print_json(&serde_json::json!({ "error": e }));
+            } else {
+                eprintln!("error: {e}");
+            }
+            1
         }
-        std::process::exit(1);
     }
 }

@@ -24,7 +24,7 @@ use coreml_bridge::candle::CandleEngine;
 use coreml_bridge::inference::{
     Deadline, InferenceEngine, ModelArtifact, PrepareOptions, Tensor, TensorMap,
 };
-use coreml_bridge::table::TextTable;
+use coreml_bridge::telemetry::table::TextTable;
 use serde::Deserialize;
 use serde_json::json;
 

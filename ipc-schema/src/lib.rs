@@ -1,9 +1,9 @@
-//! Wire protocol v1 between the coreml-bridge supervisor and its helper process.
+//! Wire protocol v2 between the coreml-bridge supervisor and its helper process.
 //!
 //! Control messages are MessagePack bodies behind a 4-byte big-endian length prefix,
 //! sent over a Unix stream socket. Tensors never travel through the socket: a
-//! [`TensorRef`] names bytes inside a POSIX shared-memory region that both sides
-//! have mapped. `docs/protocol.md` is the normative description; this crate is the
+//! [`TensorRef`] names bytes inside a shared-memory region that both sides have
+//! mapped; the region travels as a file descriptor (`SCM_RIGHTS`), never by name. `docs/protocol.md` is the normative description; this crate is the
 //! Rust implementation and the golden vectors in `golden/` pin the bytes.
 //!
 //! ```
@@ -41,10 +41,6 @@ pub use version::{Negotiated, VersionError, PROTOCOL_MAJOR, PROTOCOL_MINOR};
 /// Alignment of every tensor slot offset inside a shared-memory region (16 KiB, the
 /// Apple Silicon page size, so Core ML can use slots as page-aligned backings).
 pub const SLOT_ALIGN: u64 = 16 * 1024;
-
-/// Longest shared-memory object name, in bytes, including the leading `/`
-/// (macOS `PSHMNAMLEN`).
-pub const MAX_SHM_NAME_LEN: usize = 31;
 
 /// Request id reserved for messages that answer no request (`Hello`, an `Error`
 /// about an undecodable frame).

@@ -26,7 +26,7 @@ macro_rules! messages {
             }
         }
 
-        /// Every v1 message.
+        /// Every v2 message.
         #[derive(Debug, Clone, PartialEq)]
         #[allow(missing_docs)]
         pub enum Message { $($(#[$m])* $variant($body),)+ }
@@ -62,6 +62,8 @@ messages! {
     ShutdownAck(ShutdownAck) = 5,
     /// A request failed.
     Error(ErrorReply) = 6,
+    /// The supervisor's version, right after `Hello`.
+    Welcome(Welcome) = 7,
     /// Map a shared-memory region.
     AttachRegion(AttachRegion) = 10,
     /// Region mapped.
@@ -130,7 +132,7 @@ pub enum DecodeError {
     /// The body is not a 3-element array starting with two unsigned integers.
     #[error("malformed envelope: {0}")]
     Envelope(String),
-    /// The tag is not a v1 message. The request id is kept so the receiver can
+    /// The tag is not a v2 message. The request id is kept so the receiver can
     /// answer with `Error{UNKNOWN_MESSAGE}`.
     #[error("unknown message tag {tag} (request {request_id})")]
     UnknownTag {
@@ -235,7 +237,9 @@ impl Envelope {
     }
 }
 
-/// Deepest nesting a v1 payload may have (the deepest real one is 4).
+/// Deepest nesting a payload may have: the payload map is depth 0, each element of
+/// an array or map one deeper than its container; an element at depth 17 is rejected
+/// (the deepest real one is 4).
 const MAX_DEPTH: usize = 16;
 
 /// Deserializes exactly one value from `bytes`, rejecting trailing bytes and

@@ -1,4 +1,4 @@
-//! Payload maps of every v1 message. Field order here is the canonical wire order;
+//! Payload maps of every v2 message. Field order here is the canonical wire order;
 //! every field is always present (`nil` for an absent optional value). Decoders
 //! ignore keys they do not know and read missing optional keys as `nil`, so a
 //! newer minor version may append optional fields.
@@ -69,14 +69,28 @@ pub struct ErrorReply {
     pub message: String,
 }
 
-/// Supervisor → helper: map a shared-memory region.
+/// Supervisor → helper (request id 0, not answered), sent once right after a
+/// compatible `Hello` and before any request: the supervisor's version. Both
+/// sides then speak the smaller of the two minors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// Protocol major version the supervisor speaks (equal to the helper's).
+    pub protocol_major: u16,
+    /// Protocol minor version the supervisor speaks.
+    pub protocol_minor: u16,
+    /// Supervisor library version.
+    pub supervisor_version: String,
+}
+
+/// Supervisor → helper: map a shared-memory region. The region itself is not
+/// named: its file descriptor travels with this frame as `SCM_RIGHTS` ancillary
+/// data on the frame's first byte (docs/protocol.md, section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachRegion {
     /// Id used by tensor refs.
     pub region: u32,
-    /// POSIX shared-memory name, `/` first, at most 31 bytes.
-    pub name: String,
-    /// Region size in bytes (fixed for the region's life).
+    /// Region size in bytes (fixed for the region's life; the descriptor's
+    /// `fstat` size is at least this).
     pub size: u64,
 }
 
@@ -110,6 +124,10 @@ pub struct Compile {
     pub staging_dir: String,
     /// Compute units the model will be loaded with.
     pub compute_units: ComputeUnits,
+    /// Time budget in microseconds from receipt; `None`: the helper applies no
+    /// deadline of its own (the supervisor's still holds).
+    #[serde(default)]
+    pub deadline_us: Option<u64>,
 }
 
 /// Helper → supervisor: the compiled bundle.
@@ -132,6 +150,10 @@ pub struct Load {
     pub bundle_path: String,
     /// Requested compute units.
     pub compute_units: ComputeUnits,
+    /// Time budget in microseconds from receipt; `None`: the helper applies no
+    /// deadline of its own (the supervisor's still holds).
+    #[serde(default)]
+    pub deadline_us: Option<u64>,
 }
 
 /// One input or output of a model.

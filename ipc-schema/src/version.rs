@@ -3,7 +3,7 @@
 use crate::Hello;
 
 /// Protocol major version: a peer with another major cannot talk to us.
-pub const PROTOCOL_MAJOR: u16 = 1;
+pub const PROTOCOL_MAJOR: u16 = 2;
 /// Protocol minor version: additions that older peers may ignore.
 pub const PROTOCOL_MINOR: u16 = 0;
 

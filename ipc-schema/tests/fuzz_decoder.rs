@@ -213,6 +213,29 @@ fn oversize_and_bad_prefixes_fail_typed_without_allocating() {
     ));
 }
 
+/// docs/protocol.md: the payload map is depth 0, each element one deeper than its
+/// container; an element at depth 16 is accepted, one at depth 17 rejected.
+#[test]
+fn nesting_depth_is_counted_from_the_payload_map() {
+    let ping_with = |arrays: usize| {
+        let mut b = vec![
+            0x93, 0x02, 0x01, 0x82, 0xa5, b'n', b'o', b'n', b'c', b'e', 0x01, 0xa1, b'x',
+        ];
+        b.extend(std::iter::repeat_n(0x91, arrays));
+        b.push(0xc0);
+        b
+    };
+    // "x" is at depth 1; 15 arrays put the nil at depth 16.
+    assert_eq!(
+        Envelope::decode(&ping_with(15)).unwrap().message,
+        Message::Ping(Ping { nonce: 1 })
+    );
+    assert!(matches!(
+        Envelope::decode(&ping_with(16)),
+        Err(DecodeError::Payload { .. })
+    ));
+}
+
 #[cfg(feature = "tokio")]
 #[tokio::test]
 async fn async_reader_matches_blocking_reader() {

@@ -161,17 +161,26 @@ fn hello_versions_negotiate() {
     };
     assert_eq!(
         get("hello").negotiate().unwrap(),
-        Negotiated { major: 1, minor: 0 }
+        Negotiated { major: 2, minor: 0 }
     );
     assert_eq!(
         get("hello_newer_minor").negotiate().unwrap(),
-        Negotiated { major: 1, minor: 0 }
+        Negotiated { major: 2, minor: 0 }
+    );
+    // A v1 helper (regions by name) cannot work with descriptor passing.
+    assert_eq!(
+        get("hello_v1").negotiate(),
+        Err(VersionError::IncompatibleVersion {
+            ours: 2,
+            theirs_major: 1,
+            theirs_minor: 0
+        })
     );
     assert_eq!(
         get("hello_other_major").negotiate(),
         Err(VersionError::IncompatibleVersion {
-            ours: 1,
-            theirs_major: 2,
+            ours: 2,
+            theirs_major: 3,
             theirs_minor: 0
         })
     );

@@ -137,19 +137,28 @@ fn message() -> impl Strategy<Value = Message> {
             code: ErrorCode(c),
             message
         })),
-        (any::<u32>(), text(), any::<u64>()).prop_map(
-            |(region, name, size)| Message::AttachRegion(AttachRegion { region, name, size })
+        (any::<u16>(), any::<u16>(), text()).prop_map(
+            |(protocol_major, protocol_minor, supervisor_version)| Message::Welcome(Welcome {
+                protocol_major,
+                protocol_minor,
+                supervisor_version
+            })
         ),
+        (any::<u32>(), any::<u64>())
+            .prop_map(|(region, size)| Message::AttachRegion(AttachRegion { region, size })),
         any::<u32>().prop_map(|region| Message::RegionAttached(RegionAttached { region })),
         any::<u32>().prop_map(|region| Message::DetachRegion(DetachRegion { region })),
         any::<u32>().prop_map(|region| Message::RegionDetached(RegionDetached { region })),
-        (text(), text(), cu()).prop_map(|(source_path, staging_dir, compute_units)| {
-            Message::Compile(Compile {
-                source_path,
-                staging_dir,
-                compute_units,
-            })
-        }),
+        (text(), text(), cu(), proptest::option::of(any::<u64>())).prop_map(
+            |(source_path, staging_dir, compute_units, deadline_us)| {
+                Message::Compile(Compile {
+                    source_path,
+                    staging_dir,
+                    compute_units,
+                    deadline_us,
+                })
+            }
+        ),
         (text(), proptest::sample::select(Backend::ALL), any::<u64>()).prop_map(
             |(bundle_path, backend, compile_us)| {
                 Message::Compiled(Compiled {
@@ -159,13 +168,20 @@ fn message() -> impl Strategy<Value = Message> {
                 })
             }
         ),
-        (any::<u64>(), text(), cu()).prop_map(|(model_id, bundle_path, compute_units)| {
-            Message::Load(Load {
-                model_id,
-                bundle_path,
-                compute_units,
-            })
-        }),
+        (
+            any::<u64>(),
+            text(),
+            cu(),
+            proptest::option::of(any::<u64>())
+        )
+            .prop_map(|(model_id, bundle_path, compute_units, deadline_us)| {
+                Message::Load(Load {
+                    model_id,
+                    bundle_path,
+                    compute_units,
+                    deadline_us,
+                })
+            }),
         (
             any::<u64>(),
             vec(spec(), 0..4),

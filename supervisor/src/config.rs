@@ -39,6 +39,12 @@ pub struct Deadlines {
     pub control: Duration,
     /// `Shutdown` until the helper exited.
     pub shutdown: Duration,
+    /// Grace for a dead helper to be reaped and its socket to close (every
+    /// process holding it gone). Past it the supervisor abandons that generation:
+    /// it logs it, closes its own end of the socket, keeps the generation's
+    /// shared-memory slots out of use for good, and goes on (restart or
+    /// shutdown). `Supervisor::shutdown` returns within `shutdown + reap`.
+    pub reap: Duration,
 }
 
 impl Default for Deadlines {
@@ -50,6 +56,7 @@ impl Default for Deadlines {
             predict: Duration::from_secs(10),
             control: Duration::from_secs(5),
             shutdown: Duration::from_secs(2),
+            reap: Duration::from_secs(2),
         }
     }
 }
@@ -106,6 +113,12 @@ pub struct SupervisorConfig {
     /// time has stayed under this budget. `Duration::ZERO` turns it off. Default:
     /// [`DEFAULT_REPLY_SPIN`] when the machine has more than one CPU, else zero.
     pub reply_spin: Duration,
+    /// Hand outputs to the caller as views into the shared-memory slots the helper
+    /// wrote, without copying. Off by default: the helper could still write into
+    /// a slot after its reply, so outputs are copied out of its reach before the
+    /// caller sees them (one `memcpy` per output; docs/benchmarks.md gives the
+    /// cost). Turn it on only for a helper the app trusts.
+    pub zero_copy_outputs: bool,
 }
 
 /// Default [`SupervisorConfig::memory_limit`]: 4 GiB, below the default hard
@@ -137,6 +150,7 @@ impl SupervisorConfig {
             compute_units: ComputeUnits::All,
             staging_dir: std::env::temp_dir(),
             reply_spin: default_reply_spin(),
+            zero_copy_outputs: false,
         }
     }
 

@@ -247,6 +247,19 @@ pub enum Error {
     /// No model with this id is loaded.
     #[error("unknown model {0}")]
     UnknownModel(u64),
+    /// A registered model could not be loaded on the current helper (it crashed,
+    /// hung or was refused on its reload after a restart). It serves no
+    /// predictions until a later helper generation or `Supervisor::reload` loads
+    /// it again; the other models are not affected.
+    #[error("model {model} ({bundle_path}) is not loaded: {reason}")]
+    ModelFailed {
+        /// The model's id.
+        model: u64,
+        /// What it was loaded from.
+        bundle_path: String,
+        /// Why its reload failed.
+        reason: String,
+    },
     /// The supervisor is shutting down.
     #[error("supervisor is shutting down")]
     ShuttingDown,

@@ -101,6 +101,26 @@ pub(crate) fn recv_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result
     }
 }
 
+/// Shuts a socket down both ways without closing the descriptor: our reads see
+/// end of stream at once, whoever holds the other end.
+pub(crate) fn shutdown_socket(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: `fd` is borrowed, so it stays open for the call; integer arguments only.
+    check(unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) }).map(drop)
+}
+
+/// Waits up to `timeout` for `fd` to be readable (or at end of stream).
+pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `p` is one valid pollfd for the whole call; `fd` is borrowed, so open.
+    let n = check(unsafe { libc::poll(&mut p, 1, ms) })?;
+    Ok(n > 0)
+}
+
 /// Duplicates `fd` to a number `>= min` with close-on-exec set.
 pub(crate) fn dup_above(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor and touches no memory.
@@ -448,34 +468,155 @@ pub(crate) fn landlock_abi() -> i64 {
     rc.max(0)
 }
 
-/// Creates a new POSIX shared-memory object of exactly `len` bytes (one `ftruncate`,
-/// the macOS rule) and returns its descriptor.
-pub(crate) fn shm_create(name: &CStr, len: usize) -> io::Result<OwnedFd> {
-    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let fd = check(unsafe {
-        libc::shm_open(
-            name.as_ptr(),
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-            0o600 as libc::mode_t,
+// ---------------------------------------------------------------------------
+// Anonymous shared memory and descriptor passing (docs/protocol.md, section 6).
+// Regions have no name anyone could open, list or unlink; the helper gets each
+// one as a descriptor (`SCM_RIGHTS`) on the first byte of its `AttachRegion` frame.
+// ---------------------------------------------------------------------------
+
+/// Creates an anonymous memory file of exactly `len` bytes and seals its size:
+/// `memfd_create`, `ftruncate`, then `F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`,
+/// so neither side can resize it (a shrink would `SIGBUS` the other side's
+/// accesses) and nobody can add or remove seals later.
+#[cfg(target_os = "linux")]
+pub(crate) fn anonymous_region(len: usize) -> io::Result<OwnedFd> {
+    let fd = memfd(len)?;
+    // SAFETY: fcntl on a descriptor we own, integer arguments only.
+    check(unsafe {
+        libc::fcntl(
+            fd.as_raw_fd(),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
         )
     })?;
-    // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let len_off =
-        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: ftruncate on an fd we own, integer arguments only.
-    if let Err(e) = check(unsafe { libc::ftruncate(fd.as_raw_fd(), len_off) }) {
-        let _ = shm_unlink(name);
-        return Err(e);
-    }
     Ok(fd)
 }
 
-/// Removes a shared-memory name.
-pub(crate) fn shm_unlink(name: &CStr) -> io::Result<()> {
-    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    check(unsafe { libc::shm_unlink(name.as_ptr()) }).map(drop)
+/// A sized memory file with sealing allowed but no seal yet (tests of the
+/// truncation backstop create one directly).
+#[cfg(target_os = "linux")]
+pub(crate) fn memfd(len: usize) -> io::Result<OwnedFd> {
+    const NAME: &CStr = c"coreml-bridge-region";
+    // SAFETY: `NAME` is a valid NUL-terminated string; the flags are plain integers.
+    let fd = check(unsafe {
+        libc::memfd_create(NAME.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
+    // SAFETY: `fd` was just returned by memfd_create and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    set_len(&fd, len)?;
+    Ok(fd)
 }
+
+/// Creates an anonymous POSIX shared-memory object of exactly `len` bytes: a
+/// random name opened exclusively and unlinked at once, so nothing else can open
+/// it and nothing is left behind whatever happens next; then sized once (macOS
+/// refuses any later `ftruncate`).
+#[cfg(target_os = "macos")]
+pub(crate) fn anonymous_region(len: usize) -> io::Result<OwnedFd> {
+    let mut attempt = 0u32;
+    loop {
+        let mut rnd = [0u8; 8];
+        // SAFETY: `rnd` is a valid buffer of 8 bytes for the duration of the call.
+        unsafe { libc::arc4random_buf(rnd.as_mut_ptr().cast(), rnd.len()) };
+        let name = format!("/cmlb-{:016x}\0", u64::from_le_bytes(rnd));
+        let c = CStr::from_bytes_with_nul(name.as_bytes()).expect("one trailing NUL");
+        // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+        let rc = unsafe {
+            libc::shm_open(
+                c.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
+                0o600 as libc::c_uint,
+            )
+        };
+        if rc == -1 {
+            let e = io::Error::last_os_error();
+            attempt += 1;
+            if e.raw_os_error() == Some(libc::EEXIST) && attempt < 16 {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: `rc` was just returned by shm_open and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(rc) };
+        // SAFETY: as above; the name is ours (O_EXCL) and is removed at once.
+        check(unsafe { libc::shm_unlink(c.as_ptr()) })?;
+        set_len(&fd, len)?;
+        return Ok(fd);
+    }
+}
+
+/// `ftruncate` of a descriptor we own.
+fn set_len(fd: &OwnedFd, len: usize) -> io::Result<()> {
+    let len =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: ftruncate on an fd we own, integer arguments only.
+    check(unsafe { libc::ftruncate(fd.as_raw_fd(), len) }).map(drop)
+}
+
+/// Shrinks or grows a memory file (tests: what a hostile helper would try).
+#[cfg(test)]
+pub(crate) fn truncate(fd: &OwnedFd, len: usize) -> io::Result<()> {
+    set_len(fd, len)
+}
+
+/// The current size of the file behind `fd` (`fstat`).
+pub(crate) fn file_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: stat is plain old data, so an all-zero value is valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, exclusively borrowed stat for the duration of the call
+    // and `fd` is borrowed, so it stays open.
+    check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(u64::try_from(st.st_size).unwrap_or(0))
+}
+
+/// One non-blocking `sendmsg` of (a prefix of) `buf` on a stream socket with
+/// `pass` attached as `SCM_RIGHTS` ancillary data. The descriptor travels with
+/// the first byte sent; returns the bytes sent (at least 1 on success).
+pub(crate) fn send_with_fd(
+    sock: BorrowedFd<'_>,
+    buf: &[u8],
+    pass: BorrowedFd<'_>,
+) -> io::Result<usize> {
+    let fd = pass.as_raw_fd();
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    // u64 elements keep the buffer aligned for cmsghdr.
+    let mut control = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain old data, so an all-zero value is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: `msg` points at `control`, which has room for one cmsghdr with one
+    // descriptor (CMSG_SPACE above), so CMSG_FIRSTHDR is non-null and CMSG_DATA
+    // stays inside the buffer; the write is unaligned-safe.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+    }
+    #[cfg(target_os = "linux")]
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    #[cfg(not(target_os = "linux"))]
+    let flags = libc::MSG_DONTWAIT;
+    // SAFETY: `msg`, `iov`, `control` and `buf` are valid for the whole call; the
+    // socket and the passed descriptor are borrowed, so both stay open.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, flags) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+// --------------------------- end of shared memory ---------------------------
 
 /// A read-write `MAP_SHARED` mapping, unmapped on drop.
 #[derive(Debug)]

@@ -37,6 +37,14 @@ pub enum Fault {
     ForkChild,
     ReleaseUnknown,
     Unsupported,
+    ForkSleeper,
+    EscapeChild,
+    BadRefBefore,
+    /// After writing the outputs, `ftruncate` the output region to 0 bytes; a
+    /// refusal is answered `SHM_FAILED`, success with a normal reply.
+    ShrinkRegion,
+    /// Reply correctly, then, 40 ms later, keep overwriting the output slot for ~100 ms.
+    LateWrite,
 }
 
 impl Fault {
@@ -56,6 +64,11 @@ impl Fault {
             "fork-child" => Fault::ForkChild,
             "release-unknown" => Fault::ReleaseUnknown,
             "unsupported" => Fault::Unsupported,
+            "fork-sleeper" => Fault::ForkSleeper,
+            "escape-child" => Fault::EscapeChild,
+            "bad-ref-before" => Fault::BadRefBefore,
+            "shrink-region" => Fault::ShrinkRegion,
+            "late-write" => Fault::LateWrite,
             _ => return None,
         })
     }
@@ -82,6 +95,10 @@ pub struct DiagModel {
     pub at: At,
     pub after: u64,
     pub once: Option<String>,
+    /// The fault fires only while this file exists.
+    pub armed: Option<String>,
+    /// Milliseconds `Load` takes before it answers.
+    pub load_ms: u64,
     /// Keep the inputs referenced this many ms after replying (`InputsReleased` later).
     pub retain: u64,
     /// Successful predictions so far.
@@ -111,6 +128,8 @@ impl DiagModel {
             at: At::Predict,
             after: 0,
             once: None,
+            armed: None,
+            load_ms: 0,
             retain: 0,
             successes: 0,
         };
@@ -138,6 +157,8 @@ impl DiagModel {
                 }
                 "after" => m.after = v.parse().map_err(|_| bad())?,
                 "once" => m.once = Some(v.to_string()),
+                "armed" => m.armed = Some(v.to_string()),
+                "load_ms" => m.load_ms = v.parse().map_err(|_| bad())?,
                 "retain" => m.retain = v.parse().map_err(|_| bad())?,
                 other => return Err(format!("unknown key {other:?}")),
             }
@@ -165,6 +186,11 @@ impl DiagModel {
         let fault = self.fault?;
         if self.at != at || (at == At::Predict && self.successes < self.after) {
             return None;
+        }
+        if let Some(path) = &self.armed {
+            if !std::path::Path::new(path).exists() {
+                return None;
+            }
         }
         if let Some(path) = &self.once {
             if std::path::Path::new(path).exists() {

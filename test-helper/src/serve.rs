@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use std::time::Duration;
 use coreml_ipc_schema::*;
 
 use crate::model::{At, DiagModel, Fault, Kind};
-use crate::sys::{self, Mapping};
+use crate::sys::{self, FdReader, Mapping};
 
 type Out = Arc<Mutex<UnixStream>>;
 
@@ -130,13 +130,26 @@ fn fire(fault: Fault, out: &Out) {
             }
             std::process::exit(4);
         }
+        Fault::EscapeChild => {
+            // At load (the predict path passes the model's `ms` itself).
+            let _ = sys::fork_escapee(Duration::from_secs(10));
+            sleep_forever();
+        }
         // A notification for a request that was never issued, then the normal reply.
         Fault::ReleaseUnknown => send(
             out,
             u64::MAX - 1,
             Message::InputsReleased(InputsReleased { model_id: 0 }),
         ),
-        Fault::WrongId | Fault::BadRef | Fault::Unsupported => {}
+        Fault::ForkSleeper => {
+            let _ = sys::fork_sleeper();
+        }
+        Fault::WrongId
+        | Fault::BadRef
+        | Fault::BadRefBefore
+        | Fault::Unsupported
+        | Fault::ShrinkRegion
+        | Fault::LateWrite => {}
     }
 }
 
@@ -148,13 +161,15 @@ struct State {
 }
 
 pub fn run(stream: UnixStream) -> ! {
-    let mut reader = stream.try_clone().unwrap_or_else(|_| std::process::exit(2));
+    let mut reader = FdReader::new(stream.try_clone().unwrap_or_else(|_| std::process::exit(2)));
     let out: Out = Arc::new(Mutex::new(stream));
     let mut major = PROTOCOL_MAJOR;
     match std::env::var("COREML_DIAG_FAULT").as_deref() {
         Ok("hang-handshake") => sleep_forever(),
         Ok("crash-handshake") => std::process::exit(5),
         Ok("wrong-version") => major = 99,
+        // A helper of protocol v1 (regions by name), which cannot work with v2.
+        Ok("v1-handshake") => major = 1,
         Ok("garbage-handshake") => fire(Fault::Garbage, &out),
         Ok(other) => eprintln!("coreml-test-helper: unknown COREML_DIAG_FAULT {other:?}, ignored"),
         Err(_) => {}
@@ -177,7 +192,7 @@ pub fn run(stream: UnixStream) -> ! {
     loop {
         if !spin.is_zero() {
             let t = std::time::Instant::now();
-            while !sys::readable_now(reader.as_raw_fd()) && t.elapsed() < spin {
+            while !sys::readable_now(reader.raw_fd()) && t.elapsed() < spin {
                 std::hint::spin_loop();
             }
         }
@@ -191,6 +206,14 @@ pub fn run(stream: UnixStream) -> ! {
         };
         st.stats.requests += 1;
         match Envelope::decode(&body) {
+            // The region's descriptor came with the frame's first byte.
+            Ok(Envelope {
+                request_id,
+                message: Message::AttachRegion(a),
+            }) => {
+                let fd = reader.take_fd();
+                st.attach(request_id, a, fd)
+            }
             Ok(env) => st.handle(env.request_id, env.message),
             Err(e) => {
                 st.stats.errors += 1;
@@ -217,20 +240,37 @@ impl State {
         send(&self.out, id, m);
     }
 
+    fn attach(&mut self, id: u64, a: AttachRegion, fd: Option<OwnedFd>) {
+        let r = if self.regions.contains_key(&a.region) {
+            error(
+                ErrorCode::BAD_REQUEST,
+                format!("region {} is already attached", a.region),
+            )
+        } else {
+            match fd.map(|fd| Mapping::from_fd(fd, a.size as usize)) {
+                Some(Ok(map)) => {
+                    self.regions.insert(a.region, Arc::new(map));
+                    Message::RegionAttached(RegionAttached { region: a.region })
+                }
+                Some(Err(e)) => error(ErrorCode::SHM_FAILED, format!("region {}: {e}", a.region)),
+                None => error(
+                    ErrorCode::SHM_FAILED,
+                    format!("AttachRegion {} came without a descriptor", a.region),
+                ),
+            }
+        };
+        self.reply(id, r);
+    }
+
     fn handle(&mut self, id: u64, m: Message) {
         let r = match m {
+            // The supervisor's version: nothing in 2.0 depends on it.
+            Message::Welcome(_) => return,
             Message::Ping(p) => Message::Pong(Pong { nonce: p.nonce }),
             Message::Shutdown(_) => {
                 send(&self.out, id, Message::ShutdownAck(ShutdownAck {}));
                 std::process::exit(0);
             }
-            Message::AttachRegion(a) => match Mapping::open(&a.name, a.size as usize) {
-                Ok(map) => {
-                    self.regions.insert(a.region, Arc::new(map));
-                    Message::RegionAttached(RegionAttached { region: a.region })
-                }
-                Err(e) => error(ErrorCode::SHM_FAILED, format!("{}: {e}", a.name)),
-            },
             Message::DetachRegion(d) => match self.regions.remove(&d.region) {
                 Some(_) => Message::RegionDetached(RegionDetached { region: d.region }),
                 None => error(
@@ -248,6 +288,9 @@ impl State {
             },
             Message::Load(l) => match DiagModel::parse(&l.bundle_path) {
                 Ok(model) => {
+                    if model.load_ms > 0 {
+                        std::thread::sleep(Duration::from_millis(model.load_ms));
+                    }
                     let mut reply_id = id;
                     match model.fault_fires(At::Load) {
                         Some(Fault::WrongId) => reply_id = id + 1_000_000,
@@ -344,12 +387,25 @@ impl State {
         let (xr, yr) = (xr.clone(), yr.clone());
         let mut reply_id = id;
         let mut outputs = vec![y.clone()];
+        let mut hostile = None;
         match model.fault_fires(At::Predict) {
+            Some(f @ (Fault::ShrinkRegion | Fault::LateWrite)) => hostile = Some(f),
             Some(Fault::WrongId) => reply_id = id + 1_000_000,
             Some(Fault::BadRef) => outputs[0].tensor.offset = yr.len() as u64,
+            // One 16 KiB page before the slot it was given (still inside the region
+            // when the slot is not the region's first).
+            Some(Fault::BadRefBefore) => {
+                outputs[0].tensor.offset = outputs[0].tensor.offset.saturating_sub(16 * 1024)
+            }
             Some(Fault::Hang) => {
                 std::thread::spawn(sleep_forever);
                 return None;
+            }
+            // A child in a session of its own, out of reach of a group kill, that
+            // keeps the socket and every mapping for `ms`; the parent goes silent.
+            Some(Fault::EscapeChild) => {
+                let _ = sys::fork_escapee(Duration::from_millis(model.ms));
+                sleep_forever();
             }
             Some(f) => fire(f, &self.out),
             None => {}
@@ -374,6 +430,7 @@ impl State {
                 model_id,
             )
         });
+        let (yr_kept, yt_kept) = (yr.clone(), yt.clone());
         let work = move || {
             let t0 = std::time::Instant::now();
             if m.kind == Kind::Sleep {
@@ -395,7 +452,32 @@ impl State {
             return None;
         }
         let r = work();
-        self.reply(reply_id, r);
+        match hostile {
+            // Outputs written; now try to pull the region from under the supervisor.
+            Some(Fault::ShrinkRegion) => {
+                if let Err(e) = yr_kept.truncate(0) {
+                    return Some(error(
+                        ErrorCode::SHM_FAILED,
+                        format!("shrink-region: ftruncate refused: {e}"),
+                    ));
+                }
+                self.reply(reply_id, r);
+            }
+            // A correct reply, then the output slot overwritten behind it.
+            Some(Fault::LateWrite) => {
+                self.reply(reply_id, r);
+                let (yr, yt) = (yr_kept, yt_kept);
+                std::thread::spawn(move || {
+                    // Late: the supervisor has had time to take its reply.
+                    std::thread::sleep(Duration::from_millis(40));
+                    for _ in 0..50 {
+                        yr.write(yt.offset as usize, &vec![0xA5; yt.len as usize]);
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                });
+            }
+            _ => self.reply(reply_id, r),
+        }
         if let Some((ms, seen, xt, xr, out, model_id)) = retain {
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(ms));

@@ -1,20 +1,25 @@
 //! Every raw system call of the test helper, each `unsafe` block with its `// SAFETY:`.
 //!
 //! ```text
-//! let map = sys::Mapping::open("/cmlb-1-0000abcd-0", 65536)?; // shm_open + mmap
+//! let mut rd = sys::FdReader::new(stream);       // recvmsg: bytes, and descriptors aside
+//! let fd = rd.take_fd().unwrap();                 // the one that came with an AttachRegion
+//! let map = sys::Mapping::from_fd(fd, 65536)?;    // fstat + mmap
 //! map.read(0, &mut buf); map.write(0, &buf);
 //! ```
 
+use std::collections::VecDeque;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::ptr::NonNull;
 
-/// A shared mapping of a region the supervisor created.
+/// A shared mapping of a region the supervisor passed as a descriptor.
 pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
+    /// Kept for the `shrink-region` fault (what a hostile helper would try).
+    fd: OwnedFd,
 }
 
 // SAFETY: the mapping is plain shared memory; all access is through bounds-checked copies.
@@ -23,22 +28,21 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
-    /// Opens `name` read-write and maps `len` bytes.
-    pub fn open(name: &str, len: usize) -> io::Result<Self> {
-        let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: `c` is a valid NUL-terminated string for the call.
-        let fd = unsafe { libc::shm_open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
-        if fd < 0 {
+    /// Maps `len` bytes of the region behind `fd` read-write, after checking with
+    /// `fstat` that it is at least that large.
+    pub fn from_fd(fd: OwnedFd, len: usize) -> io::Result<Self> {
+        // SAFETY: stat is plain old data; an all-zero value is valid.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `st` is a valid out-pointer and `fd` is open for the call.
+        let rc = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+        if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: fd is a valid descriptor we own; fstat writes into a zeroed stat.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: `st` is a valid out-pointer.
-        let rc = unsafe { libc::fstat(fd, &mut st) };
-        if rc != 0 || (st.st_size as u64) < len as u64 {
-            // SAFETY: closing the fd we just opened.
-            unsafe { libc::close(fd) };
-            return Err(io::Error::other("region smaller than announced"));
+        if (st.st_size as u64) < len as u64 {
+            return Err(io::Error::other(format!(
+                "region of {} bytes is smaller than the {len} announced",
+                st.st_size
+            )));
         }
         // SAFETY: a fresh kernel-chosen shared mapping of a valid fd; checked below.
         let p = unsafe {
@@ -47,19 +51,29 @@ impl Mapping {
                 len.max(1),
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
-                fd,
+                fd.as_raw_fd(),
                 0,
             )
         };
-        // SAFETY: the mapping keeps the object alive; the fd is no longer needed.
-        unsafe { libc::close(fd) };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
         Ok(Self {
             ptr: NonNull::new(p.cast()).expect("mmap never returns null on success"),
             len,
+            fd,
         })
+    }
+
+    /// Tries to resize the region (the `shrink-region` fault): sealed regions refuse.
+    pub fn truncate(&self, len: u64) -> io::Result<()> {
+        let len =
+            libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: ftruncate on a descriptor we own, integer arguments only.
+        if unsafe { libc::ftruncate(self.fd.as_raw_fd(), len) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// Region length.
@@ -185,6 +199,33 @@ pub fn fork_sleeper() -> io::Result<()> {
     }
 }
 
+/// Forks a child that leaves the process group (`setsid`), so a kill of the
+/// helper's group misses it, and keeps every inherited fd and mapping for
+/// `lifetime` before it exits. Returns in the parent.
+pub fn fork_escapee(lifetime: std::time::Duration) -> io::Result<()> {
+    let mut left = libc::timespec {
+        tv_sec: lifetime.as_secs() as libc::time_t,
+        tv_nsec: lifetime.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: the child only calls setsid, nanosleep and _exit, all
+    // async-signal-safe, so forking a multi-threaded process is sound.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            // SAFETY: `left` is a valid timespec owned by this frame and used as both
+            // request and remainder; `_exit` skips the parent's atexit handlers.
+            unsafe {
+                libc::setsid();
+                let req: *mut libc::timespec = &mut left;
+                while libc::nanosleep(req, req) != 0 {}
+                libc::_exit(0)
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Resident set size of this process in bytes (Linux `/proc/self/statm`).
 pub fn rss_bytes() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
@@ -261,6 +302,85 @@ pub fn read_parent_memory(pid: libc::pid_t, addr: usize) -> io::Result<isize> {
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
+        Ok(n)
+    }
+}
+
+/// The read side of the socket: `recvmsg`, keeping every descriptor that arrives
+/// (`SCM_RIGHTS`, close-on-exec) in arrival order. Each `AttachRegion` frame
+/// takes the oldest one: its descriptor arrives no later than its first byte.
+pub struct FdReader {
+    stream: UnixStream,
+    fds: VecDeque<OwnedFd>,
+}
+
+/// Room for this many descriptors per `recvmsg` (more are closed by the kernel,
+/// which the `AttachRegion` that misses one then reports).
+const MAX_FDS_PER_READ: usize = 16;
+
+impl FdReader {
+    pub fn new(stream: UnixStream) -> Self {
+        Self {
+            stream,
+            fds: VecDeque::new(),
+        }
+    }
+
+    /// The oldest descriptor received and not taken yet.
+    pub fn take_fd(&mut self) -> Option<OwnedFd> {
+        self.fds.pop_front()
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+}
+
+impl io::Read for FdReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // u64 elements keep the control buffer aligned for cmsghdr.
+        let mut control = [0u64; 2 + MAX_FDS_PER_READ];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: msghdr is plain old data; an all-zero value is valid.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = loop {
+            // SAFETY: `msg` points at `iov` (into `buf`) and `control`, all valid and
+            // exclusively borrowed for the call.
+            let n =
+                unsafe { libc::recvmsg(self.stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+            if n >= 0 {
+                break n as usize;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        };
+        // SAFETY: the kernel filled `control` up to msg_controllen with well-formed
+        // cmsghdrs; CMSG_FIRSTHDR/NXTHDR stay inside it and CMSG_DATA of an
+        // SCM_RIGHTS message holds (cmsg_len - CMSG_LEN(0)) / 4 descriptors, which
+        // are now ours.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                    let bytes = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                    let data = libc::CMSG_DATA(c).cast::<RawFd>();
+                    for i in 0..bytes / std::mem::size_of::<RawFd>() {
+                        let fd = std::ptr::read_unaligned(data.add(i));
+                        self.fds.push_back(OwnedFd::from_raw_fd(fd));
+                    }
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
         Ok(n)
     }
 }

@@ -93,13 +93,16 @@ impl CoreMlEngine {
         if compiled.bundle_path.starts_with("diag:") {
             return Ok(compiled.bundle_path);
         }
+        // The helper named this path: it must lie inside the staging directory it
+        // was given (docs/protocol.md, Compiled), or nothing is moved.
+        let staged = self.cache.confine(std::path::Path::new(&compiled.bundle_path)).map_err(|e| {
+            self.telemetry.record_failure(name, COREML_ENGINE, FailureKind::ProtocolViolation);
+            PrepareError::Backend { message: tagged(FailureKind::ProtocolViolation, format!("helper's Compiled: {e}")) }
+        })?;
         let backend = format!("{:?}", compiled.backend).to_ascii_lowercase();
-        let installed =
-            self.cache.install(&key, &backend, std::path::Path::new(&compiled.bundle_path)).map_err(|e| {
-                PrepareError::Backend {
-                    message: tagged(FailureKind::CompileError, format!("installing the compiled model: {e}")),
-                }
-            })?;
+        let installed = self.cache.install(&key, &backend, &staged).map_err(|e| PrepareError::Backend {
+            message: tagged(FailureKind::CompileError, format!("installing the compiled model: {e}")),
+        })?;
         Ok(installed.to_string_lossy().into_owned())
     }
 }

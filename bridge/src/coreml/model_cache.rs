@@ -123,10 +123,35 @@ impl ModelCache {
             .then(|| CacheEntry { bundle, key: full.trim().to_owned() })
     }
 
-    /// Moves a freshly compiled bundle into the cache: copied under a
-    /// temporary name inside the cache if needed, fsynced, then renamed into
-    /// place in one step. Returns the installed path.
+    /// Where a bundle path the helper named really is, if it lies inside the
+    /// staging directory: absolute, its parent canonicalised (so `..` and
+    /// symlinks in the chain are resolved) inside the canonical staging
+    /// directory, and itself a real directory, not a symlink. Anything else is
+    /// [`OutsideStaging`]: the helper is untrusted, and the supervisor must not
+    /// rename, open or delete a path it names outside what it was given.
+    pub fn confine(&self, staged: &Path) -> Result<PathBuf, OutsideStaging> {
+        let outside = || OutsideStaging { path: staged.to_path_buf(), staging: self.root.join(".staging") };
+        let root = self.staging_dir().and_then(std::fs::canonicalize).map_err(|_| outside())?;
+        let (Some(parent), Some(name)) = (staged.parent(), staged.file_name()) else { return Err(outside()) };
+        if !staged.is_absolute() || name == ".." || name == "." {
+            return Err(outside());
+        }
+        let candidate = std::fs::canonicalize(parent).map_err(|_| outside())?.join(name);
+        if !candidate.starts_with(&root) || candidate == root {
+            return Err(outside());
+        }
+        match std::fs::symlink_metadata(&candidate) {
+            Ok(m) if m.file_type().is_dir() => Ok(candidate),
+            _ => Err(outside()),
+        }
+    }
+
+    /// Moves a freshly compiled bundle, which must lie inside the staging
+    /// directory ([`ModelCache::confine`]), into the cache: copied under a
+    /// temporary name inside the cache if needed (symlinks refused), fsynced,
+    /// then renamed into place in one step. Returns the installed path.
     pub fn install(&self, key: &CompileKey, backend: &str, staged: &Path) -> io::Result<PathBuf> {
+        let staged = &self.confine(staged).map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e))?;
         let final_dir = self.root.join(key.dir_name());
         let tmp = self.root.join(format!(".tmp-{}-{}", key.dir_name(), std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
@@ -175,12 +200,27 @@ impl ModelCache {
     }
 }
 
+/// A bundle path the helper named is not inside the staging directory.
+#[derive(Debug, thiserror::Error)]
+#[error("bundle path {path:?} is not inside the staging directory {staging:?}")]
+pub struct OutsideStaging {
+    /// The path the helper named.
+    pub path: PathBuf,
+    /// The staging directory it was given.
+    pub staging: PathBuf,
+}
+
 fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
         let target = to.join(e.file_name());
-        if e.file_type()?.is_dir() {
+        let kind = e.file_type()?;
+        if kind.is_symlink() {
+            // Copying would read whatever the link points at, wherever that is.
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, format!("symlink {:?} in a bundle", e.path())));
+        }
+        if kind.is_dir() {
             copy_dir(&e.path(), &target)?;
         } else {
             std::fs::copy(e.path(), &target)?;
@@ -223,5 +263,44 @@ mod tests {
         assert!(cache.evict_mismatched("8.0", "24A335").is_empty());
         assert_eq!(cache.evict_mismatched("9.0", "24A335").len(), 1);
         assert!(cache.lookup(&key("8.0")).is_none());
+    }
+
+    /// The helper names the bundle; the cache never moves anything outside the
+    /// staging directory it was given.
+    #[test]
+    fn bundle_paths_outside_the_staging_directory_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ModelCache::open(dir.path().join("cache")).unwrap();
+        let staging = cache.staging_dir().unwrap();
+        let victim = dir.path().join("victim.mlmodelc");
+        std::fs::create_dir_all(&victim).unwrap();
+        std::fs::write(victim.join("secret"), b"app data").unwrap();
+        std::os::unix::fs::symlink(&victim, staging.join("link.mlmodelc")).unwrap();
+        std::fs::create_dir_all(staging.join("sub")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), staging.join("up")).unwrap();
+        let hostile = [
+            victim.clone(),                               // absolute, elsewhere
+            staging.join("../../victim.mlmodelc"),        // staging/../..
+            staging.join("link.mlmodelc"),                // a symlink out
+            staging.join("up/victim.mlmodelc"),           // a symlinked parent out
+            staging.join("sub/../../../victim.mlmodelc"), // dots after a real directory
+            staging.clone(),                              // the staging directory itself
+            staging.join(".."),
+            PathBuf::from("victim.mlmodelc"), // relative
+        ];
+        for p in &hostile {
+            assert!(cache.confine(p).is_err(), "{} accepted", p.display());
+            let e = cache.install(&key("8.0"), "mlprogram", p).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{}: {e}", p.display());
+        }
+        assert_eq!(std::fs::read(victim.join("secret")).unwrap(), b"app data", "the victim was moved");
+        assert!(cache.lookup(&key("8.0")).is_none());
+        // Inside, via a path with `..` that stays inside: fine.
+        let ok = staging.join("sub/m.mlmodelc");
+        std::fs::create_dir_all(&ok).unwrap();
+        let via_dots = staging.join("sub/../sub/m.mlmodelc");
+        assert_eq!(cache.confine(&via_dots).unwrap(), std::fs::canonicalize(&ok).unwrap());
+        cache.install(&key("8.0"), "mlprogram", &via_dots).unwrap();
+        assert!(!ok.exists());
     }
 }

@@ -60,6 +60,11 @@ public final class Dispatcher: @unchecked Sendable {
                 replyError(ProtocolVersion.unsolicited, .internal, "\(error)")
                 continue
             }
+            // An AttachRegion's descriptor came with the frame's first byte.
+            if case .attachRegion(let a) = envelope.message {
+                attach(a, envelope.requestId, descriptor: reader.takeDescriptor())
+                continue
+            }
             if !handle(envelope) {
                 inFlight.wait()
                 connection.send(Envelope(requestId: envelope.requestId, message: .shutdownAck))
@@ -78,7 +83,9 @@ public final class Dispatcher: @unchecked Sendable {
         case .getStats:
             reply(rid, .stats(currentStats()))
         case .attachRegion(let a):
-            attach(a, rid)
+            attach(a, rid, descriptor: nil)
+        case .welcome:
+            break  // the supervisor's version: nothing in 2.0 depends on it; not answered
         case .detachRegion(let d):
             if regions.detach(id: UInt64(d.region)) {
                 reply(rid, .regionDetached(d))
@@ -120,19 +127,22 @@ public final class Dispatcher: @unchecked Sendable {
         return true
     }
 
-    private func attach(_ a: AttachRegion, _ rid: UInt64) {
+    private func attach(_ a: AttachRegion, _ rid: UInt64, descriptor: Int32?) {
         let id = UInt64(a.region)
+        guard let fd = descriptor else {
+            return replyError(rid, .shmFailed, "\(SharedMemoryError.missingDescriptor)")
+        }
         guard regions.region(id) == nil else {
+            try? Sys.closeFD(fd)
             return replyError(rid, .badRequest, "region \(a.region) is already attached")
         }
         guard let size = Int(exactly: a.size), size > 0 else {
+            try? Sys.closeFD(fd)
             return replyError(rid, .badRequest, "region size \(a.size) is not usable")
         }
         do {
-            regions.attach(id: id, region: try SharedMemoryRegion(name: a.name, size: size))
+            regions.attach(id: id, region: try SharedMemoryRegion(descriptor: fd, size: size))
             reply(rid, .regionAttached(RegionId(region: a.region)))
-        } catch SharedMemoryError.invalidName(let n) {
-            replyError(rid, .badRequest, "invalid shared-memory name \(n.debugDescription)")
         } catch {
             replyError(rid, .shmFailed, "\(error)")
         }

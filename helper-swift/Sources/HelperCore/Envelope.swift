@@ -6,7 +6,7 @@
 
 /// Wire tag of each message; values never change (ipc-schema/src/message.rs).
 public enum Tag: UInt64, CaseIterable, Sendable {
-    case hello = 1, ping = 2, pong = 3, shutdown = 4, shutdownAck = 5, error = 6
+    case hello = 1, ping = 2, pong = 3, shutdown = 4, shutdownAck = 5, error = 6, welcome = 7
     case attachRegion = 10, regionAttached = 11, detachRegion = 12, regionDetached = 13
     case compile = 20, compiled = 21, load = 22, loaded = 23, unload = 24, unloaded = 25
     case getComputePlan = 26, computePlan = 27
@@ -20,7 +20,7 @@ public enum Tag: UInt64, CaseIterable, Sendable {
     }
 }
 
-/// Every v1 message.
+/// Every v2 message.
 public enum Message: Hashable, Sendable {
     case hello(Hello)
     case ping(Ping)
@@ -28,6 +28,7 @@ public enum Message: Hashable, Sendable {
     case shutdown
     case shutdownAck
     case error(ErrorReply)
+    case welcome(Welcome)
     case attachRegion(AttachRegion)
     case regionAttached(RegionId)
     case detachRegion(RegionId)
@@ -54,6 +55,7 @@ public enum Message: Hashable, Sendable {
         case .shutdown: return .shutdown
         case .shutdownAck: return .shutdownAck
         case .error: return .error
+        case .welcome: return .welcome
         case .attachRegion: return .attachRegion
         case .regionAttached: return .regionAttached
         case .detachRegion: return .detachRegion
@@ -80,6 +82,7 @@ public enum Message: Hashable, Sendable {
         case .ping(let p), .pong(let p): return p.wire
         case .shutdown, .shutdownAck, .getStats: return Empty().wire
         case .error(let p): return p.wire
+        case .welcome(let p): return p.wire
         case .attachRegion(let p): return p.wire
         case .regionAttached(let p), .detachRegion(let p), .regionDetached(let p): return p.wire
         case .compile(let p): return p.wire
@@ -102,6 +105,7 @@ public enum Message: Hashable, Sendable {
         case .shutdown: _ = try Empty(wire: v); self = .shutdown
         case .shutdownAck: _ = try Empty(wire: v); self = .shutdownAck
         case .error: self = .error(try ErrorReply(wire: v))
+        case .welcome: self = .welcome(try Welcome(wire: v))
         case .attachRegion: self = .attachRegion(try AttachRegion(wire: v))
         case .regionAttached: self = .regionAttached(try RegionId(wire: v))
         case .detachRegion: self = .detachRegion(try RegionId(wire: v))

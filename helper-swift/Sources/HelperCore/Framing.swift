@@ -3,11 +3,15 @@
 // Example:
 //   let reader = FrameReader(fd: fd, maxFrameLength: 16 << 20)
 //   while let body = try reader.next() { ... }          // nil = peer closed between frames
+//   let region = reader.takeDescriptor()                 // the one an AttachRegion brought
 //   let writer = FrameWriter(fd: fd)
 //   try writer.write(body)                               // whole frame or an error; thread-safe
 //
 // The reader checks the claimed length against the maximum before it allocates anything,
-// handles short reads and retries EINTR/EAGAIN. The writer sends header and body as one
+// handles short reads and retries EINTR/EAGAIN. It reads with recvmsg and keeps every
+// descriptor that arrives (SCM_RIGHTS) in arrival order: an AttachRegion's descriptor comes
+// with the frame's first byte, so it is queued by the time the frame is returned, and each
+// AttachRegion takes the oldest one. The writer sends header and body as one
 // buffer under a lock so frames from concurrent tasks never interleave.
 
 /// Why a frame could not be read or written.
@@ -37,6 +41,7 @@ public final class FrameReader {
     private var buffer: [UInt8]
     private var start = 0
     private var end = 0
+    private var descriptors: [Int32] = []
 
     public init(fd: Int32, maxFrameLength: UInt32, chunkSize: Int = 64 << 10) {
         self.fd = fd
@@ -62,7 +67,7 @@ public final class FrameReader {
         while true {
             do {
                 let n = try buffer.withUnsafeMutableBytes { b in
-                    try Sys.receive(fd, UnsafeMutableRawBufferPointer(rebasing: b[end...]))
+                    try Sys.receive(fd, UnsafeMutableRawBufferPointer(rebasing: b[end...]), descriptors: &descriptors)
                 }
                 if n == 0 { return false }
                 end += n
@@ -74,6 +79,13 @@ public final class FrameReader {
             }
         }
     }
+
+    /// The oldest descriptor received and not taken yet (the caller owns it).
+    public func takeDescriptor() -> Int32? {
+        descriptors.isEmpty ? nil : descriptors.removeFirst()
+    }
+
+    deinit { for d in descriptors { try? Sys.closeFD(d) } }
 
     /// The next frame body, or nil if the peer closed the connection cleanly between frames.
     public func next() throws -> [UInt8]? {

@@ -2,7 +2,7 @@
 //
 // Example:
 //   let hello = HelloInfo.make(engine: engine.descriptor, sandbox: SandboxStatus(applied: false, detail: "none on Linux"))
-//   // hello.os == "Linux", hello.chip == "x86_64", hello.protocolMajor == 1
+//   // hello.os == "Linux", hello.chip == "x86_64", hello.protocolMajor == 2
 
 /// Whether the helper sandboxed itself before serving, and what the sandbox covers.
 public struct SandboxStatus: Sendable, Hashable {

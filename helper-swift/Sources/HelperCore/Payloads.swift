@@ -96,27 +96,59 @@ public struct ErrorReply: WirePayload, Hashable {
     public var wire: MsgPackValue { .stringMap([("code", .uint(UInt64(code.rawValue))), ("message", .string(message))]) }
 }
 
+/// Sent by the supervisor right after a compatible Hello (request id 0, not answered).
+public struct Welcome: WirePayload, Hashable {
+    public var protocolMajor: UInt16
+    public var protocolMinor: UInt16
+    public var supervisorVersion: String
+    public init(protocolMajor: UInt16, protocolMinor: UInt16, supervisorVersion: String) {
+        self.protocolMajor = protocolMajor
+        self.protocolMinor = protocolMinor
+        self.supervisorVersion = supervisorVersion
+    }
+
+    public init(wire v: MsgPackValue) throws {
+        let f = try WireFields(v)
+        protocolMajor = try f.u16("protocol_major")
+        protocolMinor = try f.u16("protocol_minor")
+        supervisorVersion = try f.string("supervisor_version")
+    }
+
+    public var wire: MsgPackValue {
+        .stringMap([("protocol_major", .uint(UInt64(protocolMajor))), ("protocol_minor", .uint(UInt64(protocolMinor))),
+                    ("supervisor_version", .string(supervisorVersion))])
+    }
+}
+
+/// The region itself is not in the payload: its descriptor comes with the frame's first byte.
 public struct AttachRegion: WirePayload, Hashable {
     public var region: UInt32
-    public var name: String
     public var size: UInt64
-    public init(region: UInt32, name: String, size: UInt64) {
+    public init(region: UInt32, size: UInt64) {
         self.region = region
-        self.name = name
         self.size = size
     }
 
     public init(wire v: MsgPackValue) throws {
         let f = try WireFields(v)
         region = try f.u32("region")
-        name = try f.string("name")
         size = try f.u64("size")
     }
 
     public var wire: MsgPackValue {
-        .stringMap([("region", .uint(UInt64(region))), ("name", .string(name)), ("size", .uint(size))])
+        .stringMap([("region", .uint(UInt64(region))), ("size", .uint(size))])
     }
 }
+
+extension WireFields {
+    /// An optional u64 (`nil` when absent or `nil`).
+    func optionalU64(_ k: String) throws -> UInt64? {
+        guard let v = optional(k) else { return nil }
+        return try Self.u64(v, k)
+    }
+}
+
+private func optionalU64Wire(_ v: UInt64?) -> MsgPackValue { v.map { .uint($0) } ?? .nil }
 
 /// RegionAttached, DetachRegion and RegionDetached carry a region id.
 public struct RegionId: WirePayload, Hashable {
@@ -138,10 +170,13 @@ public struct Compile: WirePayload, Hashable {
     public var sourcePath: String
     public var stagingDir: String
     public var computeUnits: ComputeUnits
-    public init(sourcePath: String, stagingDir: String, computeUnits: ComputeUnits) {
+    /// Time budget in µs from receipt; nil: no deadline of the helper's own.
+    public var deadlineUs: UInt64?
+    public init(sourcePath: String, stagingDir: String, computeUnits: ComputeUnits, deadlineUs: UInt64? = nil) {
         self.sourcePath = sourcePath
         self.stagingDir = stagingDir
         self.computeUnits = computeUnits
+        self.deadlineUs = deadlineUs
     }
 
     public init(wire v: MsgPackValue) throws {
@@ -149,11 +184,12 @@ public struct Compile: WirePayload, Hashable {
         sourcePath = try f.string("source_path")
         stagingDir = try f.string("staging_dir")
         computeUnits = try f.enumValue("compute_units")
+        deadlineUs = try f.optionalU64("deadline_us")
     }
 
     public var wire: MsgPackValue {
         .stringMap([("source_path", .string(sourcePath)), ("staging_dir", .string(stagingDir)),
-                    ("compute_units", computeUnits.wire)])
+                    ("compute_units", computeUnits.wire), ("deadline_us", optionalU64Wire(deadlineUs))])
     }
 }
 
@@ -183,10 +219,13 @@ public struct Load: WirePayload, Hashable {
     public var modelId: UInt64
     public var bundlePath: String
     public var computeUnits: ComputeUnits
-    public init(modelId: UInt64, bundlePath: String, computeUnits: ComputeUnits) {
+    /// Time budget in µs from receipt; nil: no deadline of the helper's own.
+    public var deadlineUs: UInt64?
+    public init(modelId: UInt64, bundlePath: String, computeUnits: ComputeUnits, deadlineUs: UInt64? = nil) {
         self.modelId = modelId
         self.bundlePath = bundlePath
         self.computeUnits = computeUnits
+        self.deadlineUs = deadlineUs
     }
 
     public init(wire v: MsgPackValue) throws {
@@ -194,10 +233,11 @@ public struct Load: WirePayload, Hashable {
         modelId = try f.u64("model_id")
         bundlePath = try f.string("bundle_path")
         computeUnits = try f.enumValue("compute_units")
+        deadlineUs = try f.optionalU64("deadline_us")
     }
 
     public var wire: MsgPackValue {
         .stringMap([("model_id", .uint(modelId)), ("bundle_path", .string(bundlePath)),
-                    ("compute_units", computeUnits.wire)])
+                    ("compute_units", computeUnits.wire), ("deadline_us", optionalU64Wire(deadlineUs))])
     }
 }

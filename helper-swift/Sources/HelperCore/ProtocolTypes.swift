@@ -1,4 +1,4 @@
-// Protocol v1 value types shared by several messages (mirrors ipc-schema/src/{enums,tensor,error_code}.rs).
+// Protocol v2 value types shared by several messages (mirrors ipc-schema/src/{enums,tensor,error_code}.rs).
 //
 // Example:
 //   let t = TensorRef.contiguous(.f16, shape: [2, 3], region: 1, offset: 16384)
@@ -6,7 +6,7 @@
 //   let code = ErrorCode.timeout             // ErrorCode(rawValue: 6)
 
 public enum ProtocolVersion {
-    public static let major: UInt16 = 1
+    public static let major: UInt16 = 2
     public static let minor: UInt16 = 0
     /// Request id of messages that answer no request (`Hello`, errors about undecodable frames).
     public static let unsolicited: UInt64 = 0

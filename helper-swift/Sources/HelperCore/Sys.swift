@@ -173,6 +173,111 @@ public enum Sys {
         return n
     }
 
+    // MARK: descriptor passing (docs/protocol.md, section 6)
+    //
+    // Shared-memory regions arrive as descriptors (SCM_RIGHTS) on the first byte of their
+    // AttachRegion frame. The CMSG_* macros are not importable, so the control buffer is laid
+    // out by hand: a cmsghdr, padded to the platform's alignment, then the descriptors.
+
+    private static var cmsgAlignment: Int {
+        #if canImport(Darwin)
+        return 4
+        #else
+        return MemoryLayout<Int>.size
+        #endif
+    }
+
+    private static func cmsgAlign(_ n: Int) -> Int { (n + cmsgAlignment - 1) & ~(cmsgAlignment - 1) }
+
+    private static var cmsgHeader: Int { cmsgAlign(MemoryLayout<cmsghdr>.size) }
+
+    /// Most descriptors taken from one `recvmsg` (the kernel closes any beyond).
+    public static let maxDescriptorsPerReceive = 16
+
+    /// `recvmsg`: bytes into `buffer`; every descriptor that came with them (SCM_RIGHTS) is
+    /// appended to `descriptors`, close-on-exec, in arrival order.
+    public static func receive(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer,
+                               descriptors: inout [Int32]) throws -> Int {
+        try injected(.recv)
+        let controlSize = cmsgHeader + cmsgAlign(maxDescriptorsPerReceive * MemoryLayout<Int32>.size)
+        let control = UnsafeMutableRawPointer.allocate(byteCount: controlSize, alignment: 16)
+        defer { control.deallocate() }
+        control.initializeMemory(as: UInt8.self, repeating: 0, count: controlSize)
+        var iov = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
+        var msg = msghdr()
+        let n: Int = withUnsafeMutablePointer(to: &iov) { iovp in
+            msg.msg_iov = iovp
+            msg.msg_iovlen = 1
+            msg.msg_control = control
+            msg.msg_controllen = numericCast(controlSize)
+            #if canImport(Darwin)
+            return recvmsg(fd, &msg, 0)
+            #else
+            return recvmsg(fd, &msg, Int32(MSG_CMSG_CLOEXEC))
+            #endif
+        }
+        guard n >= 0 else { throw fail(.recv) }
+        let used = Int(msg.msg_controllen)
+        var offset = 0
+        while offset + MemoryLayout<cmsghdr>.size <= used {
+            let h = control.load(fromByteOffset: offset, as: cmsghdr.self)
+            let len = Int(h.cmsg_len)
+            guard len >= cmsgHeader, offset + len <= used else { break }
+            if h.cmsg_level == SOL_SOCKET && h.cmsg_type == Int32(SCM_RIGHTS) {
+                let count = (len - cmsgHeader) / MemoryLayout<Int32>.size
+                for i in 0..<count {
+                    let d = control.loadUnaligned(fromByteOffset: offset + cmsgHeader + i * 4, as: Int32.self)
+                    #if canImport(Darwin)
+                    _ = fcntl(d, F_SETFD, FD_CLOEXEC)
+                    #endif
+                    descriptors.append(d)
+                }
+            }
+            offset += cmsgAlign(len)
+        }
+        return n
+    }
+
+    /// `sendmsg` of (a prefix of) `buffer` with `descriptor` attached (SCM_RIGHTS) to its
+    /// first byte: what the supervisor does for AttachRegion (tests play the supervisor).
+    public static func sendSome(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, passing descriptor: Int32) throws -> Int {
+        try injected(.send)
+        let controlSize = cmsgHeader + cmsgAlign(MemoryLayout<Int32>.size)
+        let control = UnsafeMutableRawPointer.allocate(byteCount: controlSize, alignment: 16)
+        defer { control.deallocate() }
+        control.initializeMemory(as: UInt8.self, repeating: 0, count: controlSize)
+        var h = cmsghdr()
+        h.cmsg_len = numericCast(cmsgHeader + MemoryLayout<Int32>.size)
+        h.cmsg_level = SOL_SOCKET
+        h.cmsg_type = Int32(SCM_RIGHTS)
+        control.storeBytes(of: h, as: cmsghdr.self)
+        control.storeBytes(of: descriptor, toByteOffset: cmsgHeader, as: Int32.self)
+        var iov = iovec(iov_base: UnsafeMutableRawPointer(mutating: buffer.baseAddress), iov_len: buffer.count)
+        var msg = msghdr()
+        #if canImport(Glibc)
+        let flags = Int32(MSG_NOSIGNAL)
+        #else
+        let flags: Int32 = 0
+        #endif
+        let n: Int = withUnsafeMutablePointer(to: &iov) { iovp in
+            msg.msg_iov = iovp
+            msg.msg_iovlen = 1
+            msg.msg_control = control
+            msg.msg_controllen = numericCast(controlSize)
+            return sendmsg(fd, &msg, flags)
+        }
+        guard n >= 0 else { throw fail(.send) }
+        return n
+    }
+
+    /// `dup` with close-on-exec.
+    public static func duplicate(_ fd: Int32) throws -> Int32 {
+        try injected(.open)
+        let d = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        guard d >= 0 else { throw fail(.open) }
+        return d
+    }
+
     /// Shuts down both directions (used by the `close-socket` fault and at shutdown).
     public static func shutdownSocket(_ fd: Int32) {
         _ = shutdown(fd, Int32(SHUT_RDWR))

@@ -24,7 +24,7 @@ final class CoreMLEngineTests: WatchdogTestCase {
         guard case .hello(let h) = try peer.receive().message else { throw Peer.Closed() }
         XCTAssertEqual(h.engine, "coreml")
         XCTAssertEqual(h.coremlVersion, "test")
-        XCTAssertEqual(try peer.call(.attachRegion(AttachRegion(region: 0, name: region.name, size: UInt64(region.size)))),
+        XCTAssertEqual(try peer.attach(0, region, size: UInt64(region.size)),
                        .regionAttached(RegionId(region: 0)))
         guard case .loaded = try peer.call(.load(Load(modelId: 1, bundlePath: "/models/m.mlmodelc", computeUnits: .cpuAndNeuralEngine))) else {
             throw Peer.Closed()

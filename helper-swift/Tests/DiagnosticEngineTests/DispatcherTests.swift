@@ -11,15 +11,17 @@ final class DispatcherTests: WatchdogTestCase {
         let hello = try peer.receive()
         XCTAssertEqual(hello.requestId, 0)
         guard case .hello(let h) = hello.message else { return XCTFail("first message is \(hello.message.tag)") }
-        XCTAssertEqual(h.protocolMajor, 1)
+        XCTAssertEqual(h.protocolMajor, 2)
         XCTAssertEqual(h.engine, "diagnostic")
         XCTAssertEqual(h.os, "Linux")
         XCTAssertNil(h.coremlVersion)
         XCTAssertEqual(h.pid, UInt32(Sys.pid()))
+        // The supervisor's Welcome is not answered: the next frame is the Pong.
+        try peer.send(0, .welcome(Welcome(protocolMajor: 2, protocolMinor: 0, supervisorVersion: "test")))
 
         XCTAssertEqual(try peer.call(.ping(Ping(nonce: UInt64.max))), .pong(Pong(nonce: UInt64.max)))
         guard case .stats(let s) = try peer.call(.getStats) else { return XCTFail("no stats") }
-        XCTAssertEqual(s.requests, 2)
+        XCTAssertEqual(s.requests, 3, "frames received: Welcome, Ping, GetStats")
         XCTAssertGreaterThan(s.rssBytes, 0)
         XCTAssertGreaterThanOrEqual(s.peakRssBytes, s.rssBytes)
 
@@ -73,12 +75,13 @@ final class DispatcherTests: WatchdogTestCase {
         let peer = try Peer(engine: DiagnosticEngine())
         _ = try peer.receive()
         let r = try TestRegion(size: 65536)
-        XCTAssertEqual(try peer.call(.attachRegion(AttachRegion(region: 1, name: r.name, size: 65536))),
+        XCTAssertEqual(try peer.attach(1, r, size: 65536),
                        .regionAttached(RegionId(region: 1)))
-        XCTAssertEqual(try peer.call(.attachRegion(AttachRegion(region: 1, name: r.name, size: 65536))).errorCode, .badRequest)
-        XCTAssertEqual(try peer.call(.attachRegion(AttachRegion(region: 2, name: r.name, size: 1 << 20))).errorCode, .shmFailed)
-        XCTAssertEqual(try peer.call(.attachRegion(AttachRegion(region: 3, name: "/cmbt-missing-\(Sys.pid())", size: 4096))).errorCode, .shmFailed)
-        XCTAssertEqual(try peer.call(.attachRegion(AttachRegion(region: 4, name: "no-slash", size: 4096))).errorCode, .badRequest)
+        XCTAssertEqual(try peer.attach(1, r, size: 65536).errorCode, .badRequest)
+        XCTAssertEqual(try peer.attach(2, r, size: 1 << 20).errorCode, .shmFailed)
+        // Without a descriptor: nothing to map, whatever the payload says.
+        XCTAssertEqual(try peer.call(.attachRegion(AttachRegion(region: 3, size: 4096))).errorCode, .shmFailed)
+        XCTAssertEqual(try peer.attach(4, r, size: 0).errorCode, .badRequest)
         guard case .stats(let s) = try peer.call(.getStats) else { return XCTFail() }
         XCTAssertEqual(s.regionsAttached, 1)
         XCTAssertEqual(s.errors, 4)

@@ -13,7 +13,7 @@ final class PredictTests: WatchdogTestCase {
         peer = try Peer(engine: DiagnosticEngine())
         _ = try peer.receive()
         region = try TestRegion(size: 1 << 20)
-        XCTAssertEqual(try peer.call(.attachRegion(AttachRegion(region: 7, name: region.name, size: 1 << 20))),
+        XCTAssertEqual(try peer.attach(7, region, size: 1 << 20),
                        .regionAttached(RegionId(region: 7)))
     }
 

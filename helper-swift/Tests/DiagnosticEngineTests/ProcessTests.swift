@@ -17,7 +17,7 @@ final class ProcessTests: WatchdogTestCase {
     }
 
     private func loadAndPredict(_ h: HelperProcess, _ uri: String, region: TestRegion, timeout: TimeInterval = 10) throws -> Envelope {
-        try h.send(1, .attachRegion(AttachRegion(region: 0, name: region.name, size: UInt64(region.size))))
+        try Peer.sendPassing(h.fd, 1, .attachRegion(AttachRegion(region: 0, size: UInt64(region.size))), descriptor: region.fd)
         XCTAssertEqual(try h.receive().message, .regionAttached(RegionId(region: 0)))
         try h.send(2, .load(Load(modelId: 1, bundlePath: uri, computeUnits: .cpuOnly)))
         guard case .loaded = try h.receive().message else { throw Peer.Closed() }
@@ -89,7 +89,7 @@ final class ProcessTests: WatchdogTestCase {
 
         // oversize: a bare length prefix of 0xFFFFFFF0.
         (h, _) = try started()
-        try h.send(1, .attachRegion(AttachRegion(region: 0, name: region.name, size: UInt64(region.size))))
+        try Peer.sendPassing(h.fd, 1, .attachRegion(AttachRegion(region: 0, size: UInt64(region.size))), descriptor: region.fd)
         _ = try h.receive()
         try h.send(2, .load(Load(modelId: 1, bundlePath: "diag:echo?fault=oversize&at=load", computeUnits: .all)))
         XCTAssertEqual(try h.readBytes(4), [0xff, 0xff, 0xff, 0xf0])

@@ -42,6 +42,26 @@ public final class Peer {
         try FrameWriter(fd: fd).write(Envelope(requestId: id, message: m).encode())
     }
 
+    /// Sends a frame with `descriptor` on its first byte, as the supervisor sends AttachRegion.
+    public static func sendPassing(_ fd: Int32, _ id: UInt64, _ m: Message, descriptor: Int32) throws {
+        let body = Envelope(requestId: id, message: m).encode()
+        let n = UInt32(body.count)
+        let frame = [UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8),
+                     UInt8(truncatingIfNeeded: n)] + body
+        let first = try frame.withUnsafeBytes { try Sys.sendSome(fd, $0, passing: descriptor) }
+        try FrameWriter(fd: fd).writeRaw(Array(frame[first...]))
+    }
+
+    /// AttachRegion for `region` (its descriptor passed with the frame), answered.
+    public func attach(_ id: UInt32, _ region: TestRegion, size: UInt64? = nil) throws -> Message {
+        let rid = newId()
+        try Self.sendPassing(fd, rid, .attachRegion(AttachRegion(region: id, size: size ?? UInt64(region.size))),
+                             descriptor: region.fd)
+        let env = try receive()
+        XCTAssertEqual(env.requestId, rid, "reply echoes the request id")
+        return env.message
+    }
+
     /// Sends a request with a fresh id and returns the id.
     @discardableResult
     public func request(_ m: Message) throws -> UInt64 {
@@ -93,22 +113,23 @@ public final class Peer {
     }
 }
 
-/// A shared-memory region created the way the supervisor creates it, mapped for the test.
+/// An anonymous shared-memory region as the supervisor makes one (a name unlinked at once),
+/// kept as a descriptor to pass with AttachRegion and mapped for the test.
 public final class TestRegion {
-    public let name: String
+    public let fd: Int32
     public let size: Int
     public let map: SharedMemoryRegion
 
     public init(size: Int = 1 << 20) throws {
-        name = "/cmbt-\(Sys.pid())-\(UInt32.random(in: 0...UInt32.max))"
+        let name = "/cmbt-\(Sys.pid())-\(UInt32.random(in: 0...UInt32.max))"
         self.size = size
-        let fd = try Sys.shmOpen(name, readWrite: true, create: true)
-        defer { try? Sys.closeFD(fd) }
+        fd = try Sys.shmOpen(name, readWrite: true, create: true)
+        try Sys.shmUnlink(name)
         try Sys.setSize(fd, size)
-        map = try SharedMemoryRegion(name: name, size: size)
+        map = try SharedMemoryRegion(descriptor: try Sys.duplicate(fd), size: size)
     }
 
-    deinit { try? Sys.shmUnlink(name) }
+    deinit { try? Sys.closeFD(fd) }
 
     public func write<T>(_ values: [T], at offset: Int) {
         values.withUnsafeBytes { (map.base + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }

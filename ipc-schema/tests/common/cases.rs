@@ -30,7 +30,7 @@ pub fn cases() -> Vec<(String, Envelope)> {
     let mut add =
         |name: &str, id: u64, m: Message| v.push((name.to_string(), Envelope::new(id, m)));
 
-    add("hello", 0, Message::Hello(hello(1, 0, Some("9.0"))));
+    add("hello", 0, Message::Hello(hello(2, 0, Some("9.0"))));
     add(
         "hello_linux_no_coreml",
         0,
@@ -43,18 +43,28 @@ pub fn cases() -> Vec<(String, Envelope)> {
             sandbox_detail: None,
             engine: "diagnostic".into(),
             pid: u32::MAX,
-            ..hello(1, 0, None)
+            ..hello(2, 0, None)
         }),
     );
     add(
         "hello_newer_minor",
         0,
-        Message::Hello(hello(1, 7, Some("9.0"))),
+        Message::Hello(hello(2, 7, Some("9.0"))),
     );
+    add("hello_v1", 0, Message::Hello(hello(1, 0, Some("9.0"))));
     add(
         "hello_other_major",
         0,
-        Message::Hello(hello(2, 0, Some("9.0"))),
+        Message::Hello(hello(3, 0, Some("9.0"))),
+    );
+    add(
+        "welcome",
+        0,
+        Message::Welcome(Welcome {
+            protocol_major: 2,
+            protocol_minor: 0,
+            supervisor_version: "0.1.0".into(),
+        }),
     );
     add("ping", 1, Message::Ping(Ping { nonce: 0 }));
     add(
@@ -103,16 +113,14 @@ pub fn cases() -> Vec<(String, Envelope)> {
         3,
         Message::AttachRegion(AttachRegion {
             region: 0,
-            name: "/cmlb-4242-0001-r0".into(),
             size: 64 * 1024 * 1024,
         }),
     );
     add(
-        "attach_region_max_name",
+        "attach_region_max",
         3,
         Message::AttachRegion(AttachRegion {
             region: u32::MAX,
-            name: format!("/{}", "n".repeat(30)),
             size: u64::MAX,
         }),
     );
@@ -139,6 +147,7 @@ pub fn cases() -> Vec<(String, Envelope)> {
                 source_path: "/models/fastvit_t8.mlpackage".into(),
                 staging_dir: "/cache/staging/7f3a".into(),
                 compute_units: *cu,
+                deadline_us: None,
             }),
         );
     }
@@ -167,6 +176,27 @@ pub fn cases() -> Vec<(String, Envelope)> {
             model_id: 1,
             bundle_path: "/cache/models/ab/fastvit_t8.mlmodelc".into(),
             compute_units: ComputeUnits::CpuAndNe,
+            deadline_us: None,
+        }),
+    );
+    add(
+        "load_deadline",
+        6,
+        Message::Load(Load {
+            model_id: 2,
+            bundle_path: "/cache/models/ab/fastvit_t8.mlmodelc".into(),
+            compute_units: ComputeUnits::All,
+            deadline_us: Some(30_000_000),
+        }),
+    );
+    add(
+        "compile_deadline",
+        5,
+        Message::Compile(Compile {
+            source_path: "/models/fastvit_t8.mlpackage".into(),
+            staging_dir: "/cache/staging/7f3a".into(),
+            compute_units: ComputeUnits::All,
+            deadline_us: Some(u64::MAX),
         }),
     );
     add(
@@ -176,6 +206,7 @@ pub fn cases() -> Vec<(String, Envelope)> {
             model_id: u64::MAX,
             bundle_path: "diag:echo?dtype=f16&shape=1x3x224x224".into(),
             compute_units: ComputeUnits::All,
+            deadline_us: None,
         }),
     );
     let spec_in = TensorSpec {

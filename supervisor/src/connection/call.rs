@@ -3,18 +3,21 @@
 //!
 //! ```text
 //! let (reply, slots) = conn.call(id, Stage::Predict, msg, deadline, slots, spin).await;
-//! // dropped mid-call: the PendingGuard marks the request abandoned (slots kept)
+//! // dropped mid-call: the PendingGuard marks the request abandoned (slots kept,
+//! // its deadline handed to the keeper, which kills the helper if it passes)
 //! ```
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coreml_ipc_schema::{Envelope, Message};
 use tokio::sync::oneshot;
 use tokio::sync::oneshot::error::TryRecvError;
 
-use super::{lock, Connection, DeathNotice, Pending, Reply};
+use super::{lock, Abandoned, Connection, DeathNotice, Pending, Reply};
 use crate::error::{DeathCause, Stage};
 use crate::shm::arena::Slot;
+use crate::shm::Region;
 
 impl Connection {
     /// Sends one request and waits for its reply until `deadline`. A missed deadline
@@ -31,6 +34,23 @@ impl Connection {
         deadline: Instant,
         slots: Vec<Slot>,
         spin: Duration,
+    ) -> (Result<Message, DeathNotice>, Vec<Slot>) {
+        self.call_passing(id, stage, msg, deadline, slots, spin, None)
+            .await
+    }
+
+    /// As [`Connection::call`], with `region`'s descriptor passed along with the
+    /// request's first byte (`AttachRegion`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn call_passing(
+        &self,
+        id: u64,
+        stage: Stage,
+        msg: Message,
+        deadline: Instant,
+        slots: Vec<Slot>,
+        spin: Duration,
+        region: Option<Arc<Region>>,
     ) -> (Result<Message, DeathNotice>, Vec<Slot>) {
         let frame = match coreml_ipc_schema::encode_frame(&Envelope::new(id, msg)) {
             Ok(f) => f,
@@ -69,17 +89,26 @@ impl Connection {
                 },
             );
         }
-        let mut guard = PendingGuard {
-            conn: self,
-            id,
-            slots,
-            armed: true,
-        };
         let start = Instant::now();
         let budget = deadline.saturating_duration_since(start);
+        let mut guard = PendingGuard {
+            conn: self,
+            slots,
+            armed: true,
+            abandoned: Abandoned {
+                id,
+                stage,
+                deadline,
+                budget,
+            },
+        };
         let tdl = tokio::time::Instant::from_std(deadline);
         let outcome = tokio::time::timeout_at(tdl, async {
-            let written = match self.outbox.send(frame) {
+            let sent = match region {
+                Some(r) => self.outbox.send_with_fd(frame, r),
+                None => self.outbox.send(frame),
+            };
+            let written = match sent {
                 Ok(w) => w,
                 Err(e) => {
                     self.die(DeathCause::Crashed {
@@ -155,12 +184,16 @@ impl Connection {
     }
 
     /// Marks a request abandoned by its caller, keeping `slots` until the helper is
-    /// done with them.
-    pub(crate) fn abandon(&self, id: u64, slots: Vec<Slot>) {
+    /// done with them, and its deadline: an abandoned request that passes it kills
+    /// the helper just like one whose caller waits.
+    pub(crate) fn abandon(&self, a: Abandoned, slots: Vec<Slot>) {
+        let id = a.id;
         let mut pending = lock(&self.pending);
         if let Some(p) = pending.get_mut(&id) {
             p.tx = None;
             p.orphan.extend(slots);
+            drop(pending);
+            self.keep_deadline(a);
             return;
         }
         drop(pending);
@@ -179,15 +212,16 @@ impl Connection {
 /// Turns a cancelled `call` into an abandoned request.
 struct PendingGuard<'a> {
     conn: &'a Connection,
-    id: u64,
     slots: Vec<Slot>,
     armed: bool,
+    abandoned: Abandoned,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.conn.abandon(self.id, std::mem::take(&mut self.slots));
+            self.conn
+                .abandon(self.abandoned, std::mem::take(&mut self.slots));
         }
     }
 }

@@ -68,6 +68,11 @@ impl Inbox {
         }
     }
 
+    /// The socket (to shut it down).
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.half.as_ref().as_fd()
+    }
+
     /// Waits until the socket has bytes (or end of stream).
     pub(crate) async fn readable(&self) -> io::Result<()> {
         self.half.readable().await

@@ -11,12 +11,13 @@
 use std::collections::{HashMap, HashSet};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coreml_ipc_schema::{
-    read_frame_async, Envelope, FrameError, Hello, Message, MAX_FRAME_LEN, UNSOLICITED,
+    encode_frame, read_frame_async, Envelope, ErrorCode, ErrorReply, FrameError, Hello, Message,
+    Welcome, MAX_FRAME_LEN, PROTOCOL_MAJOR, PROTOCOL_MINOR, UNSOLICITED,
 };
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
@@ -26,7 +27,9 @@ use tokio::task::JoinHandle;
 use crate::config::SupervisorConfig;
 use crate::connection::inbox::Inbox;
 use crate::connection::outbox::Outbox;
-use crate::connection::watchers::{exit_watch, memory_watch, read_loop, write_loop};
+use crate::connection::watchers::{
+    deadline_keeper, exit_watch, memory_watch, read_loop, write_loop,
+};
 use crate::error::{DeathCause, HandshakeError};
 use crate::process::spawn::HelperProcess;
 use crate::shm::arena::Slot;
@@ -53,6 +56,20 @@ struct Pending {
     orphan: Vec<Slot>,
 }
 
+/// A request whose caller went away: its deadline is still kept (see
+/// [`watchers::deadline_keeper`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Abandoned {
+    pub id: u64,
+    pub stage: crate::error::Stage,
+    pub deadline: std::time::Instant,
+    pub budget: Duration,
+}
+
+/// Request ids the connection issues itself (the `Unload` of a late `Loaded`),
+/// apart from the supervisor's.
+const INTERNAL_IDS: u64 = 1 << 62;
+
 /// Replies taken by a spinning caller (hits) and spins that ran out (misses),
 /// over every helper generation.
 #[derive(Debug, Default)]
@@ -77,6 +94,18 @@ pub(crate) struct Connection {
     pub models: Mutex<HashSet<u64>>,
     pub rss: AtomicU64,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Deadlines of abandoned requests, kept by the deadline keeper task.
+    keeper: tokio::sync::mpsc::UnboundedSender<Abandoned>,
+    next_internal: AtomicU64,
+    /// The budget of the connection's own small requests.
+    control_budget: Duration,
+    /// Set when the reader task ended (end of stream: every holder of the
+    /// helper's end of the socket is gone, or we shut ours down).
+    reader_done: watch::Sender<bool>,
+    /// The generation could not be reaped in time and was abandoned.
+    abandoned: std::sync::atomic::AtomicBool,
+    /// Slots kept out of use for good (shared by every generation).
+    graveyard: Arc<Mutex<Vec<Slot>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -126,6 +155,7 @@ impl Connection {
         generation: u64,
         high_water: Arc<AtomicU64>,
         fast_lane: Arc<FastLaneCounters>,
+        graveyard: Arc<Mutex<Vec<Slot>>>,
     ) -> Result<Arc<Connection>, HandshakeError> {
         let (process, sock) = HelperProcess::spawn(&cfg.helper, &cfg.sandbox)?;
         sock.set_nonblocking(true)
@@ -146,7 +176,20 @@ impl Connection {
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(HandshakeError::Timeout(cfg.deadlines.handshake)),
         };
-        hello.negotiate()?;
+        if let Err(e) = hello.negotiate() {
+            // Tell the helper why before it is stopped (best effort: it may be gone).
+            let reply = Envelope::new(
+                UNSOLICITED,
+                Message::Error(ErrorReply {
+                    code: ErrorCode::INCOMPATIBLE_VERSION,
+                    message: e.to_string(),
+                }),
+            );
+            if let Ok(frame) = encode_frame(&reply) {
+                let _ = writer.try_write(&frame);
+            }
+            return Err(e.into());
+        }
         cfg.sandbox
             .check_hello(hello.sandboxed)
             .map_err(crate::process::spawn::SpawnError::from)?;
@@ -155,7 +198,21 @@ impl Connection {
         tracing::info!(generation, pid = process.pid(), engine = %hello.engine, sandbox = %report, "helper ready");
 
         let outbox = Outbox::new(writer);
+        // The supervisor's version, before any request (docs/protocol.md, section 7).
+        let welcome = Envelope::new(
+            UNSOLICITED,
+            Message::Welcome(Welcome {
+                protocol_major: PROTOCOL_MAJOR,
+                protocol_minor: PROTOCOL_MINOR,
+                supervisor_version: env!("CARGO_PKG_VERSION").into(),
+            }),
+        );
+        let sent = encode_frame(&welcome).map_err(|e| HandshakeError::Garbage(e.to_string()));
+        outbox
+            .send(sent?)
+            .map_err(|e| HandshakeError::Closed(e.to_string()))?;
         let (death, _) = watch::channel(None);
+        let (keeper, abandoned) = tokio::sync::mpsc::unbounded_channel();
         let conn = Arc::new(Connection {
             generation,
             process,
@@ -171,7 +228,18 @@ impl Connection {
             models: Mutex::new(HashSet::new()),
             rss: AtomicU64::new(0),
             writer: Mutex::new(None),
+            keeper,
+            next_internal: AtomicU64::new(INTERNAL_IDS),
+            control_budget: cfg.deadlines.control,
+            reader_done: watch::channel(false).0,
+            abandoned: std::sync::atomic::AtomicBool::new(false),
+            graveyard,
         });
+        tokio::spawn(deadline_keeper(
+            Arc::downgrade(&conn),
+            conn.death.subscribe(),
+            abandoned,
+        ));
         *lock(&conn.writer) = Some(tokio::spawn(write_loop(Arc::downgrade(&conn), outbox)));
         tokio::spawn(read_loop(conn.clone()));
         tokio::spawn(exit_watch(conn.clone()));
@@ -248,17 +316,112 @@ impl Connection {
 
     /// Keeps slots until the helper is reaped (drops them at once if it is).
     pub(crate) fn quarantine(&self, slots: Vec<Slot>) {
+        if self.abandoned.load(Ordering::Acquire) {
+            return lock(&self.graveyard).extend(slots);
+        }
         lock(&self.held).quarantine(slots);
     }
 
     /// Hands over the input slots of a prediction the helper still references.
     pub(crate) fn retain_inputs(&self, id: u64, slots: Vec<Slot>) {
+        if self.abandoned.load(Ordering::Acquire) {
+            return lock(&self.graveyard).extend(slots);
+        }
         lock(&self.held).retain(id, slots);
     }
 
     /// The helper is gone: every slot it held is free again.
     pub(crate) fn helper_reaped(&self) {
         lock(&self.held).reaped();
+    }
+
+    /// The reader task ended.
+    pub(crate) fn reader_ended(&self) {
+        self.reader_done.send_replace(true);
+    }
+
+    /// Waits until the reader task has ended.
+    pub(crate) async fn reader_closed(&self) {
+        let _ = self.reader_done.subscribe().wait_for(|d| *d).await;
+    }
+
+    /// Waits until the helper is reaped and every holder of its socket is gone:
+    /// nothing of this generation can touch our shared memory any more.
+    pub(crate) async fn gone(&self) {
+        self.process.wait().await;
+        self.reader_closed().await;
+    }
+
+    /// Gives up on a dead generation that could not be reaped within the grace:
+    /// closes our end of the socket (so the reader ends and the connection is
+    /// freed) and keeps every slot it may still reference out of use for good.
+    pub(crate) fn abandon_generation(&self) {
+        if self.abandoned.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let reaped = self.process.try_status().is_some();
+        tracing::error!(
+            generation = self.generation,
+            pid = self.process.pid(),
+            reaped,
+            "helper generation not gone within the reap grace (a process still holds its socket, or it cannot be reaped): abandoning it, its slots stay out of use"
+        );
+        let slots = lock(&self.held).abandon();
+        lock(&self.graveyard).extend(slots);
+        let _ = crate::sys::shutdown_socket(self.inbox.fd());
+        self.process.detach_stderr();
+    }
+
+    /// A `Loaded` came for a load whose caller went away: nobody will use the
+    /// model, so it is unloaded at once (its reply is dropped like any answer to
+    /// an abandoned request).
+    fn unload_orphan(&self, model_id: u64) {
+        let id = self.next_internal.fetch_add(1, Ordering::Relaxed);
+        let msg = Message::Unload(coreml_ipc_schema::Unload { model_id });
+        let frame = match coreml_ipc_schema::encode_frame(&Envelope::new(id, msg)) {
+            Ok(f) => f,
+            Err(_) => return,
+        };
+        let deadline = std::time::Instant::now() + self.control_budget;
+        {
+            let mut pending = lock(&self.pending);
+            if self.death_cause().is_some() {
+                return;
+            }
+            pending.insert(
+                id,
+                Pending {
+                    tx: None,
+                    orphan: Vec::new(),
+                },
+            );
+        }
+        tracing::info!(
+            generation = self.generation,
+            model_id,
+            "unloading a model whose load was cancelled"
+        );
+        self.keep_deadline(Abandoned {
+            id,
+            stage: crate::error::Stage::Unload,
+            deadline,
+            budget: self.control_budget,
+        });
+        if let Err(e) = self.outbox.send(frame) {
+            self.die(DeathCause::Crashed {
+                detail: format!("socket write failed: {e}"),
+            });
+        }
+    }
+
+    /// Hands an abandoned request's deadline to the keeper.
+    pub(crate) fn keep_deadline(&self, a: Abandoned) {
+        let _ = self.keeper.send(a);
+    }
+
+    /// Whether request `id` still waits for its reply.
+    pub(crate) fn in_flight(&self, id: u64) -> bool {
+        lock(&self.pending).contains_key(&id)
     }
 
     pub(crate) fn dispatch(&self, env: Envelope) {
@@ -304,6 +467,10 @@ impl Connection {
             }
             None => match env.message {
                 Message::Predicted(pr) if pr.inputs_retained => self.retain_inputs(id, p.orphan),
+                Message::Loaded(l) => {
+                    drop(p.orphan);
+                    self.unload_orphan(l.model_id);
+                }
                 _ => drop(p.orphan),
             },
         }

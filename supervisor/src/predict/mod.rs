@@ -1,7 +1,10 @@
 //! The predict path: inputs copied once into 16 KiB-aligned slots, outputs written
 //! by the helper into slots pre-allocated from the model's schema, every returned
-//! ref validated against the slot it was given, input slots reused only after the
-//! helper releases them.
+//! ref validated against the slot it was given, outputs copied out of the helper's
+//! reach before the caller sees them (unless the app opted into zero-copy views),
+//! input slots reused only after the helper releases them. Every access to a slot
+//! is preceded by an `fstat` size check of its region, so a truncated region
+//! gives a typed error instead of a `SIGBUS`.
 //!
 //! ```no_run
 //! # async fn demo(sup: coreml_supervisor::Supervisor, model: coreml_supervisor::ModelId) -> Result<(), coreml_supervisor::Error> {
@@ -9,8 +12,8 @@
 //! let x = vec![0u8; 16];
 //! let p = sup.predict_with_deadline(model, &[("x", &x)], Duration::from_millis(200)).await?;
 //! let y = p.output("y").unwrap();
-//! let view: &[u8] = y.bytes().expect("contiguous"); // zero copies
-//! let owned: Vec<u8> = y.to_vec();                    // one copy, strides resolved
+//! let view: &[u8] = y.bytes().expect("contiguous"); // the private copy (or the slot, opt-in)
+//! let owned: Vec<u8> = y.to_vec();                    // one more copy, strides resolved
 //! assert_eq!(view, &owned[..]);
 //! # Ok(()) }
 //! ```
@@ -30,8 +33,8 @@ use coreml_ipc_schema::{DType, Message, NamedTensor, Predict, Predicted, TensorR
 
 use crate::connection::Connection;
 use crate::error::{DeathCause, Error, Stage};
-use crate::predict::output::{InputBuffer, OutputTensor, Prediction};
-use crate::shm::arena::Slot;
+use crate::predict::output::{InputBuffer, OutputBytes, OutputTensor, Prediction};
+use crate::shm::arena::{AllocError, Slot};
 use crate::supervisor::requests::Attempt;
 use crate::supervisor::{ModelId, ModelInfo, Supervisor};
 
@@ -167,6 +170,7 @@ impl Supervisor {
                     )));
                 }
                 let slot = inner.arena.alloc(want)?;
+                slot.intact().map_err(AllocError::from)?;
                 slot.write(data);
                 slot
             } else if spec.optional {
@@ -214,12 +218,14 @@ impl Supervisor {
             let conn = inner.ready_conn(deadline, budget).await?;
             let prepared = async {
                 inner.ensure_attached(&conn, deadline).await?;
-                inner.ensure_model(&conn, &info, deadline).await
+                inner.model_ready(&conn, &info, deadline, budget).await
             };
-            guard.conn = Some(conn.clone());
             let mut outcome = prepared.await;
             let id = inner.next_id();
             if outcome.is_ok() {
+                // From here the slots are this helper's to reference (until then
+                // they stay with the helper of an earlier attempt, if any).
+                guard.conn = Some(conn.clone());
                 let left = deadline.saturating_duration_since(Instant::now());
                 // The helper gets a little less than the caller's budget, so it can
                 // answer TIMEOUT itself before the supervisor has to kill it.
@@ -257,6 +263,7 @@ impl Supervisor {
                             n_in,
                             &out_refs,
                             attempts,
+                            inner.cfg.zero_copy_outputs,
                         );
                     }
                     Ok(Message::Error(e)) => {
@@ -326,6 +333,7 @@ fn finish(
     n_in: usize,
     given: &[NamedTensor],
     attempts: u32,
+    zero_copy: bool,
 ) -> Result<Prediction, Error> {
     let violation = |detail: String, slots: Vec<Slot>| {
         conn.die(DeathCause::ProtocolViolation {
@@ -379,6 +387,9 @@ fn finish(
                 "output {:?} at region {} bytes {}+{} is outside its slot",
                 g.name, t.region, t.offset, t.len
             ))
+        } else if let Err(e) = slot.intact() {
+            // Reading it would fault: the helper shrank the region.
+            Some(format!("output {:?}: {e}", g.name))
         } else {
             None
         };
@@ -396,17 +407,28 @@ fn finish(
         .iter()
         .zip(out_slots)
         .map(|(g, slot)| {
-            let tensor = p
+            let mut tensor = p
                 .outputs
                 .iter()
                 .find(|o| o.name == g.name)
                 .expect("checked")
                 .tensor
                 .clone();
+            let bytes = if zero_copy {
+                OutputBytes::Shared(slot)
+            } else {
+                // Out of the helper's reach before the caller sees it; the slot
+                // goes back to the arena.
+                let copy = slot
+                    .view_at(tensor.offset - slot.offset(), tensor.len)
+                    .to_vec();
+                tensor.offset = 0;
+                OutputBytes::Owned(copy)
+            };
             OutputTensor {
                 name: g.name.clone(),
                 tensor,
-                slot,
+                bytes,
             }
         })
         .collect();

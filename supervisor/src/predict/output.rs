@@ -1,5 +1,6 @@
-//! What a prediction returns: output tensors living in their shared-memory slots
-//! (a zero-copy view, or one copy with strides resolved) and the helper's timings.
+//! What a prediction returns: output tensors copied out of the helper's reach (the
+//! default), or, for a helper the app trusts (`SupervisorConfig::zero_copy_outputs`),
+//! living in their shared-memory slots; and the helper's timings.
 //!
 //! ```no_run
 //! # async fn demo(sup: coreml_supervisor::Supervisor, model: coreml_supervisor::ModelId) -> Result<(), coreml_supervisor::Error> {
@@ -48,14 +49,25 @@ impl InputBuffer {
     }
 }
 
-/// One output tensor, in a slot that is freed when this value drops.
+/// Where an output's bytes are.
+#[derive(Debug)]
+pub(crate) enum OutputBytes {
+    /// Copied out of shared memory once the reply was validated: the helper
+    /// cannot change them any more. `tensor.offset` is relative to the copy.
+    Owned(Vec<u8>),
+    /// The slot itself (zero-copy opt-in), freed when the output drops.
+    Shared(Slot),
+}
+
+/// One output tensor: its own copy of the bytes (default), or a view into the
+/// slot the helper wrote (opt-in), freed when this value drops.
 #[derive(Debug)]
 pub struct OutputTensor {
     /// Feature name.
     pub name: String,
-    /// The helper's ref (validated: inside `slot`, schema dtype and shape).
+    /// The helper's ref (validated: inside its slot, schema dtype and shape).
     pub tensor: TensorRef,
-    pub(crate) slot: Slot,
+    pub(crate) bytes: OutputBytes,
 }
 
 impl OutputTensor {
@@ -76,8 +88,18 @@ impl OutputTensor {
 
     /// The spanned bytes as laid out by the helper (may include row padding).
     pub fn raw(&self) -> &[u8] {
-        self.slot
-            .view_at(self.tensor.offset - self.slot.offset(), self.tensor.len)
+        match &self.bytes {
+            OutputBytes::Owned(v) => v,
+            OutputBytes::Shared(slot) => {
+                slot.view_at(self.tensor.offset - slot.offset(), self.tensor.len)
+            }
+        }
+    }
+
+    /// Whether the bytes are a view into shared memory the helper can still
+    /// write (`SupervisorConfig::zero_copy_outputs`) rather than a private copy.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.bytes, OutputBytes::Shared(_))
     }
 
     /// One contiguous row-major copy (strides resolved).

@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::ffi::{CString, OsString};
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -170,6 +170,8 @@ pub struct HelperProcess {
     state: Arc<Mutex<ReapState>>,
     exit: watch::Receiver<Option<ExitStatus>>,
     stderr_tail: Arc<Mutex<VecDeque<u8>>>,
+    /// Set when the supervisor gives up on this helper: its stderr reader stops.
+    detached: Arc<std::sync::atomic::AtomicBool>,
     sandbox: SandboxReport,
     cgroup: Option<Arc<Cgroup>>,
 }
@@ -282,11 +284,22 @@ impl HelperProcess {
         }
 
         let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Some(mut err) = stderr {
             let tail = stderr_tail.clone();
+            let detached = detached.clone();
             let _ = std::thread::Builder::new().name(format!("coreml-stderr-{pid}")).spawn(move || {
                 let mut buf = [0u8; 1024];
-                while let Ok(n @ 1..) = err.read(&mut buf) {
+                // A process the helper left behind may hold the pipe open for good:
+                // once the helper is abandoned, stop reading (the pipe is closed).
+                loop {
+                    match sys::poll_readable(err.as_fd(), std::time::Duration::from_millis(250)) {
+                        Ok(false) if !detached.load(std::sync::atomic::Ordering::Relaxed) => continue,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Ok(true) => {}
+                        _ => break,
+                    }
+                    let Ok(n @ 1..) = err.read(&mut buf) else { break };
                     let chunk = &buf[..n];
                     tracing::debug!(target: "coreml_helper", pid, "{}", String::from_utf8_lossy(chunk).trim_end());
                     let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
@@ -303,6 +316,7 @@ impl HelperProcess {
                 state,
                 exit,
                 stderr_tail,
+                detached,
                 sandbox: report,
                 cgroup,
             },
@@ -373,6 +387,13 @@ impl HelperProcess {
             Err(_) => ExitStatus::from_raw(0),
         };
         status
+    }
+
+    /// Stops reading the helper's stderr (within 250 ms) and closes the pipe: for
+    /// a helper given up on, whose stderr a process out of reach may hold open.
+    pub(crate) fn detach_stderr(&self) {
+        self.detached
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The last bytes the helper wrote to stderr.

@@ -12,13 +12,12 @@
 //! a.write(b"tensor bytes");
 //! assert_eq!(&a.view(12), b"tensor bytes");
 //! assert_eq!(arena.regions().len(), 2);
-//! drop((a, b)); // slots return to the free lists; regions are unlinked when the arena drops
+//! drop((a, b)); // slots return to the free lists; regions are released when the arena drops
 //! ```
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::shm::{Region, RegionName, ShmOpenError};
+use crate::shm::{Region, ShmOpenError, Truncated};
 
 /// Alignment and granularity of slots (the Apple Silicon page size).
 pub const SLOT_ALIGN: u64 = 16 * 1024;
@@ -57,6 +56,9 @@ pub enum AllocError {
     /// Creating a new region failed.
     #[error(transparent)]
     Region(#[from] ShmOpenError),
+    /// The slot's region was truncated (by the helper) and cannot be used.
+    #[error(transparent)]
+    Truncated(#[from] Truncated),
     /// More than 65 536 regions.
     #[error("too many shared-memory regions")]
     TooManyRegions,
@@ -80,38 +82,27 @@ struct Inner {
 pub struct Arena {
     inner: Arc<Mutex<Inner>>,
     cfg: ArenaConfig,
-    instance: u32,
 }
 
 /// A region as the helper must see it (for `AttachRegion`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RegionInfo {
     /// Region id used in tensor refs (its index).
     pub id: u32,
-    /// The shared-memory name.
-    pub name: String,
     /// Size in bytes.
     pub len: u64,
+    /// The region (its descriptor goes to the helper).
+    pub(crate) region: Arc<Region>,
 }
-
-static NEXT_INSTANCE: AtomicU32 = AtomicU32::new(0);
 
 fn pages(bytes: u64) -> u64 {
     bytes.div_ceil(SLOT_ALIGN).max(1)
 }
 
 impl Arena {
-    /// An empty arena with a fresh instance id. Sweeps stale regions of dead owners.
+    /// An empty arena (regions are anonymous: there is nothing of a previous
+    /// run to sweep).
     pub fn new(cfg: ArenaConfig) -> Result<Self, AllocError> {
-        crate::shm::sweep_stale();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let instance = nanos.rotate_left(8)
-            ^ NEXT_INSTANCE
-                .fetch_add(1, Ordering::Relaxed)
-                .wrapping_mul(0x9E37_79B9);
         let cfg = ArenaConfig {
             region_size: pages(cfg.region_size) * SLOT_ALIGN,
             ..cfg
@@ -122,7 +113,6 @@ impl Arena {
                 total: 0,
             })),
             cfg,
-            instance,
         })
     }
 
@@ -136,6 +126,10 @@ impl Arena {
         let need = pages(len);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for (id, entry) in inner.regions.iter_mut().enumerate() {
+            // A truncated region is never handed out again.
+            if entry.region.intact().is_err() {
+                continue;
+            }
             if let Some(first) = take_run(&mut entry.free, need) {
                 return Ok(self.slot(entry.region.clone(), id as u32, first, need, len));
             }
@@ -149,10 +143,7 @@ impl Arena {
             });
         }
         let index = u16::try_from(inner.regions.len()).map_err(|_| AllocError::TooManyRegions)?;
-        let region = Arc::new(Region::create(
-            RegionName::new(self.instance, index),
-            size as usize,
-        )?);
+        let region = Arc::new(Region::create(size as usize)?);
         let mut free = vec![(0, size / SLOT_ALIGN)];
         let first = take_run(&mut free, need).expect("fresh region fits");
         inner.total += size;
@@ -183,8 +174,8 @@ impl Arena {
             .enumerate()
             .map(|(i, e)| RegionInfo {
                 id: i as u32,
-                name: e.region.name().to_string(),
                 len: e.region.len() as u64,
+                region: e.region.clone(),
             })
             .collect()
     }
@@ -267,6 +258,12 @@ impl Slot {
                 .checked_add(len)
                 .is_some_and(|end| end <= self.offset() + self.capacity())
     }
+    /// Checks with `fstat` that the slot's region still has its full size (see
+    /// [`Region::intact`]); every access of a slot whose bytes the helper can
+    /// reach is preceded by this check.
+    pub fn intact(&self) -> Result<(), Truncated> {
+        self.region.intact()
+    }
     /// Copies `src` to the start of the slot (panics if larger than the capacity).
     pub fn write(&self, src: &[u8]) {
         assert!(src.len() as u64 <= self.capacity(), "slot overflow");
@@ -327,18 +324,17 @@ mod tests {
     }
 
     #[test]
-    fn regions_unlinked_on_drop() {
+    fn regions_are_released_on_drop() {
         let arena = Arena::new(ArenaConfig {
             region_size: 1 << 16,
             max_total: 1 << 20,
         })
         .unwrap();
         let s = arena.alloc(100).unwrap();
-        let name = arena.regions()[0].name.clone();
-        assert!(std::path::Path::new(&format!("/dev/shm{name}")).exists());
+        let weak = Arc::downgrade(&arena.regions()[0].region);
         drop(s);
         drop(arena);
-        assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
+        assert!(weak.upgrade().is_none(), "the region outlived its arena");
     }
 
     #[test]

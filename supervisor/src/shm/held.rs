@@ -67,6 +67,15 @@ impl Held {
         self.answered_retained.contains(&id) && self.released_early.insert(id)
     }
 
+    /// The helper cannot be reaped in time: hands over every slot it may still
+    /// reference, to be kept for good, and keeps nothing from now on.
+    pub(crate) fn abandon(&mut self) -> Vec<Slot> {
+        let mut v = std::mem::take(&mut self.quarantine);
+        v.extend(self.retained.drain().flat_map(|(_, s)| s));
+        self.reaped();
+        v
+    }
+
     /// The helper is gone: every slot it held is free again.
     pub(crate) fn reaped(&mut self) {
         self.reaped = true;

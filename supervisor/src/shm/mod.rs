@@ -1,16 +1,17 @@
-//! POSIX shared-memory regions owned by the supervisor: short unique names that
-//! encode the owner pid, sized once, unlinked on drop, stale ones swept at start.
+//! Anonymous shared-memory regions owned by the supervisor: created without a
+//! name anyone could open (Linux: a sealed `memfd`; macOS: `shm_open` with a
+//! random name unlinked at once), sized once, passed to the helper as a file
+//! descriptor, released by the kernel with the last descriptor and mapping, so
+//! nothing is ever left to sweep, whatever way the app ends.
 //!
 //! ```
-//! use coreml_supervisor::shm::{Region, RegionName};
+//! use coreml_supervisor::shm::Region;
 //!
-//! let name = RegionName::new(0x1234_5678, 0);
-//! assert!(name.as_str().len() <= 31);
-//! assert_eq!(RegionName::owner_pid(name.as_str()), Some(std::process::id()));
-//! let region = Region::create(name, 64 * 1024).unwrap();
+//! let region = Region::create(64 * 1024).unwrap();
 //! region.write_at(0, b"hello");
 //! assert_eq!(&region.view(0, 5), b"hello");
-//! drop(region); // unmapped and unlinked
+//! assert!(region.intact().is_ok()); // fstat: still as large as created
+//! drop(region); // unmapped and closed: the memory is gone
 //! ```
 
 //! Owns: every shared-memory region the supervisor creates ([`Region`] here), the
@@ -21,113 +22,61 @@
 pub mod arena;
 pub(crate) mod held;
 
-use std::ffi::CString;
-use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::sys;
-
-/// Name prefix of every region (after the `/`).
-pub const NAME_PREFIX: &str = "cmlb-";
-/// Longest shared-memory name including the leading `/` (macOS `PSHMNAMLEN`).
-pub const MAX_NAME_LEN: usize = 31;
-
-/// A region name: `/cmlb-<pid>-<instance hex>-<index hex>`, at most 31 bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RegionName(String);
-
-impl RegionName {
-    /// The name of region `index` of supervisor instance `instance` in this process.
-    pub fn new(instance: u32, index: u16) -> Self {
-        let s = format!(
-            "/{NAME_PREFIX}{}-{instance:08x}-{index:x}",
-            std::process::id()
-        );
-        debug_assert!(s.len() <= MAX_NAME_LEN, "{s}");
-        Self(s)
-    }
-
-    /// The name, with its leading `/`.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The owner pid encoded in a region name (with or without the leading `/`),
-    /// or `None` if the name is not one of ours.
-    pub fn owner_pid(name: &str) -> Option<u32> {
-        let rest = name
-            .strip_prefix('/')
-            .unwrap_or(name)
-            .strip_prefix(NAME_PREFIX)?;
-        let mut parts = rest.split('-');
-        let pid = parts.next()?.parse().ok()?;
-        let inst = parts.next()?;
-        let idx = parts.next()?;
-        (parts.next().is_none() && inst.len() == 8 && !idx.is_empty()).then_some(pid)
-    }
-}
-
-impl fmt::Display for RegionName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Creating or mapping a shared-memory region failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ShmOpenError {
-    /// `shm_open` or `ftruncate` failed.
-    #[error("shm_open {name}: {source}")]
-    Open {
-        /// The region name.
-        name: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// `memfd_create`/`shm_open`, `ftruncate` or sealing failed.
+    #[error("creating an anonymous shared-memory region: {0}")]
+    Open(#[source] std::io::Error),
     /// `mmap` failed.
-    #[error("mmap {name}: {source}")]
-    Map {
-        /// The region name.
-        name: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("mapping a shared-memory region: {0}")]
+    Map(#[source] std::io::Error),
 }
 
-/// A mapped shared-memory region, unlinked and unmapped on drop.
+/// A region is smaller than when it was created: someone truncated it. Using it
+/// would fault (`SIGBUS`), so it is never touched again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("shared-memory region truncated: {actual} of {expected} bytes left")]
+pub struct Truncated {
+    /// Size at creation.
+    pub expected: u64,
+    /// Size `fstat` reports now.
+    pub actual: u64,
+}
+
+/// A mapped anonymous shared-memory region; unmapped and closed on drop.
 #[derive(Debug)]
 pub struct Region {
-    name: RegionName,
-    cname: CString,
+    fd: OwnedFd,
     map: sys::Mapping,
+    /// Set once a size check failed; the region is then never used again.
+    truncated: AtomicBool,
 }
 
 impl Region {
-    /// Creates (exclusively), sizes once and maps a region.
-    pub fn create(name: RegionName, len: usize) -> Result<Self, ShmOpenError> {
-        let cname = CString::new(name.as_str()).expect("names have no NUL");
-        let fd = sys::shm_create(&cname, len).map_err(|source| ShmOpenError::Open {
-            name: name.0.clone(),
-            source,
-        })?;
-        let map = match sys::Mapping::new(&fd, len) {
-            Ok(m) => m,
-            Err(source) => {
-                let _ = sys::shm_unlink(&cname);
-                return Err(ShmOpenError::Map {
-                    name: name.0.clone(),
-                    source,
-                });
-            }
-        };
-        // The fd is closed here; the helper opens the region by name.
-        Ok(Self { name, cname, map })
+    /// Creates, sizes (and on Linux seals) and maps an anonymous region.
+    pub fn create(len: usize) -> Result<Self, ShmOpenError> {
+        let fd = sys::anonymous_region(len).map_err(ShmOpenError::Open)?;
+        Self::map(fd, len)
     }
 
-    /// The region's name.
-    pub fn name(&self) -> &RegionName {
-        &self.name
+    fn map(fd: OwnedFd, len: usize) -> Result<Self, ShmOpenError> {
+        let map = sys::Mapping::new(&fd, len).map_err(ShmOpenError::Map)?;
+        Ok(Self {
+            fd,
+            map,
+            truncated: AtomicBool::new(false),
+        })
+    }
+
+    /// The descriptor passed to the helper with `AttachRegion`.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     /// Size in bytes.
@@ -138,6 +87,28 @@ impl Region {
     /// Whether the region has zero length.
     pub fn is_empty(&self) -> bool {
         self.map.len() == 0
+    }
+
+    /// Checks with `fstat` that the region still has its full size. Seals make a
+    /// shrink impossible on Linux and macOS fixes the size at the first
+    /// `ftruncate`; this is the backstop that keeps a `SIGBUS` from reaching the
+    /// app should either ever fail. Once it fails the region stays failed.
+    pub fn intact(&self) -> Result<(), Truncated> {
+        let expected = self.map.len() as u64;
+        if !self.truncated.load(Ordering::Relaxed) {
+            match sys::file_size(self.fd.as_fd()) {
+                Ok(actual) if actual >= expected => return Ok(()),
+                Ok(actual) => {
+                    self.truncated.store(true, Ordering::Relaxed);
+                    return Err(Truncated { expected, actual });
+                }
+                Err(_) => self.truncated.store(true, Ordering::Relaxed),
+            }
+        }
+        Err(Truncated {
+            expected,
+            actual: sys::file_size(self.fd.as_fd()).unwrap_or(0),
+        })
     }
 
     /// Copies bytes in (bounds-checked, panics when out of range).
@@ -162,53 +133,79 @@ impl Region {
     }
 }
 
-impl Drop for Region {
-    fn drop(&mut self) {
-        let _ = sys::shm_unlink(&self.cname);
-    }
-}
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
 
-/// Removes regions whose owner pid is dead (Linux: scans `/dev/shm`; macOS cannot
-/// list shared-memory objects, so there this returns 0). Returns how many were removed.
-pub fn sweep_stale() -> usize {
-    let Ok(dir) = std::fs::read_dir("/dev/shm") else {
-        return 0;
-    };
-    let me = std::process::id();
-    let mut removed = 0;
-    for entry in dir.flatten() {
-        let file = entry.file_name();
-        let Some(name) = file.to_str() else { continue };
-        let Some(pid) = RegionName::owner_pid(name) else {
-            continue;
-        };
-        if pid == me || sys::process_alive(pid) {
-            continue;
-        }
-        let Ok(c) = CString::new(format!("/{name}")) else {
-            continue;
-        };
-        if sys::shm_unlink(&c).is_ok() {
-            tracing::info!(
-                region = name,
-                owner = pid,
-                "removed stale shared-memory region"
-            );
-            removed += 1;
-        }
+    #[test]
+    fn the_size_is_sealed() {
+        let r = Region::create(64 * 1024).unwrap();
+        let e = sys::truncate(&r.fd, 4096).unwrap_err();
+        assert_eq!(
+            e.raw_os_error(),
+            Some(libc::EPERM),
+            "shrink must be refused"
+        );
+        let e = sys::truncate(&r.fd, 1 << 20).unwrap_err();
+        assert_eq!(
+            e.raw_os_error(),
+            Some(libc::EPERM),
+            "growth must be refused"
+        );
+        assert!(r.intact().is_ok());
     }
-    removed
-}
 
-/// Names of this process's live regions in `/dev/shm` (Linux; for leak checks).
-pub fn own_regions() -> Vec<String> {
-    let me = std::process::id();
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-                .filter(|n| RegionName::owner_pid(n) == Some(me))
-                .collect()
-        })
-        .unwrap_or_default()
+    #[test]
+    fn a_truncated_region_is_detected_before_use() {
+        // Without seals (what a platform without them would give): the helper shrinks it.
+        let fd = sys::memfd(64 * 1024).unwrap();
+        let r = Region::map(fd, 64 * 1024).unwrap();
+        sys::truncate(&r.fd, 4096).unwrap();
+        assert_eq!(
+            r.intact(),
+            Err(Truncated {
+                expected: 64 * 1024,
+                actual: 4096
+            })
+        );
+        // It stays failed even if it grows back.
+        sys::truncate(&r.fd, 64 * 1024).unwrap();
+        assert!(r.intact().is_err());
+    }
+
+    #[test]
+    fn no_name_exists_anywhere() {
+        let before = shm_entries();
+        let r = Region::create(64 * 1024).unwrap();
+        assert_eq!(
+            shm_entries(),
+            before,
+            "a region must not appear in /dev/shm"
+        );
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", {
+            use std::os::fd::AsRawFd;
+            r.fd.as_raw_fd()
+        }))
+        .unwrap();
+        assert!(
+            link.to_string_lossy().starts_with("/memfd:"),
+            "{}",
+            link.display()
+        );
+    }
+
+    /// Entries of this process (v1 names were `cmlb-<pid>-…`; any name would do).
+    fn shm_entries() -> Vec<std::ffi::OsString> {
+        let me = format!("cmlb-{}-", std::process::id());
+        let mut v: Vec<_> = std::fs::read_dir("/dev/shm")
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name())
+                    .filter(|n| n.to_string_lossy().contains(&me))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
 }

@@ -1,6 +1,10 @@
 //! Helper lifecycle: bringing up a generation (spawn, handshake, attach every
-//! region, reload every registered model) and the manager that restarts a dead
-//! helper with backoff until the restart budget is spent.
+//! region, reload the registered models one by one, each within its own load
+//! budget) and the manager that restarts a dead helper with backoff until the
+//! restart budget is spent. A model whose reload fails is marked failed (its
+//! predictions get [`Error::ModelFailed`](crate::Error::ModelFailed)); if its
+//! reload killed the helper, the next generation comes back without it, and it
+//! is tried again on a later one or by `Supervisor::reload`.
 //!
 //! ```text
 //! let conn = inner.bring_up().await?;              // generation n, Ready only after reloads
@@ -28,22 +32,45 @@ impl Inner {
             generation,
             self.high_water.clone(),
             self.fast_lane.clone(),
+            self.graveyard.clone(),
         )
         .await?;
         let setup = async {
             let deadline = Instant::now() + self.cfg.deadlines.control;
             self.ensure_attached(&conn, deadline).await?;
-            let models: Vec<ModelInfo> = lock(&self.models).values().cloned().collect();
+            let mut models: Vec<ModelInfo> = lock(&self.models).values().cloned().collect();
+            models.sort_by_key(|m| m.id);
+            let mut reloaded = 0;
             for m in &models {
+                // A model that failed the previous bring-up is left out of this
+                // one (it would only fail it again); it is retried on a later one.
+                let skip = lock(&self.failed)
+                    .get(&m.id)
+                    .is_some_and(|f| f.generation + 1 >= generation);
+                if skip {
+                    continue;
+                }
+                // Each model gets its own load budget.
                 let deadline = Instant::now() + self.cfg.deadlines.load;
                 match self.ensure_model(&conn, m, deadline).await {
-                    Err(Attempt::Fatal(e)) => {
-                        tracing::warn!(model = m.id.0, error = %e, "reload failed")
+                    Ok(()) => {
+                        lock(&self.failed).remove(&m.id);
+                        reloaded += 1;
                     }
-                    other => other?,
+                    Err(Attempt::Fatal(e)) => self.model_failed(m, generation, e.to_string()),
+                    Err(Attempt::Died(n)) => {
+                        // The reload killed the helper (crash, hang past its
+                        // budget, memory): the model is blamed, the next
+                        // generation comes back without it.
+                        if n.culprit {
+                            let e = n.cause.to_error(Stage::Load);
+                            self.model_failed(m, generation, e.to_string());
+                        }
+                        return Err(Attempt::Died(n));
+                    }
                 }
             }
-            Ok::<usize, Attempt>(models.len())
+            Ok::<usize, Attempt>(reloaded)
         };
         match setup.await {
             Ok(reloaded) => {
@@ -71,6 +98,20 @@ impl Inner {
         }
     }
 }
+impl Inner {
+    /// Waits, at most the reap grace, until a dead generation is reaped and its
+    /// socket closed by everyone; past the grace it is abandoned (see
+    /// [`Connection::abandon_generation`]). Returns whether it was gone in time.
+    pub(crate) async fn reap(&self, conn: &Connection) -> bool {
+        let grace = self.cfg.deadlines.reap;
+        if tokio::time::timeout(grace, conn.gone()).await.is_ok() {
+            return true;
+        }
+        conn.abandon_generation();
+        false
+    }
+}
+
 /// Watches the current helper; on death, restarts with backoff within the budget.
 pub(crate) async fn manage(inner: Arc<Inner>, mut conn: Arc<Connection>) {
     let mut tracker = RestartTracker::new(inner.cfg.restart);
@@ -82,9 +123,9 @@ pub(crate) async fn manage(inner: Arc<Inner>, mut conn: Arc<Connection>) {
             pid: conn.process.pid(),
             cause: cause.clone(),
         });
-        // The next helper starts only after this one is reaped, so slots the dead
-        // one referenced are free to reuse.
-        conn.process.wait().await;
+        // The next helper starts only after this one is reaped (or, past the
+        // grace, abandoned with its slots kept out of use).
+        inner.reap(&conn).await;
         let mut last = cause.to_string();
         loop {
             let Some(delay) = tracker.next_delay(Instant::now()) else {

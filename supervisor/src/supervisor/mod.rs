@@ -107,6 +107,9 @@ impl Supervisor {
             fast_lane: Arc::default(),
             helper_time: Mutex::new(HashMap::new()),
             manager: Mutex::new(None),
+            failed: Mutex::new(HashMap::new()),
+            reload_lock: tokio::sync::Mutex::new(()),
+            graveyard: Arc::default(),
         });
         let conn = inner.bring_up().await?;
         inner.phase.send_replace(Phase::Ready(conn.clone()));
@@ -177,29 +180,65 @@ impl Supervisor {
         }
     }
 
-    /// Compiles a model source into the staging directory.
+    /// Compiles a model source into the staging directory, within the configured
+    /// compile budget.
     pub async fn compile(
         &self,
         source_path: &str,
         compute_units: Option<ComputeUnits>,
     ) -> Result<Compiled, Error> {
+        self.compile_with_deadline(source_path, compute_units, self.inner.cfg.deadlines.compile)
+            .await
+    }
+
+    /// [`Supervisor::compile`] within `budget` (at most the configured compile
+    /// budget): queueing, waiting out a restart and the helper's work included. A
+    /// helper still silent at the end of the budget is killed and restarted
+    /// (`Timeout{Compile}`).
+    pub async fn compile_with_deadline(
+        &self,
+        source_path: &str,
+        compute_units: Option<ComputeUnits>,
+        budget: Duration,
+    ) -> Result<Compiled, Error> {
         let msg = Message::Compile(Compile {
             source_path: source_path.into(),
             staging_dir: self.inner.cfg.staging_dir.display().to_string(),
             compute_units: compute_units.unwrap_or(self.inner.cfg.compute_units),
+            deadline_us: None,
         });
-        match self.inner.request(Stage::Compile, msg, None).await? {
+        let budget = budget.min(self.inner.cfg.deadlines.compile);
+        match self
+            .inner
+            .request(Stage::Compile, msg, Some(budget))
+            .await?
+        {
             (Message::Compiled(c), _) => Ok(c),
             (other, conn) => Err(self.inner.wrong_reply(&conn, Stage::Compile, &other)),
         }
     }
 
-    /// Loads a compiled bundle (or `diag:` URI). The model is loaded again on every
-    /// restarted helper before that helper takes new predictions.
+    /// Loads a compiled bundle (or `diag:` URI) within the configured load
+    /// budget. The model is loaded again on every restarted helper before that
+    /// helper takes new predictions.
     pub async fn load(
         &self,
         bundle_path: &str,
         compute_units: Option<ComputeUnits>,
+    ) -> Result<ModelInfo, Error> {
+        self.load_with_deadline(bundle_path, compute_units, self.inner.cfg.deadlines.load)
+            .await
+    }
+
+    /// [`Supervisor::load`] within `budget` (at most the configured load budget):
+    /// queueing, waiting out a restart and the helper's work included. A helper
+    /// still silent at the end of the budget is killed and restarted
+    /// (`Timeout{Load}`).
+    pub async fn load_with_deadline(
+        &self,
+        bundle_path: &str,
+        compute_units: Option<ComputeUnits>,
+        budget: Duration,
     ) -> Result<ModelInfo, Error> {
         let id = ModelId(self.inner.next_model.fetch_add(1, Ordering::Relaxed));
         let cu = compute_units.unwrap_or(self.inner.cfg.compute_units);
@@ -207,8 +246,10 @@ impl Supervisor {
             model_id: id.0,
             bundle_path: bundle_path.into(),
             compute_units: cu,
+            deadline_us: None,
         });
-        match self.inner.request(Stage::Load, msg, None).await? {
+        let budget = budget.min(self.inner.cfg.deadlines.load);
+        match self.inner.request(Stage::Load, msg, Some(budget)).await? {
             (Message::Loaded(l), conn) if l.model_id == id.0 => {
                 let info = model_info(id, bundle_path, l);
                 lock(&conn.models).insert(id.0);
@@ -225,6 +266,7 @@ impl Supervisor {
             return Err(Error::UnknownModel(model.0));
         }
         lock(&self.inner.helper_time).remove(&model.0);
+        lock(&self.inner.failed).remove(&model);
         let msg = Message::Unload(Unload { model_id: model.0 });
         match self.inner.request(Stage::Unload, msg, None).await {
             Ok((Message::Unloaded(_), conn)) => {
@@ -239,6 +281,34 @@ impl Supervisor {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Loads a registered model again on the current helper, with the load
+    /// budget: the way back for a model whose reload after a restart failed
+    /// ([`Error::ModelFailed`]). A no-op when the model is loaded.
+    pub async fn reload(&self, model: ModelId) -> Result<(), Error> {
+        let inner = &self.inner;
+        let info = lock(&inner.models)
+            .get(&model)
+            .cloned()
+            .ok_or(Error::UnknownModel(model.0))?;
+        let budget = inner.cfg.deadlines.load;
+        let deadline = Instant::now() + budget;
+        let _permit = inner.permit(deadline, budget).await?;
+        let conn = inner.ready_conn(deadline, budget).await?;
+        let _one = inner.reload_lock.lock().await;
+        let r = match inner.ensure_model(&conn, &info, deadline).await {
+            Ok(()) => {
+                lock(&inner.failed).remove(&model);
+                Ok(())
+            }
+            Err(requests::Attempt::Fatal(e)) => Err(e),
+            Err(requests::Attempt::Died(n)) => Err(n.cause.to_error(Stage::Load)),
+        };
+        if let Err(e) = &r {
+            inner.model_failed(&info, conn.generation, e.to_string());
+        }
+        r
     }
 
     /// Models registered with the supervisor.
@@ -320,7 +390,10 @@ impl Supervisor {
     }
 
     /// Asks the helper to exit (`Shutdown`), kills it past the shutdown deadline,
-    /// waits until it is reaped. Later requests fail with `ShuttingDown`.
+    /// waits until it is reaped. Later requests fail with `ShuttingDown`. Returns
+    /// within `deadlines.shutdown + deadlines.reap`: a helper that cannot be
+    /// reaped by then (a process it forked out of its group still holds the
+    /// socket, or it is stuck in the kernel) is abandoned and logged.
     pub async fn shutdown(&self) {
         let inner = &self.inner;
         let conn = match inner.phase.send_replace(Phase::Shutdown) {
@@ -333,20 +406,22 @@ impl Supervisor {
         if let Some(conn) = conn {
             let deadline = Instant::now() + inner.cfg.deadlines.shutdown;
             let id = inner.next_id();
-            let _ = conn
-                .call(
+            let _ = tokio::time::timeout_at(
+                deadline.into(),
+                conn.call(
                     id,
                     Stage::Shutdown,
                     Message::Shutdown(Shutdown {}),
                     deadline,
                     vec![],
                     Duration::ZERO,
-                )
-                .await;
+                ),
+            )
+            .await;
             let left = deadline.saturating_duration_since(Instant::now());
             let _ = tokio::time::timeout(left, conn.process.wait()).await;
             conn.die(DeathCause::Shutdown);
-            conn.process.wait().await;
+            inner.reap(&conn).await;
         }
     }
 }

@@ -77,6 +77,20 @@ pub(crate) struct Inner {
     /// prediction (µs), which decides whether its callers spin for the reply.
     pub helper_time: Mutex<HashMap<u64, u64>>,
     pub manager: Mutex<Option<JoinHandle<()>>>,
+    /// Models whose reload failed, with why and on which generation.
+    pub failed: Mutex<HashMap<ModelId, ModelFailure>>,
+    /// Serialises loads of registered models outside a bring-up.
+    pub reload_lock: tokio::sync::Mutex<()>,
+    /// Slots of abandoned generations, kept out of use for good.
+    pub graveyard: Arc<Mutex<Vec<crate::shm::arena::Slot>>>,
+}
+
+/// Why a registered model is not loaded on the current helper.
+#[derive(Debug, Clone)]
+pub(crate) struct ModelFailure {
+    pub reason: String,
+    /// The generation whose bring-up (or load) failed it.
+    pub generation: u64,
 }
 
 impl Inner {
@@ -246,18 +260,19 @@ impl Inner {
             }
             let msg = Message::AttachRegion(AttachRegion {
                 region: r.id,
-                name: r.name,
                 size: r.len,
             });
             let deadline = deadline.min(Instant::now() + self.cfg.deadlines.control);
+            // The region's descriptor rides on the frame's first byte (SCM_RIGHTS).
             match conn
-                .call(
+                .call_passing(
                     self.next_id(),
                     Stage::AttachRegion,
                     msg,
                     deadline,
                     vec![],
                     self.cfg.reply_spin,
+                    Some(r.region),
                 )
                 .await
                 .0
@@ -285,6 +300,76 @@ impl Inner {
         Ok(())
     }
 
+    /// Marks a model failed on `generation` (its predictions get `ModelFailed`).
+    pub(crate) fn model_failed(&self, model: &ModelInfo, generation: u64, reason: String) {
+        tracing::warn!(model = model.id.0, bundle = %model.bundle_path, generation, %reason, "model failed to load");
+        lock(&self.failed).insert(model.id, ModelFailure { reason, generation });
+    }
+
+    /// The typed error of a model marked failed, if it is.
+    pub(crate) fn failure_of(&self, model: &ModelInfo) -> Option<Error> {
+        lock(&self.failed)
+            .get(&model.id)
+            .map(|f| Error::ModelFailed {
+                model: model.id.0,
+                bundle_path: model.bundle_path.clone(),
+                reason: f.reason.clone(),
+            })
+    }
+
+    /// Makes sure a registered model is loaded on `conn` before a prediction,
+    /// without ever loading it under the prediction's deadline: a model marked
+    /// failed answers `ModelFailed` at once; one that is simply missing (it was
+    /// registered while the helper restarted) is loaded in the background with
+    /// its own load budget, and the caller waits for that until its own deadline
+    /// (then `Timeout{Restart}`: the model is still being brought back).
+    pub(crate) async fn model_ready(
+        self: &Arc<Self>,
+        conn: &Arc<Connection>,
+        model: &ModelInfo,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<(), Attempt> {
+        if lock(&conn.models).contains(&model.id.0) {
+            return Ok(());
+        }
+        if let Some(e) = self.failure_of(model) {
+            return Err(Attempt::Fatal(e));
+        }
+        let (inner, c, m) = (self.clone(), conn.clone(), model.clone());
+        let load = tokio::spawn(async move {
+            let _one = inner.reload_lock.lock().await;
+            let r = inner
+                .ensure_model(&c, &m, Instant::now() + inner.cfg.deadlines.load)
+                .await;
+            match &r {
+                Err(Attempt::Fatal(e)) => inner.model_failed(&m, c.generation, e.to_string()),
+                Err(Attempt::Died(n)) if n.culprit => {
+                    inner.model_failed(&m, c.generation, n.cause.to_error(Stage::Load).to_string())
+                }
+                _ => {}
+            }
+            r
+        });
+        match tokio::time::timeout_at(deadline.into(), load).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(Attempt::Fatal(_)))) => Err(Attempt::Fatal(
+                self.failure_of(model)
+                    .unwrap_or(Error::UnknownModel(model.id.0)),
+            )),
+            Ok(Ok(Err(Attempt::Died(n)))) if n.culprit => Err(Attempt::Fatal(
+                self.failure_of(model)
+                    .unwrap_or_else(|| n.cause.to_error(Stage::Load)),
+            )),
+            Ok(Ok(Err(Attempt::Died(n)))) => Err(Attempt::Died(n)),
+            Ok(Err(_)) => Err(Attempt::Fatal(Error::ShuttingDown)),
+            Err(_) => Err(Attempt::Fatal(Error::Timeout {
+                stage: Stage::Restart,
+                after: budget,
+            })),
+        }
+    }
+
     /// Loads a registered model on `conn` if it is not there yet.
     pub(crate) async fn ensure_model(
         &self,
@@ -299,6 +384,7 @@ impl Inner {
             model_id: model.id.0,
             bundle_path: model.bundle_path.clone(),
             compute_units: model.compute_units,
+            deadline_us: None,
         });
         match conn
             .call(

@@ -118,9 +118,26 @@ pub fn snapshot() -> Resources {
             zombies.push(e.file_name().to_string_lossy().parse().unwrap_or(0));
         }
     }
-    let mut shm = coreml_supervisor::shm::own_regions();
-    shm.sort();
+    let shm = mapped_regions(std::process::id());
     Resources { fds, zombies, shm }
+}
+
+/// Shared-memory regions process `pid` maps: the inodes of its anonymous regions
+/// (`/memfd:coreml-bridge-region`), plus any `/dev/shm` path (named shared
+/// memory, which must never appear), sorted.
+pub fn mapped_regions(pid: u32) -> Vec<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let mut v: Vec<String> = maps
+        .lines()
+        .filter(|l| l.contains("/memfd:coreml-bridge-region") || l.contains("/dev/shm/"))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            format!("{} {}", f.get(4).unwrap_or(&"?"), f[5..].join(" "))
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Waits until fds, zombies and shared memory are back to `before`.
@@ -178,12 +195,23 @@ pub async fn wait_generation(sup: &Supervisor, gen: u64, limit: Duration) {
 /// helper's stats taken just before shutdown.
 pub async fn predict_fault_scenario(
     fault: &str,
+    cfg_edit: impl FnMut(&mut SupervisorConfig),
+    expect: fn(&Error) -> bool,
+) -> Vec<coreml_supervisor::SupervisorStats> {
+    predict_fault_scenario_on(helpers(), fault, cfg_edit, expect).await
+}
+
+/// [`predict_fault_scenario`] on the given helpers only (for a fault only some
+/// helpers have).
+pub async fn predict_fault_scenario_on(
+    hs: Vec<HelperUnderTest>,
+    fault: &str,
     mut cfg_edit: impl FnMut(&mut SupervisorConfig),
     expect: fn(&Error) -> bool,
 ) -> Vec<coreml_supervisor::SupervisorStats> {
     let mut all = Vec::new();
     for (lane, spin) in lanes() {
-        for h in helpers() {
+        for h in hs.iter().cloned() {
             let h = HelperUnderTest {
                 name: format!("{} via {lane}", h.name),
                 ..h
