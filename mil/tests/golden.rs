@@ -160,7 +160,7 @@ golden!(
 
 #[test]
 fn every_fixture_has_a_golden_test() {
-    let src = fs::read_to_string(file!()).unwrap();
+    let src = include_str!("golden.rs");
     for e in fs::read_dir(fixtures()).unwrap() {
         let n = e.unwrap().file_name().into_string().unwrap();
         if let Some(stem) = n.strip_suffix(".golden.json") {

@@ -185,7 +185,7 @@ pub(crate) fn eval(c: &Ctx, t: &str) -> Result<Option<Tensor>, String> {
             if c.flag("keep_dims")? {
                 Ok(y)
             } else {
-                y.squeeze(a).map_err(terr)
+                y.squeeze(a)
             }
         }
         "max_pool" | "avg_pool" => return pool(c, t == "max_pool").map(Some),
