@@ -454,9 +454,4 @@ impl Ctx<'_> {
             Some(Val::T(_)) => Err(format!("{name}: a tensor where a string is expected")),
         }
     }
-
-    /// The declared dtype of output `i`.
-    pub fn out_dtype(&self, i: usize) -> Option<DataType> {
-        self.op.outputs.get(i)?.ty.tensor().map(|t| t.dtype)
-    }
 }

@@ -16,7 +16,7 @@
 //! };
 //! assert!(cache.lookup(&key).is_none());
 //! // The helper compiled into a staging directory; install moves it in.
-//! let staged = dir.path().join("staging/model.mlmodelc");
+//! let staged = cache.staging_dir().unwrap().join("model.mlmodelc");
 //! std::fs::create_dir_all(&staged).unwrap();
 //! std::fs::write(staged.join("model.mil"), b"program").unwrap();
 //! let installed = cache.install(&key, "mlprogram", &staged).unwrap();

@@ -118,7 +118,6 @@ fn is_const(c: &Ctx, name: &str) -> bool {
 }
 
 struct Geometry {
-    one_d: bool,
     s: [usize; 2],
     dil: [usize; 2],
     spec: PadSpec,
@@ -131,7 +130,6 @@ fn geometry(c: &Ctx, one_d: bool) -> Result<Geometry, String> {
         spec.pad = vec![0, 0, spec.pad[0], spec.pad[1]];
     }
     Ok(Geometry {
-        one_d,
         s: pair(c.ints("strides")?, one_d)?,
         dil: pair(c.ints("dilations")?, one_d)?,
         spec,
