@@ -56,8 +56,11 @@ pub struct Executor {
     consts: HashMap<String, Val>,
     /// Indices of the non-constant operations of `main`, in order.
     ops: Vec<usize>,
-    pub(crate) kernels: Mutex<HashMap<(usize, [usize; 4]), Arc<Kernel>>>,
+    pub(crate) kernels: Mutex<KernelCache>,
 }
+
+/// Packed kernels per (operation index, input geometry), built on first use.
+pub(crate) type KernelCache = HashMap<(usize, [usize; 4]), Arc<Kernel>>;
 
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -241,15 +241,15 @@ impl State {
     }
 
     fn attach(&mut self, id: u64, a: AttachRegion, fd: Option<OwnedFd>) {
-        let r = if self.regions.contains_key(&a.region) {
-            error(
+        use std::collections::hash_map::Entry;
+        let r = match self.regions.entry(a.region) {
+            Entry::Occupied(_) => error(
                 ErrorCode::BAD_REQUEST,
                 format!("region {} is already attached", a.region),
-            )
-        } else {
-            match fd.map(|fd| Mapping::from_fd(fd, a.size as usize)) {
+            ),
+            Entry::Vacant(slot) => match fd.map(|fd| Mapping::from_fd(fd, a.size as usize)) {
                 Some(Ok(map)) => {
-                    self.regions.insert(a.region, Arc::new(map));
+                    slot.insert(Arc::new(map));
                     Message::RegionAttached(RegionAttached { region: a.region })
                 }
                 Some(Err(e)) => error(ErrorCode::SHM_FAILED, format!("region {}: {e}", a.region)),
@@ -257,7 +257,7 @@ impl State {
                     ErrorCode::SHM_FAILED,
                     format!("AttachRegion {} came without a descriptor", a.region),
                 ),
-            }
+            },
         };
         self.reply(id, r);
     }

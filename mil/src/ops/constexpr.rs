@@ -115,14 +115,14 @@ pub(crate) fn materialise(exe: &Executor, op: &Operation) -> Result<Tensor, Stri
                 );
             }
             let mut bs = vec![1; r];
-            for a in 0..r {
-                if scale.shape[a] == 0 || data.shape[a] % scale.shape[a] != 0 {
+            for (a, b) in bs.iter_mut().enumerate() {
+                if scale.shape[a] == 0 || !data.shape[a].is_multiple_of(scale.shape[a]) {
                     return Err(format!(
                         "data dim {a} ({}) is not a multiple of scale's ({})",
                         data.shape[a], scale.shape[a]
                     ));
                 }
-                bs[a] = data.shape[a] / scale.shape[a];
+                *b = data.shape[a] / scale.shape[a];
             }
             let (ds, ss) = (strides(&data.shape), strides(&scale.shape));
             let out = data
@@ -161,13 +161,13 @@ fn ios18_lut(exe: &Executor, op: &Operation) -> Result<Host, String> {
     }
     let (entries, v) = (lut.shape[r], lut.shape[r + 1]);
     let mut bs = vec![1; r];
-    for a in 0..r {
-        if lut.shape[a] == 0 || idx.shape[a] % lut.shape[a] != 0 {
+    for (a, b) in bs.iter_mut().enumerate() {
+        if lut.shape[a] == 0 || !idx.shape[a].is_multiple_of(lut.shape[a]) {
             return Err(format!(
                 "indices dim {a} is not a multiple of the lut's blocks"
             ));
         }
-        bs[a] = idx.shape[a] / lut.shape[a];
+        *b = idx.shape[a] / lut.shape[a];
     }
     let ls = strides(&lut.shape);
     let is = strides(&idx.shape);

@@ -189,7 +189,7 @@ pub fn reshape_target(dims: &[usize], spec: &[i64], ios17: bool) -> Result<Vec<u
             .filter(|(j, _)| *j != i)
             .map(|(_, &d)| d)
             .product();
-        if rest == 0 || total % rest != 0 {
+        if rest == 0 || !total.is_multiple_of(rest) {
             return Err(format!("cannot reshape {dims:?} to {spec:?}"));
         }
         out[i] = total / rest;
