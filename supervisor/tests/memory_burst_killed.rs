@@ -24,6 +24,7 @@ async fn memory_burst_killed() {
             memory_max: Some(LIMIT),
             ..SandboxConfig::default()
         };
+        let started = std::time::Instant::now();
         let (helper, mut sock) = HelperProcess::spawn(&cmd, &cfg).expect("spawn");
         let report = helper.sandbox().clone();
         eprintln!("memory limit: {}", report.memory_limit);
@@ -32,6 +33,7 @@ async fn memory_burst_killed() {
         let mut out = String::new();
         let _ = sock.read_to_string(&mut out);
         let status = helper.wait().await;
+        let killed_after = started.elapsed();
         eprintln!(
             "helper said:\n{out}status: {status:?}, peak: {:?}",
             helper.memory_peak()
@@ -54,6 +56,13 @@ async fn memory_burst_killed() {
             "no OOM kill recorded in the helper's cgroup"
         );
         let peak = helper.memory_peak().expect("cgroup peak");
+        // The figure docs/benchmarks.md quotes (printed, never asserted on time).
+        eprintln!(
+            "burst figure: peak {} MiB against the {} MiB limit, reaped {} ms after spawn",
+            peak >> 20,
+            LIMIT >> 20,
+            killed_after.as_millis()
+        );
         assert!(
             peak <= LIMIT,
             "peak {} MiB above the 512 MiB limit",

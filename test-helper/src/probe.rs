@@ -10,10 +10,29 @@
 //! max_open_files=256
 //! max_core=0
 //! self_sandbox_arg=--sandbox-read /models   # one per flag the supervisor passed
+//! open_fds=0,1,2,3             # every descriptor open at start (the listing's own left out)
+//! CapEff=0000000000000000      # and CapPrm, CapInh, CapBnd, CapAmb from /proc/self/status
 //! ```
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
+
+/// The descriptors this process holds, ascending, comma-separated; the one the
+/// listing itself opens (a link to this very `/proc/<pid>/fd`) is left out.
+/// `unreadable` when `/proc/self/fd` cannot be listed.
+fn open_fds() -> String {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return "unreadable".into();
+    };
+    let me = format!("/proc/{}/fd", std::process::id());
+    let mut fds: Vec<u32> = dir
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path()).map_or(true, |t| t != std::path::Path::new(&me)))
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    fds.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
 
 fn verdict<T, E>(r: Result<T, E>) -> &'static str {
     if r.is_ok() {
@@ -47,8 +66,17 @@ pub fn run(mut out: UnixStream, self_sandbox: &[String]) {
         "list_self_fd={}",
         verdict(std::fs::read_dir("/proc/self/fd"))
     ));
+    lines.push(format!("open_fds={}", open_fds()));
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    for key in ["NoNewPrivs", "Seccomp"] {
+    for key in [
+        "NoNewPrivs",
+        "Seccomp",
+        "CapInh",
+        "CapPrm",
+        "CapEff",
+        "CapBnd",
+        "CapAmb",
+    ] {
         if let Some(l) = status.lines().find(|l| l.starts_with(&format!("{key}:"))) {
             lines.push(format!("{key}={}", l[key.len() + 1..].trim()));
         }

@@ -49,9 +49,9 @@ fn write(path: &Path, value: &str) -> Result<(), String> {
     std::fs::write(path, value).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// `(mount point, mount root, is v2, super options)` of the cgroup mounts.
-fn mounts() -> Vec<(PathBuf, String, bool, String)> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+/// `(mount point, mount root, is v2, super options)` of the cgroup mounts in a
+/// `mountinfo` text.
+fn mounts(info: &str) -> Vec<(PathBuf, String, bool, String)> {
     let mut out = Vec::new();
     for line in info.lines() {
         let Some((pre, post)) = line.split_once(" - ") else {
@@ -70,18 +70,36 @@ fn mounts() -> Vec<(PathBuf, String, bool, String)> {
     out
 }
 
-/// This process's own cgroup directory for the memory controller: v2 first.
-fn own_dirs() -> Vec<(CgroupVersion, PathBuf)> {
-    let me = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let mounts = mounts();
+/// This process's own cgroup directories for the memory controller, v2 first,
+/// read from `/proc/self/mountinfo` and `/proc/self/cgroup` under the
+/// filesystem root `root` (`/` in production; a fake tree in tests). Each
+/// directory is a candidate parent for helper groups; [`MemoryCgroup::create_in`]
+/// takes the first that works.
+///
+/// ```
+/// use coreml_supervisor::cgroup::{own_memory_dirs, CgroupVersion};
+///
+/// let root = tempfile::tempdir().unwrap();
+/// std::fs::create_dir_all(root.path().join("proc/self")).unwrap();
+/// std::fs::write(root.path().join("proc/self/mountinfo"),
+///     "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n").unwrap();
+/// std::fs::write(root.path().join("proc/self/cgroup"), "0::/user.slice/app\n").unwrap();
+/// assert_eq!(own_memory_dirs(root.path()),
+///     [(CgroupVersion::V2, root.path().join("sys/fs/cgroup/user.slice/app"))]);
+/// ```
+pub fn own_memory_dirs(root: &Path) -> Vec<(CgroupVersion, PathBuf)> {
+    let read = |f: &str| std::fs::read_to_string(root.join(f)).unwrap_or_default();
+    let me = read("proc/self/cgroup");
+    let mounts = mounts(&read("proc/self/mountinfo"));
     let mut out = Vec::new();
-    let join = |mount: &Path, root: &str, path: &str| {
-        let rel = path.strip_prefix(root).unwrap_or(path);
-        mount.join(rel.trim_start_matches('/'))
+    let join = |mount: &Path, mount_root: &str, path: &str| {
+        let rel = path.strip_prefix(mount_root).unwrap_or(path);
+        root.join(mount.strip_prefix("/").unwrap_or(mount))
+            .join(rel.trim_start_matches('/'))
     };
     if let Some(path) = me.lines().find_map(|l| l.strip_prefix("0::")) {
-        if let Some((m, root, ..)) = mounts.iter().find(|m| m.2) {
-            out.push((CgroupVersion::V2, join(m, root, path)));
+        if let Some((m, mount_root, ..)) = mounts.iter().find(|m| m.2) {
+            out.push((CgroupVersion::V2, join(m, mount_root, path)));
         }
     }
     for line in me.lines() {
@@ -91,8 +109,8 @@ fn own_dirs() -> Vec<(CgroupVersion, PathBuf)> {
             let m = mounts
                 .iter()
                 .find(|m| !m.2 && m.3.split(',').any(|o| o == "memory"));
-            if let Some((m, root, ..)) = m {
-                out.push((CgroupVersion::V1, join(m, root, path)));
+            if let Some((m, mount_root, ..)) = m {
+                out.push((CgroupVersion::V1, join(m, mount_root, path)));
             }
         }
     }
@@ -136,21 +154,28 @@ impl MemoryCgroup {
     /// Creates a group limited to `limit` bytes under `parent` (a delegated v2
     /// directory) or, without one, under this process's own cgroup.
     pub fn create(limit: u64, parent: Option<&Path>) -> Result<Self, String> {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
         let candidates = match parent {
             Some(p) => vec![(CgroupVersion::V2, p.to_path_buf())],
-            None => own_dirs(),
+            None => own_memory_dirs(Path::new("/")),
         };
+        Self::create_in(limit, &candidates)
+    }
+
+    /// Creates a group limited to `limit` bytes in the first of `candidates`
+    /// (from [`own_memory_dirs`]) that takes one: a v2 directory only if its
+    /// children get the memory controller. The error lists why each failed.
+    pub fn create_in(limit: u64, candidates: &[(CgroupVersion, PathBuf)]) -> Result<Self, String> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
         let mut why = vec!["no cgroup hierarchy with the memory controller".to_owned()];
-        for (version, dir) in candidates {
-            if version == CgroupVersion::V2 && !v2_memory_for_children(&dir) {
+        for &(version, ref dir) in candidates {
+            if version == CgroupVersion::V2 && !v2_memory_for_children(dir) {
                 why.push(format!(
                     "{}: memory controller not enabled for children",
                     dir.display()
                 ));
                 continue;
             }
-            sweep(&dir);
+            sweep(dir);
             let name = format!(
                 "{PREFIX}{}-{}",
                 std::process::id(),
@@ -191,6 +216,11 @@ impl MemoryCgroup {
             return Ok(group);
         }
         Err(why.join("; "))
+    }
+
+    /// The group's directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
     }
 
     /// The file the helper writes `0` to, to join the group.

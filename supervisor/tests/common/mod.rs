@@ -9,6 +9,8 @@
 //! (`cargo build -p coreml-test-helper` first), or `COREML_TEST_HELPER_BIN`.
 #![allow(dead_code)]
 
+pub mod sys;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -323,4 +325,15 @@ pub async fn handshake_fault_scenario(fault: &str, expect: fn(&Error) -> bool) {
         }
         assert_clean(&before, &h.name).await;
     }
+}
+
+/// Whether the test runs with effective uid 0 (then an unsandboxed helper holds
+/// root's capabilities after exec).
+pub fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().nth(1).map(|e| e == "0"))
+        .unwrap_or(false)
 }

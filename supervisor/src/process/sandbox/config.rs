@@ -1,21 +1,20 @@
-//! The Linux sandbox applied to the helper between fork and exec, and the report of
-//! which parts the kernel let us apply.
+//! What to restrict in the helper: [`SandboxConfig`], its defaults, and the
+//! system paths every helper may use. Building the kernel objects from it is
+//! [`SandboxConfig::prepare`](super::SandboxConfig::prepare).
 //!
 //! ```
-//! use coreml_supervisor::SandboxConfig;
+//! use coreml_supervisor::{SandboxConfig, DEFAULT_HARD_MEMORY_LIMIT};
 //!
-//! let cfg = SandboxConfig::default()
-//!     .read_only("/opt/models")
-//!     .read_write(std::env::temp_dir());
-//! let (prepared, report) = cfg.prepare(&[], &[], 0).unwrap();
-//! // On Linux every part is either applied or says why not; elsewhere nothing applies.
-//! println!("{report}");
-//! drop(prepared);
+//! let cfg = SandboxConfig::default().read_only("/opt/models").read_write("/var/cache/app");
+//! assert!(cfg.enabled && cfg.seccomp && cfg.landlock);
+//! assert_eq!(cfg.memory_max, Some(DEFAULT_HARD_MEMORY_LIMIT));
+//! assert!(!cfg.env_allowed("SSH_AUTH_SOCK"));
+//! assert!(!SandboxConfig::disabled().enabled);
 //! ```
 
-use std::fmt;
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+
+use super::UnsandboxedHelper;
 
 /// What to restrict in the helper. Defaults: everything on, 256 open files, a
 /// [`DEFAULT_HARD_MEMORY_LIMIT`] memory cgroup.
@@ -135,166 +134,6 @@ pub const SYSTEM_READ_ONLY: &[&str] = &[
 /// Read-write paths every helper needs: the null devices.
 pub const SYSTEM_READ_WRITE: &[&str] = &["/dev/null", "/dev/zero"];
 
-/// The state of one sandbox part.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Applied {
-    /// Applied in full.
-    Yes,
-    /// Applied, but the kernel lacks some of the requested rights (Landlock ABI too old).
-    Partially(String),
-    /// Not applied: switched off in the configuration.
-    Disabled,
-    /// Not applied: this system cannot (old kernel, other OS).
-    Unsupported(String),
-}
-
-impl Applied {
-    /// Whether the part is in force (fully or partially).
-    pub fn in_force(&self) -> bool {
-        matches!(self, Applied::Yes | Applied::Partially(_))
-    }
-}
-
-impl fmt::Display for Applied {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Applied::Yes => f.write_str("yes"),
-            Applied::Partially(why) => write!(f, "partial ({why})"),
-            Applied::Disabled => f.write_str("disabled"),
-            Applied::Unsupported(why) => write!(f, "unsupported ({why})"),
-        }
-    }
-}
-
-/// Which parts of the sandbox the supervisor applied to the helper (telemetry).
-/// Every part is either in force or says why not; nothing is reported applied
-/// that the kernel refused (a part that fails in the child fails the spawn).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SandboxReport {
-    /// `PR_SET_NO_NEW_PRIVS`.
-    pub no_new_privs: Applied,
-    /// `RLIMIT_CORE = 0`.
-    pub core_dumps_off: Applied,
-    /// `RLIMIT_NOFILE`.
-    pub open_files_limit: Applied,
-    /// Landlock filesystem restriction and scoping (with the kernel ABI when partial).
-    pub landlock: Applied,
-    /// The seccomp allow-list (no sockets, fork, exec, foreign signals, ...).
-    pub network: Applied,
-    /// Network/IPC (and user) namespaces.
-    pub namespaces: Applied,
-    /// Capabilities dropped (bounding set emptied before exec).
-    pub capabilities_dropped: Applied,
-    /// Inherited descriptors above 3 closed at exec (`close_range`).
-    pub fds_closed: Applied,
-    /// Environment reduced to the allow-list.
-    pub env_cleared: Applied,
-    /// The kernel's hard memory limit (cgroup, or the `RLIMIT_DATA` backstop).
-    pub memory_limit: Applied,
-    /// The helper's own `Hello.sandboxed` (macOS helpers sandbox themselves).
-    pub helper_self_sandboxed: Option<bool>,
-}
-
-impl Default for SandboxReport {
-    /// Every part [`Applied::Disabled`].
-    fn default() -> Self {
-        Self {
-            no_new_privs: Applied::Disabled,
-            core_dumps_off: Applied::Disabled,
-            open_files_limit: Applied::Disabled,
-            landlock: Applied::Disabled,
-            network: Applied::Disabled,
-            namespaces: Applied::Disabled,
-            capabilities_dropped: Applied::Disabled,
-            fds_closed: Applied::Disabled,
-            env_cleared: Applied::Disabled,
-            memory_limit: Applied::Disabled,
-            helper_self_sandboxed: None,
-        }
-    }
-}
-
-impl SandboxReport {
-    /// Every part by name, in a fixed order.
-    pub fn parts(&self) -> [(&'static str, &Applied); 10] {
-        [
-            ("no_new_privs", &self.no_new_privs),
-            ("core_dumps_off", &self.core_dumps_off),
-            ("open_files_limit", &self.open_files_limit),
-            ("landlock", &self.landlock),
-            ("seccomp", &self.network),
-            ("namespaces", &self.namespaces),
-            ("capabilities_dropped", &self.capabilities_dropped),
-            ("fds_closed", &self.fds_closed),
-            ("env_cleared", &self.env_cleared),
-            ("memory_limit", &self.memory_limit),
-        ]
-    }
-
-    /// The parts that are not in force, with the reason (empty when all are).
-    pub fn not_enforced(&self) -> Vec<String> {
-        self.parts()
-            .iter()
-            .filter(|(_, a)| !matches!(a, Applied::Yes))
-            .map(|(n, a)| format!("{n}: {a}"))
-            .collect()
-    }
-}
-
-impl fmt::Display for SandboxReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for (name, a) in self.parts() {
-            if !first {
-                f.write_str(" ")?;
-            }
-            first = false;
-            write!(f, "{name}={a}")?;
-        }
-        if let Some(s) = self.helper_self_sandboxed {
-            write!(f, " helper_self_sandboxed={s}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Errors while preparing the sandbox in the parent.
-#[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
-    /// Landlock ruleset creation or a rule failed.
-    #[error("landlock: {0}")]
-    Landlock(String),
-    /// The seccomp filter could not be compiled.
-    #[error("seccomp: {0}")]
-    Seccomp(String),
-}
-
-/// The helper said in `Hello` that it is not sandboxed, and the configuration
-/// requires it to be ([`SandboxConfig::require_sandboxed_hello`]).
-#[derive(Debug, thiserror::Error)]
-#[error("the helper reports that it is not sandboxed; refusing it (set SandboxConfig::require_sandboxed_hello = false only for a helper you trust)")]
-pub struct UnsandboxedHelper;
-
-/// Kernel objects built in the parent, consumed by the fork-exec hook.
-#[derive(Debug, Default)]
-pub struct PreparedSandbox {
-    pub(crate) landlock_fd: Option<OwnedFd>,
-    #[cfg(target_os = "linux")]
-    pub(crate) seccomp: Vec<seccompiler::BpfProgram>,
-    pub(crate) nofile: Option<u64>,
-    pub(crate) no_core: bool,
-    pub(crate) no_new_privs: bool,
-    /// `unshare` flags.
-    pub(crate) unshare: i32,
-    pub(crate) drop_caps: bool,
-    pub(crate) close_fds: bool,
-    /// The memory cgroup the helper joins before exec.
-    #[cfg(target_os = "linux")]
-    pub(crate) cgroup: Option<crate::process::cgroup::MemoryCgroup>,
-    /// `RLIMIT_DATA` backstop when there is no cgroup.
-    pub(crate) data_limit: Option<u64>,
-}
-
 impl SandboxConfig {
     /// Adds a read-only path.
     pub fn read_only(mut self, p: impl Into<PathBuf>) -> Self {
@@ -384,51 +223,4 @@ impl SandboxConfig {
             ..Self::default()
         }
     }
-
-    /// Builds the kernel objects. `read_only` are the helper's files and its
-    /// launcher paths; `execute` the files the helper's first exec runs (the
-    /// program or launcher, and its ELF interpreter); `exec_path` the address of
-    /// the path the supervisor passes to that exec. Paths that do not exist are
-    /// skipped.
-    pub fn prepare(
-        &self,
-        read_only: &[PathBuf],
-        execute: &[PathBuf],
-        exec_path: u64,
-    ) -> Result<(PreparedSandbox, SandboxReport), SandboxError> {
-        let mut prepared = PreparedSandbox::default();
-        let mut report = SandboxReport::default();
-        if !self.enabled {
-            return Ok((prepared, report));
-        }
-        prepared.no_core = true;
-        prepared.nofile = Some(self.max_open_files);
-        report.core_dumps_off = Applied::Yes;
-        report.open_files_limit = Applied::Yes;
-        report.env_cleared = Applied::Yes;
-        let not_linux = || Applied::Unsupported("not Linux".into());
-        report.no_new_privs = not_linux();
-        report.landlock = not_linux();
-        report.network = not_linux();
-        report.namespaces = not_linux();
-        report.capabilities_dropped = not_linux();
-        report.fds_closed = not_linux();
-        report.memory_limit = Applied::Disabled;
-        #[cfg(target_os = "linux")]
-        linux::prepare(
-            self,
-            read_only,
-            execute,
-            exec_path,
-            &mut prepared,
-            &mut report,
-        )?;
-        #[cfg(not(target_os = "linux"))]
-        let _ = (read_only, execute, exec_path);
-        Ok((prepared, report))
-    }
 }
-
-#[cfg(target_os = "linux")]
-#[path = "sandbox_linux.rs"]
-mod linux;
