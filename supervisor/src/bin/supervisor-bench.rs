@@ -431,10 +431,20 @@ async fn noisy_neighbour(cmd: HelperCommand, shared: bool, run: Duration) -> Nei
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let noisy_timeouts = noise.await.unwrap_or(0);
-    let restarts = healthy_sup.stats().restarts + if shared { 0 } else { noisy_sup.stats().restarts };
+    let restarts = healthy_sup.stats().restarts
+        + if shared {
+            0
+        } else {
+            noisy_sup.stats().restarts
+        };
     healthy_sup.shutdown().await;
     noisy_sup.shutdown().await;
-    Neighbourhood { healthy_ok: ok, healthy_failed: failed, noisy_timeouts, restarts }
+    Neighbourhood {
+        healthy_ok: ok,
+        healthy_failed: failed,
+        noisy_timeouts,
+        restarts,
+    }
 }
 
 /// Start time (spawn, sandbox, handshake) and idle RSS of one more helper.
@@ -568,7 +578,10 @@ fn main() {
         return pong();
     }
     if std::env::args().nth(1).as_deref() == Some("--noisy-neighbour") {
-        let seconds = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(20);
+        let seconds = std::env::args()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20);
         return noisy_main(seconds);
     }
     if std::env::args().nth(1).as_deref() == Some("--helper-cost") {
