@@ -173,6 +173,9 @@ pub enum FallbackReason {
         /// Why.
         message: String,
     },
+    /// The primary is still preparing this model (compiling, loading) in
+    /// the background.
+    PrimaryPreparing,
     /// The primary could not prepare this model.
     PrimaryNotPrepared {
         /// How it failed.
@@ -187,7 +190,7 @@ impl FallbackReason {
     pub fn kind(&self) -> FailureKind {
         match self {
             FallbackReason::BreakerOpen { since } => since.kind(),
-            FallbackReason::ProbeInFlight => FailureKind::Fallback,
+            FallbackReason::ProbeInFlight | FallbackReason::PrimaryPreparing => FailureKind::Fallback,
             FallbackReason::PrimaryFailed { kind, .. } | FallbackReason::PrimaryNotPrepared { kind, .. } => *kind,
             FallbackReason::PrimaryUnavailable { .. } => FailureKind::Unavailable,
         }
@@ -201,6 +204,7 @@ impl FallbackReason {
             FallbackReason::PrimaryFailed { .. } => "primary_failed",
             FallbackReason::PrimaryUnavailable { .. } => "primary_unavailable",
             FallbackReason::PrimaryNotPrepared { .. } => "primary_not_prepared",
+            FallbackReason::PrimaryPreparing => "primary_preparing",
         }
     }
 }
@@ -219,6 +223,7 @@ impl fmt::Display for FallbackReason {
             FallbackReason::PrimaryNotPrepared { kind, message } => {
                 write!(f, "Core ML could not prepare the model ({kind}): {message}")
             }
+            FallbackReason::PrimaryPreparing => f.write_str("Core ML is still preparing the model (compile, load)"),
         }
     }
 }

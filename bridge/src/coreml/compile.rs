@@ -16,7 +16,7 @@
 //! assert!(k.full("mlprogram").contains(":8.0:mlprogram:all:"));
 //! ```
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use coreml_inference::{ArtifactError, ModelArtifact, PrepareError, PrepareOptions, Sha256Digest};
 
@@ -46,8 +46,9 @@ impl CoreMlEngine {
         name: &str,
         artifact: &ModelArtifact,
         options: &PrepareOptions,
-        budget: Duration,
+        deadline: Instant,
     ) -> Result<String, PrepareError> {
+        let budget = deadline.saturating_duration_since(Instant::now());
         let source = artifact.path.to_string_lossy().into_owned();
         let diag = source.starts_with("diag:");
         if !diag && artifact.format == coreml_inference::ModelFormat::MlModelC {
@@ -81,10 +82,13 @@ impl CoreMlEngine {
             tracing::debug!(target: "coreml_bridge::coreml", model = name, key = hit.key, "compiled model found in cache");
             return Ok(hit.bundle.to_string_lossy().into_owned());
         }
-        let compiled = tokio::time::timeout(budget, sup.compile(&source, Some(units_to_wire(options.compute_units))))
+        // Within what is left of the prepare budget and the domain's compile
+        // budget: past it the supervisor kills this domain's helper.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let compiled = sup
+            .compile_with_deadline(&source, Some(units_to_wire(options.compute_units)), left)
             .instrument_stage(Stage::Compile, name)
             .await
-            .map_err(|_| PrepareError::DeadlineExceeded { budget })?
             .map_err(|e| {
                 self.telemetry.record_failure(name, COREML_ENGINE, crate::coreml::convert::failure_kind(&e));
                 prepare_error(e, budget)

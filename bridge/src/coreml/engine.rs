@@ -129,6 +129,32 @@ pub struct CoreMlEngine {
 
 pub use crate::coreml::domain::MEMORY_SAMPLE_EVERY;
 
+/// A model's place in its domain while it is being prepared: dropped
+/// before it is kept (the prepare future was dropped by a caller that
+/// stopped waiting), it takes the model out and shuts the domain's helper
+/// down if no model is left in it.
+struct Membership<'a> {
+    engine: &'a CoreMlEngine,
+    domain: Arc<Domain>,
+    model: String,
+    kept: bool,
+}
+
+impl Drop for Membership<'_> {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        let Some(d) = self.engine.detach(&self.domain, &self.model) else { return };
+        tracing::info!(target: "coreml_bridge::coreml", domain = d.name(), model = self.model, "preparation cut off: domain helper shut down");
+        // Without a runtime to wait in, dropping the last handle of its
+        // supervisor kills the helper's process group.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { d.sup.shutdown().await });
+        }
+    }
+}
+
 /// A configuration with the cache's staging directory and the sandbox's
 /// read paths (the cache, the model directories).
 fn with_cache(
@@ -238,15 +264,17 @@ impl CoreMlEngine {
         self.models().values().find(|l| l.name == model).map(|l| l.domain.clone())
     }
 
-    /// The domain of `model` (its helper started if it is not running yet).
+    /// The domain of `model` (its helper started if it is not running yet),
+    /// with `model` added to it under the domains' lock, so that a domain
+    /// emptied meanwhile is never handed out.
     async fn domain_for(&self, model: &str) -> Result<Arc<Domain>, PrepareError> {
         let name = self.policy.domain_of(model);
-        if let Some(d) = self.domains().get(&name) {
-            return Ok(d.clone());
+        if let Some(d) = self.join_running(&name, model) {
+            return Ok(d);
         }
         let _one_at_a_time = self.starting.lock().await;
-        if let Some(d) = self.domains().get(&name) {
-            return Ok(d.clone());
+        if let Some(d) = self.join_running(&name, model) {
+            return Ok(d);
         }
         let custom = self.domain_configs.get(&name);
         let domain = if custom.is_none() && !self.first_taken.swap(true, Ordering::SeqCst) {
@@ -266,24 +294,38 @@ impl CoreMlEngine {
             tracing::info!(target: "coreml_bridge::coreml", domain = name, started_in = ?d.started_in(), "domain helper started");
             d
         };
-        self.domains().insert(name, domain.clone());
+        let mut map = self.domains();
+        domain.add_model(model);
+        map.insert(name, domain.clone());
         Ok(domain)
+    }
+
+    fn join_running(&self, name: &str, model: &str) -> Option<Arc<Domain>> {
+        let map = self.domains();
+        let d = map.get(name)?;
+        d.add_model(model);
+        Some(d.clone())
+    }
+
+    /// Takes one handle of `model` out of `domain`; returns the domain,
+    /// taken out of the running ones, when no model is left in it (the
+    /// caller shuts it down). The shared domain stays.
+    fn detach(&self, domain: &Arc<Domain>, model: &str) -> Option<Arc<Domain>> {
+        let mut map = self.domains();
+        if domain.remove_model(model) > 0 {
+            return None;
+        }
+        let name = domain.name();
+        match map.get(&name) {
+            Some(d) if Arc::ptr_eq(d, domain) && name != SHARED_DOMAIN => map.remove(&name),
+            _ => None,
+        }
     }
 
     /// Takes `model` out of its domain; a domain left without models is shut down.
     async fn leave_domain(&self, domain: &Arc<Domain>, model: &str) {
-        if domain.remove_model(model) > 0 {
-            return;
-        }
-        let name = domain.name();
-        let removed = {
-            let mut map = self.domains();
-            match map.get(&name) {
-                Some(d) if Arc::ptr_eq(d, domain) && name != SHARED_DOMAIN => map.remove(&name),
-                _ => None,
-            }
-        };
-        if let Some(d) = removed {
+        if let Some(d) = self.detach(domain, model) {
+            tracing::info!(target: "coreml_bridge::coreml", domain = d.name(), "no model left: domain helper shut down");
             d.sup.shutdown().await;
         }
     }
@@ -325,11 +367,18 @@ impl CoreMlEngine {
         }
         let name = options.model_name.clone().unwrap_or_else(|| source.clone());
         let domain = self.domain_for(&name).await?;
-        domain.add_model(&name);
+        // Until the model is loaded, it holds its domain only through this
+        // guard: a failure, or a caller that stops waiting (the future is
+        // dropped), takes it out, and a domain left empty is shut down.
+        let mut member = Membership { engine: self, domain: domain.clone(), model: name.clone(), kept: false };
         self.telemetry.set_domain(&name, &domain.name());
-        let result = self.prepare_on(&domain, &name, artifact, options, budget, start).await;
-        if result.is_err() {
-            self.leave_domain(&domain, &name).await;
+        let result = self.prepare_on(&domain, &name, artifact, options, start + budget, start).await;
+        match &result {
+            Ok(_) => member.kept = true,
+            Err(_) => {
+                member.kept = true;
+                self.leave_domain(&domain, &name).await;
+            }
         }
         result
     }
@@ -340,14 +389,18 @@ impl CoreMlEngine {
         name: &str,
         artifact: &ModelArtifact,
         options: &PrepareOptions,
-        budget: Duration,
+        deadline: Instant,
         start: Instant,
     ) -> Result<PreparedModel, PrepareError> {
         let name = name.to_owned();
         let sup = &domain.sup;
-        let bundle = self.bundle_for(sup, &name, artifact, options, budget).await?;
+        let budget = deadline.saturating_duration_since(start);
+        let bundle = self.bundle_for(sup, &name, artifact, options, deadline).await?;
+        // Within what is left of the prepare budget and the domain's load
+        // budget: past it the supervisor kills this domain's helper.
+        let left = deadline.saturating_duration_since(Instant::now());
         let info = sup
-            .load(&bundle, Some(units_to_wire(options.compute_units)))
+            .load_with_deadline(&bundle, Some(units_to_wire(options.compute_units)), left)
             .instrument_stage(Stage::Load, &name)
             .await
             .map_err(|e| {

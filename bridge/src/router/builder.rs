@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use coreml_inference::InferenceEngine;
 
@@ -42,6 +43,7 @@ pub struct RouterBuilder {
     telemetry: Option<Arc<Telemetry>>,
     force: ForceSource,
     health: Option<Arc<HealthBus>>,
+    prepare_grace: Option<Duration>,
 }
 
 impl RouterBuilder {
@@ -111,6 +113,19 @@ impl RouterBuilder {
         self
     }
 
+    /// How long `prepare` waits for Core ML, from its start, when the
+    /// fallback can serve the model meanwhile (default
+    /// [`DEFAULT_PREPARE_GRACE`](crate::router::DEFAULT_PREPARE_GRACE)).
+    /// Core ML that is not ready by then goes on preparing in the
+    /// background, on its own compile and load budgets; the fallback serves
+    /// the model's requests until it is ready. Without a fallback, `prepare`
+    /// waits for Core ML (within the caller's `prepare_budget`).
+    #[must_use]
+    pub fn prepare_grace(mut self, grace: Duration) -> Self {
+        self.prepare_grace = Some(grace);
+        self
+    }
+
     /// The router. An unavailable primary is announced here, once: a
     /// `tracing` warning, an event and a notice (the CLI prints it).
     pub fn build(self) -> Router {
@@ -133,6 +148,7 @@ impl RouterBuilder {
             health: self.health,
             models: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            prepare_grace: self.prepare_grace.unwrap_or(crate::router::DEFAULT_PREPARE_GRACE),
             outages: Mutex::new(Default::default()),
         };
         if let Primary::Unavailable { engine, reason } = &*router.primary_lock() {

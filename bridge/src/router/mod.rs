@@ -40,6 +40,7 @@
 
 mod builder;
 mod prepare;
+pub mod primary_side;
 pub mod routed;
 
 use std::collections::HashMap;
@@ -75,6 +76,9 @@ pub const HINT_COREML_ARTIFACT: &str = "router.coreml_artifact";
 pub const MIN_FALLBACK_RESERVE: Duration = Duration::from_millis(50);
 /// The router's engine name.
 pub const ROUTER_ENGINE: &str = "router";
+/// How long `prepare` waits for Core ML after it started, when a fallback
+/// is ready to serve meanwhile (see [`RouterBuilder::prepare_grace`]).
+pub const DEFAULT_PREPARE_GRACE: Duration = Duration::from_secs(1);
 
 /// The primary engine, or why there is none.
 pub(crate) enum Primary {
@@ -102,6 +106,8 @@ pub struct Router {
     pub(crate) health: Option<Arc<HealthBus>>,
     pub(crate) models: Mutex<HashMap<ModelId, Arc<Routed>>>,
     pub(crate) next_id: AtomicU64,
+    /// How long `prepare` waits for Core ML when the fallback can serve.
+    pub(crate) prepare_grace: Duration,
     /// Isolation domains of the primary that are out now, and why.
     pub(crate) outages: Mutex<std::collections::BTreeMap<String, String>>,
 }
@@ -173,7 +179,7 @@ impl Router {
 
     /// The model's breaker state (`None`: no such model, or no primary side).
     pub fn breaker_state(&self, model: &str) -> Option<BreakerState> {
-        self.routed_by_name(model).into_iter().find(|r| r.primary.is_some()).map(|r| r.breaker().state())
+        self.routed_by_name(model).into_iter().find(|r| r.primary.has_core_ml()).map(|r| r.breaker().state())
     }
 
     /// Re-enables Core ML for `model` now (closes its breaker; a fresh
@@ -213,7 +219,7 @@ impl Router {
             let on_helper = |domain: &Option<DomainScope>| -> Vec<Arc<Routed>> {
                 self.models()
                     .values()
-                    .filter(|r| r.primary.is_some() && domain.as_ref().is_none_or(|d| d.contains(&r.name)))
+                    .filter(|r| r.primary.model().is_some() && domain.as_ref().is_none_or(|d| d.contains(&r.name)))
                     .cloned()
                     .collect()
             };
@@ -396,18 +402,26 @@ impl Router {
         deadline: Deadline,
     ) -> Result<(TensorMap, String), InferError> {
         self.drain_health();
-        let (Some(engine), Some(model)) = (self.primary_engine(), &r.primary) else {
-            // No Core ML side, or Core ML is out: counted as a fallback (the
-            // event was logged once, at prepare or when the outage began).
-            let down = r.primary.as_ref().and(self.primary_down_reason());
+        if r.primary.is_preparing() && r.fallback.is_none() {
+            // Nothing else can serve it: wait for Core ML, within the deadline.
+            r.primary.settled(Some(deadline.instant())).await;
+        }
+        let primary_model = r.primary_model();
+        let (Some(engine), Some(model)) = (self.primary_engine(), primary_model.as_ref()) else {
+            // No Core ML side, Core ML still preparing it, or Core ML is out:
+            // counted as a fallback (the event was logged once, at prepare,
+            // when the outage began, or when the preparation failed).
+            let down = primary_model.as_ref().and(self.primary_down_reason());
             let reason = match down {
                 Some(message) => Some(FallbackReason::PrimaryUnavailable { message }),
-                None => r.primary_missing.clone(),
+                None if r.primary.is_preparing() => Some(FallbackReason::PrimaryPreparing),
+                None => r.primary_missing(),
             };
             if let (Some(reason), Some(_)) = (&reason, &self.fallback) {
                 self.telemetry.count_fallback(&r.name, &self.primary_label(), reason);
             }
-            return self.run_fallback(r, inputs, deadline, None).await;
+            let said = if self.fallback.is_none() { reason } else { None };
+            return self.run_fallback(r, inputs, deadline, said).await;
         };
         let forced = self.force.current().contains(&r.name);
         let (admission, transitions) = r.breaker().admit(self.clock.now(), forced);
@@ -498,8 +512,9 @@ impl InferenceEngine for Router {
 
     async fn capabilities(&self, model: &PreparedModel) -> Result<CapabilityReport, CapabilityError> {
         let r = self.models().get(&model.id).cloned().ok_or(CapabilityError::UnknownModel { model: model.id })?;
-        let primary_serves = r.primary.is_some() && r.breaker().state() == BreakerState::Closed;
-        let (engine, handle) = match (primary_serves, self.primary_engine(), &r.primary, &self.fallback, &r.fallback) {
+        let primary = r.primary_model();
+        let primary_serves = primary.is_some() && r.breaker().state() == BreakerState::Closed;
+        let (engine, handle) = match (primary_serves, self.primary_engine(), &primary, &self.fallback, &r.fallback) {
             (true, Some(e), Some(m), _, _) => (e, m.clone()),
             (_, _, _, Some(e), Some(m)) => (e.clone(), m.clone()),
             (_, Some(e), Some(m), _, _) => (e, m.clone()),
@@ -524,8 +539,9 @@ impl InferenceEngine for Router {
 
     async fn unload(&self, model: &PreparedModel) -> Result<(), UnloadError> {
         let r = self.models().remove(&model.id).ok_or(UnloadError::UnknownModel { model: model.id })?;
-        if let (Some(e), Some(m)) = (self.primary_any(), &r.primary) {
-            e.unload(m).await?;
+        // A preparation still running stops; a ready Core ML model is unloaded.
+        if let (Some(e), Some(m)) = (self.primary_any(), r.primary.cancel()) {
+            e.unload(&m).await?;
         }
         if let (Some(e), Some(m)) = (&self.fallback, &r.fallback) {
             e.unload(m).await?;

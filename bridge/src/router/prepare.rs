@@ -31,6 +31,7 @@ use tracing::Instrument;
 
 use crate::breaker::trip::FallbackReason;
 use crate::breaker::{Breaker, BreakerState};
+use crate::router::primary_side::{spawn_preparation, Preparation, PrimarySide, PrimarySlot};
 use crate::router::routed::{intersect_schemas, Routed};
 use crate::router::{Router, HINT_CANDLE_ARTIFACT, HINT_COREML_ARTIFACT, ROUTER_ENGINE};
 use crate::taxonomy::FailureKind;
@@ -73,43 +74,39 @@ impl Router {
         };
         let options = options.clone().with_model_name(name.clone());
 
-        let mut primary = None;
-        let mut primary_missing = None;
-        if let Some(a) = &coreml_art {
-            match self.primary_engine() {
-                Some(engine) => {
-                    let start = Instant::now();
-                    let span = stage_span(Stage::Load, &name, engine.name());
-                    match engine.prepare(a, &options).instrument(span).await {
-                        Ok(m) => {
-                            if !self.primary_self_timed {
-                                self.telemetry.record_stage(&name, engine.name(), Stage::Load, start.elapsed());
-                            }
-                            self.telemetry.set_compute_units(&name, engine.name(), options.compute_units, None);
-                            if let Ok(r) = engine.capabilities(&m).await {
-                                self.telemetry.set_compute_units(
-                                    &name,
-                                    engine.name(),
-                                    r.compute_units_requested,
-                                    Some(r.compute_units_actual),
-                                );
-                            }
-                            primary = Some(m);
-                        }
-                        Err(e @ PrepareError::Artifact(_)) => return Err(e),
-                        Err(e) => {
-                            let kind = FailureKind::of_prepare_error(&e);
-                            self.telemetry.record_failure(&name, engine.name(), kind);
-                            primary_missing = Some(FallbackReason::PrimaryNotPrepared { kind, message: e.to_string() });
-                        }
-                    }
-                }
-                None => {
-                    let reason = self.primary_down_reason().unwrap_or_default();
-                    primary_missing = Some(FallbackReason::PrimaryUnavailable { message: reason });
-                }
+        // The Core ML side prepares in the background, on its own budgets;
+        // `prepare` waits for it only while the fallback prepares and a
+        // short grace after (see `RouterBuilder::prepare_grace`).
+        let started = Instant::now();
+        let (schema_tx, schema_rx) = tokio::sync::oneshot::channel();
+        let mut slot_guard = None;
+        let slot = match (&coreml_art, self.primary_engine()) {
+            (None, _) => PrimarySlot::new(PrimarySide::Absent),
+            (Some(_), None) => {
+                let message = self.primary_down_reason().unwrap_or_default();
+                PrimarySlot::new(PrimarySide::Missing(FallbackReason::PrimaryUnavailable { message }))
             }
-        }
+            (Some(a), Some(engine)) => {
+                let slot = PrimarySlot::new(PrimarySide::Preparing);
+                // The caller's budget is the caller's: the background preparation
+                // runs within the primary's own compile and load budgets.
+                let mut background = options.clone();
+                background.prepare_budget = None;
+                spawn_preparation(Preparation {
+                    slot: slot.clone(),
+                    engine,
+                    artifact: a.clone(),
+                    options: background,
+                    name: name.clone(),
+                    telemetry: self.telemetry.clone(),
+                    self_timed: self.primary_self_timed,
+                    fallback_schema: schema_rx,
+                });
+                // If this call is abandoned or fails, the preparation stops.
+                slot_guard = Some(CancelOnDrop(Some(slot.clone())));
+                slot
+            }
+        };
 
         let mut fallback = None;
         let mut fallback_missing = Some("no Candle artifact given".to_owned());
@@ -134,7 +131,7 @@ impl Router {
                 Err(e @ (PrepareError::UnsupportedArchitecture { .. } | PrepareError::UnsupportedFormat { .. })) => {
                     fallback_missing = Some(format!("no Candle implementation: {e}"));
                 }
-                Err(e) if primary.is_some() => {
+                Err(e) if slot.has_core_ml() => {
                     self.telemetry.record_failure(&name, engine.name(), FailureKind::of_prepare_error(&e));
                     tracing::warn!(target: "coreml_bridge::router", model = %name, "Candle could not prepare the model; no fallback: {e}");
                     fallback_missing = Some(format!("Candle could not prepare it: {e}"));
@@ -145,6 +142,23 @@ impl Router {
             fallback_missing = Some("no fallback engine configured".to_owned());
         }
 
+        let fallback_name = self.fallback.as_ref().map_or_else(String::new, |f| f.name().to_owned());
+        let _ = schema_tx.send(fallback.as_ref().map(|f: &PreparedModel| (f.schema.clone(), fallback_name)));
+        if fallback.is_some() {
+            slot.settled(Some(started + self.prepare_grace)).await;
+        } else {
+            // Nothing else can serve: wait for Core ML (within the caller's budget).
+            slot.settled(None).await;
+        }
+        let side = slot.hand_over();
+        let primary = match &side {
+            PrimarySide::Ready(m) => Some(m.clone()),
+            _ => None,
+        };
+        let primary_missing = match &side {
+            PrimarySide::Missing(r) => Some(r.clone()),
+            _ => None,
+        };
         let (schema, sla, keys) = match (&primary, &fallback) {
             (Some(p), Some(f)) => (
                 intersect_schemas(&p.schema, &f.schema)
@@ -164,7 +178,11 @@ impl Router {
                         },
                     );
                 }
-                (f.schema.clone(), f.sla, f.cache_key.0.clone())
+                let key = match &coreml_art {
+                    Some(a) => format!("{}|{}", a.path.display(), f.cache_key.0),
+                    None => f.cache_key.0.clone(),
+                };
+                (f.schema.clone(), f.sla, key)
             }
             (None, None) => {
                 let why_primary =
@@ -180,13 +198,15 @@ impl Router {
         cfg.sla_p99 = cfg.sla_p99.or(options.infer_budget);
         let routed = Arc::new(Routed {
             name: name.clone(),
-            primary,
-            primary_missing,
+            primary: slot.clone(),
             fallback,
             fallback_missing,
             breaker: Mutex::new(Breaker::new(cfg)),
         });
-        if routed.primary.is_some() {
+        if let Some(g) = slot_guard.take() {
+            g.disarm();
+        }
+        if routed.primary.has_core_ml() {
             self.telemetry.set_breaker(&name, BreakerState::Closed, None, self.force.current().contains(&name));
         }
         let id = ModelId(self.next_id.fetch_add(1, Ordering::SeqCst));
@@ -198,5 +218,24 @@ impl Router {
             schema,
             sla,
         })
+    }
+}
+
+/// Cancels a background preparation unless disarmed (its model was
+/// registered): a `prepare` that fails or is abandoned leaves nothing
+/// running.
+struct CancelOnDrop(Option<Arc<PrimarySlot>>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0.take() {
+            slot.cancel();
+        }
     }
 }

@@ -18,22 +18,22 @@
 //! assert_eq!(both.inputs[0].shape, vec![Dim::Fixed(1), Dim::Fixed(4)]);
 //! ```
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use coreml_inference::{Dim, IoSchema, PreparedModel, TensorSpec};
 
 use crate::breaker::trip::FallbackReason;
 use crate::breaker::Breaker;
+use crate::router::primary_side::PrimarySlot;
 
 /// A prepared, routed model.
 #[derive(Debug)]
 pub struct Routed {
     /// Model name (telemetry, events, `COREML_FORCE_ENABLE`).
     pub name: String,
-    /// Its handle on the primary (Core ML), if prepared there.
-    pub primary: Option<PreparedModel>,
-    /// Why it has no primary handle although it has a Core ML side.
-    pub primary_missing: Option<FallbackReason>,
+    /// Its Core ML side: ready, still preparing in the background, or
+    /// missing (and why).
+    pub primary: Arc<PrimarySlot>,
     /// Its handle on the fallback (Candle), if it has a Candle implementation.
     pub fallback: Option<PreparedModel>,
     /// Why it has no fallback.
@@ -47,6 +47,25 @@ impl Routed {
     /// poisoned lock still holds a consistent state.
     pub fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
         self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Its handle on the primary (Core ML), once prepared there.
+    pub fn primary_model(&self) -> Option<PreparedModel> {
+        self.primary.model()
+    }
+
+    /// Why it has no primary handle although it has a Core ML side.
+    pub fn primary_missing(&self) -> Option<FallbackReason> {
+        self.primary.missing()
+    }
+}
+
+impl Drop for Routed {
+    /// A preparation still running for it stops (nobody will use it).
+    fn drop(&mut self) {
+        if self.primary.is_preparing() {
+            self.primary.cancel();
+        }
     }
 }
 

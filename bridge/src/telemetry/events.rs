@@ -78,6 +78,22 @@ pub enum EventKind {
         /// The limit.
         limit: u64,
     },
+    /// The primary finished preparing a model after `prepare` returned
+    /// (the fallback served it meanwhile): it serves the model from now on.
+    PrimaryReady {
+        /// The engine.
+        engine: String,
+        /// How long it took.
+        message: String,
+    },
+    /// The primary could not prepare a model it was preparing in the
+    /// background: the fallback keeps serving it.
+    PrimaryNotReady {
+        /// The engine.
+        engine: String,
+        /// Why.
+        reason: FallbackReason,
+    },
     /// A model has no fallback and its primary failed: the caller got a typed error.
     NoFallback {
         /// Why the primary could not serve.
@@ -113,6 +129,10 @@ impl fmt::Display for EventKind {
             EventKind::HelperRestarted { message } => write!(f, "helper restarted: {message}"),
             EventKind::HelperMemory { bytes, limit } => {
                 write!(f, "helper memory {} MiB over its limit of {} MiB", bytes >> 20, limit >> 20)
+            }
+            EventKind::PrimaryReady { engine, message } => write!(f, "{engine} ready: {message}"),
+            EventKind::PrimaryNotReady { engine, reason } => {
+                write!(f, "{engine} will not serve this model, Candle keeps serving: {reason}")
             }
             EventKind::NoFallback { message } => {
                 write!(f, "no Candle implementation to fall back to: {message}")

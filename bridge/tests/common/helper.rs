@@ -202,7 +202,10 @@ impl HelperRig {
             .breaker(o.breaker)
             .telemetry(telemetry)
             .health(health)
-            .force_source(o.force);
+            .force_source(o.force)
+            // These rigs test what happens once Core ML serves: `prepare` waits
+            // for it (a loaded machine can take more than the default grace).
+            .prepare_grace(Duration::from_secs(30));
         if let Some(c) = o.clock {
             b = b.clock(c);
         }

@@ -9,6 +9,11 @@
 //! 600 KiB and 16 MiB inputs; an in-process memcpy of the same bytes; a raw
 //! Unix-socket ping-pong of a 64-byte message with another process; and the time
 //! from a helper kill to the next successful predict. p50/p99 of each.
+//!
+//! `--noisy-neighbour [seconds]`: a healthy model's latency and failures while
+//! another model times out repeatedly, on one shared helper and on one helper
+//! per model. `--helper-cost`: start time and idle RSS of one more helper
+//! (the Rust test helper, and the one of `COREML_HELPER` when set).
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -335,9 +340,252 @@ async fn copy_out(cmd: HelperCommand) -> String {
     rows
 }
 
+/// The machine's CPU model, from /proc/cpuinfo.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.into())
+}
+
+/// Today's date (UTC), from the system clock.
+fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// What the healthy model saw while its neighbour timed out.
+struct Neighbourhood {
+    healthy_ok: Vec<Duration>,
+    healthy_failed: usize,
+    noisy_timeouts: usize,
+    restarts: u64,
+}
+
+/// A healthy echo model called back to back (1 s deadline) while a noisy
+/// model (sleeps 150 ms, called with a 100 ms deadline) times out over and
+/// over, for `run`: both on one helper, or each on its own.
+async fn noisy_neighbour(cmd: HelperCommand, shared: bool, run: Duration) -> Neighbourhood {
+    let cfg = SupervisorConfig::new(cmd);
+    let healthy_sup = Supervisor::start(cfg.clone()).await.expect("start helper");
+    let noisy_sup = if shared {
+        healthy_sup.clone()
+    } else {
+        Supervisor::start(cfg).await.expect("start helper")
+    };
+    let healthy = healthy_sup
+        .load("diag:echo?shape=1024", None)
+        .await
+        .expect("load");
+    let noisy = noisy_sup
+        .load("diag:sleep?ms=150&shape=1024", None)
+        .await
+        .expect("load");
+    let end = Instant::now() + run;
+    let noise = {
+        let sup = noisy_sup.clone();
+        tokio::spawn(async move {
+            let x = vec![1u8; 4096];
+            let mut timeouts = 0;
+            while Instant::now() < end {
+                let r = sup
+                    .predict_with_deadline(noisy.id, &[("x", &x)], Duration::from_millis(100))
+                    .await;
+                match r {
+                    Err(coreml_supervisor::Error::Timeout { .. }) => timeouts += 1,
+                    // Restarting, or the restart budget spent: wait a little.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                    Ok(_) => {}
+                }
+            }
+            timeouts
+        })
+    };
+    let x = vec![2u8; 4096];
+    let (mut ok, mut failed) = (Vec::new(), 0);
+    while Instant::now() < end {
+        let t = Instant::now();
+        match healthy_sup
+            .predict_with_deadline(healthy.id, &[("x", &x)], Duration::from_secs(1))
+            .await
+        {
+            Ok(_) => ok.push(t.elapsed()),
+            Err(_) => failed += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let noisy_timeouts = noise.await.unwrap_or(0);
+    let restarts = healthy_sup.stats().restarts
+        + if shared {
+            0
+        } else {
+            noisy_sup.stats().restarts
+        };
+    healthy_sup.shutdown().await;
+    noisy_sup.shutdown().await;
+    Neighbourhood {
+        healthy_ok: ok,
+        healthy_failed: failed,
+        noisy_timeouts,
+        restarts,
+    }
+}
+
+/// Start time (spawn, sandbox, handshake) and idle RSS of one more helper.
+async fn helper_cost(cmd: HelperCommand, n: usize) -> (P, u64) {
+    let mut starts = Vec::with_capacity(n);
+    let mut rss = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let sup = Supervisor::start(SupervisorConfig::new(cmd.clone()))
+            .await
+            .expect("start helper");
+        starts.push(t.elapsed());
+        // One round trip, then the resident set of the idle helper.
+        sup.ping().await.expect("ping");
+        let pid = sup.stats().pid;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kib: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        rss.push(kib << 10);
+        sup.shutdown().await;
+    }
+    rss.sort_unstable();
+    (p50_99(starts), rss[rss.len() / 2])
+}
+
+/// `--noisy-neighbour [seconds]`: the isolation-domain row (issue 11).
+fn noisy_main(seconds: u64) {
+    let (cmd, helper_name) = helper();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?").to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let run = Duration::from_secs(seconds);
+    let mut rows = String::new();
+    for (label, shared) in [("one shared helper", true), ("one helper per model", false)] {
+        let r = rt.block_on(noisy_neighbour(cmd.clone(), shared, run));
+        let calls = r.healthy_ok.len() + r.healthy_failed;
+        let (p50, p99) = if r.healthy_ok.is_empty() {
+            ("–".to_string(), "–".to_string())
+        } else {
+            let (a, b) = p50_99(r.healthy_ok);
+            (us(a), us(b))
+        };
+        rows += &format!(
+            "| {label} | {calls} | {} | {p50} | {p99} | {} | {} |\n",
+            r.healthy_failed, r.noisy_timeouts, r.restarts
+        );
+    }
+    let section = format!(
+        "## Noisy neighbour: isolation domains (issue 11)\n\n\
+         Written by `cargo run --release -p coreml-supervisor --bin supervisor-bench -- --noisy-neighbour {seconds}` \
+         on {date}. Machine: {cpu}, {cores} cores; 1-minute load average {load} at start (a shared machine). \
+         Helper: {helper_name}; default restart policy and deadlines. For {seconds} s a healthy echo model \
+         (4 KiB) is called back to back (5 ms apart, 1 s deadline) while a noisy model that sleeps 150 ms is \
+         called with a 100 ms deadline over and over: each of its timeouts kills its helper. *Shared*: both \
+         models on one helper (`DomainPolicy::Shared`); *per model*: each on its own helper (the default, \
+         `DomainPolicy::PerModel`). Latencies are of the healthy model's successful calls.\n\n\
+         | domains | healthy calls | healthy failures | healthy p50 µs | healthy p99 µs | noisy timeouts | helper restarts |\n\
+         |---|---|---|---|---|---|---|\n{rows}\n",
+        date = today(),
+        cpu = cpu_model(),
+        cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    );
+    let path = write_between(
+        "<!-- supervisor-bench-noisy-neighbour:begin -->",
+        "<!-- supervisor-bench-noisy-neighbour:end -->",
+        &section,
+    );
+    println!("{section}wrote {}", path.display());
+}
+
+/// `--helper-cost`: what one more isolation domain costs (issue 11): the
+/// Rust test helper, and the helper of `COREML_HELPER` when it is set.
+fn cost_main() {
+    let exe = std::env::current_exe().expect("exe");
+    let rust = HelperCommand::new(exe.parent().expect("target dir").join("coreml-test-helper"));
+    let mut helpers = vec![(rust, "coreml-test-helper (Rust)".to_string())];
+    if let Ok(cmd) = HelperCommand::from_env() {
+        let name = cmd.program.display().to_string();
+        let name = name.rsplit('/').next().unwrap_or(&name).to_string();
+        helpers.push((cmd, name));
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?").to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut rows = String::new();
+    for (cmd, name) in helpers {
+        let ((s50, s99), rss) = rt.block_on(helper_cost(cmd, 20));
+        rows += &format!(
+            "| {name} | {} | {} | {:.1} |\n",
+            ms(s50),
+            ms(s99),
+            rss as f64 / (1 << 20) as f64
+        );
+    }
+    let section = format!(
+        "## Cost of one more isolation domain (issue 11)\n\n\
+         Written by `cargo run --release -p coreml-supervisor --bin supervisor-bench -- --helper-cost` on {date}. \
+         Machine: {cpu}, {cores} cores; 1-minute load average {load} at start (a shared machine). Each \
+         isolation domain is one more helper process: *start* is `Supervisor::start` (spawn, sandbox, \
+         handshake) until the helper is ready, 20 starts; *RSS* is the idle helper's resident set after one \
+         round trip (median of the 20), no model loaded. The Swift helper runs through the toolchain's \
+         loader (`scripts/swift-toolchain.sh launcher`), as the tests run it; on Linux it has no Core ML, \
+         so a model's own memory comes on top on macOS.\n\n\
+         | helper | start p50 ms | start p99 ms | idle RSS MiB |\n|---|---|---|---|\n{rows}\n",
+        date = today(),
+        cpu = cpu_model(),
+        cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    );
+    let path = write_between(
+        "<!-- supervisor-bench-helper-cost:begin -->",
+        "<!-- supervisor-bench-helper-cost:end -->",
+        &section,
+    );
+    println!("{section}wrote {}", path.display());
+}
+
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("--pong") {
         return pong();
+    }
+    if std::env::args().nth(1).as_deref() == Some("--noisy-neighbour") {
+        let seconds = std::env::args()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20);
+        return noisy_main(seconds);
+    }
+    if std::env::args().nth(1).as_deref() == Some("--helper-cost") {
+        return cost_main();
     }
     if std::env::args().nth(1).as_deref() == Some("--copy-out") {
         let (cmd, helper_name) = helper();
