@@ -486,6 +486,27 @@ def split_gather_select():
            "cast_back": np.trunc(10 * x)}, atol=1e-6)
 
 
+def pad_cumsum():
+    x = rnd(1, 2, 3, 4)
+    build("pad_cumsum", [("x", x.shape, types.fp32)],
+          lambda x: {
+              "pad_const": mb.pad(x=x, pad=[1, 0, 2, 1], mode="constant", constant_val=0.5,
+                                  name="pad_const"),
+              "pad_reflect": mb.pad(x=x, pad=[2, 1, 1, 2], mode="reflect", name="pad_reflect"),
+              "pad_replicate": mb.pad(x=x, pad=[0, 0, 1, 2, 3, 0], mode="replicate",
+                                      name="pad_replicate"),
+              "cumsum": mb.cumsum(x=x, axis=-1, name="cumsum"),
+              "cumsum_ex_rev": mb.cumsum(x=x, axis=2, exclusive=True, reverse=True,
+                                         name="cumsum_ex_rev"),
+          },
+          {"x": x},
+          {"pad_const": np.pad(x, [(0, 0), (0, 0), (1, 0), (2, 1)], constant_values=0.5),
+           "pad_reflect": np.pad(x, [(0, 0), (0, 0), (2, 1), (1, 2)], mode="reflect"),
+           "pad_replicate": np.pad(x, [(0, 0), (0, 0), (1, 2), (3, 0)], mode="edge"),
+           "cumsum": np.cumsum(x, -1),
+           "cumsum_ex_rev": np.flip(np.cumsum(np.flip(x, 2), 2), 2) - x}, atol=1e-5)
+
+
 def upsample():
     x = rnd(1, 2, 3, 4)
     build("upsample", [("x", x.shape, types.fp32)],
@@ -658,7 +679,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     only = set(os.environ.get("ONLY", "").split(",")) - {""}
     steps = [elementwise, unary, softmax_norms, reductions, convs, conv_transpose, pools,
-             linear_matmul, shapes, split_gather_select, upsample,
+             linear_matmul, shapes, split_gather_select, upsample, pad_cumsum,
              lambda: small_cnn("small_cnn_fp32", False),
              lambda: small_cnn("small_cnn_fp16", True),
              lambda: small_cnn("small_cnn_fp16_ios18", True, target=18),

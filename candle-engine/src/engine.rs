@@ -23,17 +23,16 @@
 //! `DeadlineExceeded` at once (the computation finishes in the background),
 //! and a job that waited past its deadline in the queue never starts.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use candle_core::Device;
+use coreml_inference::cpu::CpuModels;
 use coreml_inference::{
-    CacheKey, CapabilityError, CapabilityReport, ComputeUnits, Deadline, DeviceClass, InferError,
-    InferenceEngine, LatencyStats, ModelArtifact, ModelId, PrepareError, PrepareOptions,
-    PreparedModel, SlaEstimate, TensorMap, UnloadError, Validated,
+    CacheKey, CapabilityError, CapabilityReport, Deadline, InferError, InferenceEngine,
+    ModelArtifact, PrepareError, PrepareOptions, PreparedModel, SlaEstimate, TensorMap,
+    UnloadError, Validated,
 };
 
 use crate::registry::{CandleModel, LoadContext, Registry};
@@ -41,20 +40,12 @@ use crate::registry::{CandleModel, LoadContext, Registry};
 /// The engine's name in handles and reports.
 pub const ENGINE_NAME: &str = "candle";
 
-struct Loaded {
-    model: Arc<dyn CandleModel>,
-    requested: ComputeUnits,
-    infer_stats: LatencyStats,
-}
-
 /// The Candle CPU engine. Cheap to share: wrap it in an `Arc`.
 pub struct CandleEngine {
     registry: Registry,
     device: Device,
     threads: usize,
-    next_id: AtomicU64,
-    models: RwLock<HashMap<ModelId, Arc<Loaded>>>,
-    compile_stats: LatencyStats,
+    models: CpuModels<Arc<dyn CandleModel>>,
 }
 
 impl Default for CandleEngine {
@@ -84,9 +75,7 @@ impl CandleEngine {
             registry,
             device: Device::Cpu,
             threads,
-            next_id: AtomicU64::new(1),
-            models: RwLock::new(HashMap::new()),
-            compile_stats: LatencyStats::new(64),
+            models: CpuModels::new(ENGINE_NAME),
         }
     }
 
@@ -98,14 +87,6 @@ impl CandleEngine {
     /// CPU threads candle uses.
     pub fn threads(&self) -> usize {
         self.threads
-    }
-
-    fn get(&self, id: ModelId) -> Option<Arc<Loaded>> {
-        self.models
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&id)
-            .cloned()
     }
 
     async fn load(
@@ -157,19 +138,10 @@ impl CandleEngine {
         .map_err(|e| PrepareError::Backend {
             message: format!("load task: {e}"),
         })??;
-        let id = ModelId(self.next_id.fetch_add(1, Ordering::SeqCst));
         let schema = model.schema();
-        let loaded = Loaded {
-            model,
-            requested: options.compute_units,
-            infer_stats: LatencyStats::new(512),
-        };
-        self.models
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id, Arc::new(loaded));
+        let id = self.models.insert(model, options.compute_units);
         let prepare_time = start.elapsed();
-        self.compile_stats.record(prepare_time);
+        self.models.record_prepare(prepare_time);
         let mut key_opts = options.clone();
         key_opts.architecture = Some(
             self.registry
@@ -210,10 +182,10 @@ impl InferenceEngine for CandleEngine {
         inputs: Validated,
         deadline: Deadline,
     ) -> Result<TensorMap, InferError> {
-        let loaded = self
+        let job = self
+            .models
             .get(model.id)
             .ok_or(InferError::UnknownModel { model: model.id })?;
-        let job = loaded.clone();
         let outputs = tokio::task::spawn_blocking(move || {
             if deadline.is_expired() {
                 return Err(deadline.exceeded());
@@ -237,31 +209,10 @@ impl InferenceEngine for CandleEngine {
         &self,
         model: &PreparedModel,
     ) -> Result<CapabilityReport, CapabilityError> {
-        let loaded = self
-            .get(model.id)
-            .ok_or(CapabilityError::UnknownModel { model: model.id })?;
-        let mut r = CapabilityReport::new(
-            ENGINE_NAME,
-            DeviceClass::Cpu,
-            loaded.requested,
-            ComputeUnits::CpuOnly,
-        );
-        let mut dtypes: Vec<_> = model.schema.inputs.iter().map(|s| s.dtype).collect();
-        dtypes.sort();
-        dtypes.dedup();
-        r.dtypes = dtypes;
-        r.max_batch = model.schema.max_batch();
-        r.compile_p99 = self.compile_stats.p99();
-        r.infer_p99 = loaded.infer_stats.p99();
-        Ok(r)
+        self.models.capabilities(model)
     }
 
     async fn unload(&self, model: &PreparedModel) -> Result<(), UnloadError> {
-        self.models
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&model.id)
-            .map(|_| ())
-            .ok_or(UnloadError::UnknownModel { model: model.id })
+        self.models.unload(model)
     }
 }

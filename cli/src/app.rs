@@ -13,12 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coreml_bridge::candle::CandleEngine;
+use coreml_bridge::inference::chain::EngineChain;
 use coreml_bridge::inference::{
     ArtifactError, ComputeUnits, InferenceEngine, ModelArtifact, PrepareOptions, PreparedModel,
     TensorError,
 };
-use coreml_bridge::router::{Router, HINT_COREML_ARTIFACT};
+use coreml_bridge::router::{Router, HINT_CANDLE_ARTIFACT, HINT_COREML_ARTIFACT};
 use coreml_bridge::setup::{router_from_env, router_with_helper, RouterSetup};
+use coreml_mil::MilEngine;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Global;
@@ -91,7 +93,7 @@ impl App {
     /// Builds the router (and says, once, why Candle serves alone if it does).
     pub async fn start(global: Global) -> Result<Self, String> {
         let spinner = spinner(&global, "starting engines");
-        let mut setup = RouterSetup::new(Arc::new(CandleEngine::new()));
+        let mut setup = RouterSetup::new(cpu_fallback());
         // The sandboxed helper reads models only from here (`--coreml` paths
         // included): the downloaded weights and the working directory.
         setup.coreml.model_dirs.push(cache_root().join("weights"));
@@ -144,6 +146,11 @@ impl App {
             .with_prepare_budget(Duration::from_secs(15 * 60));
         if let Some(b) = max_batch {
             options = options.with_max_batch(b);
+        }
+        // A package with no hand-written Candle model: the fallback chain
+        // (Candle, then the MIL executor) gets the package itself.
+        if artifact.format.is_core_ml() {
+            options = options.with_hint(HINT_CANDLE_ARTIFACT, candle.to_string_lossy());
         }
         let sibling = candle.with_extension("mlpackage");
         if let Some(c) = coreml
@@ -251,6 +258,17 @@ pub fn print_json(value: &serde_json::Value) {
         "{}",
         serde_json::to_string_pretty(value).expect("plain JSON")
     );
+}
+
+/// The router's fallback: the hand-written Candle model when there is one,
+/// else the MIL executor on the `.mlpackage` (the model's capability report
+/// names which engine serves it: `candle` or `mil`).
+pub fn cpu_fallback() -> Arc<dyn InferenceEngine> {
+    let candle: Arc<dyn InferenceEngine> = Arc::new(CandleEngine::new());
+    Arc::new(EngineChain::new(
+        "candle",
+        vec![candle, Arc::new(MilEngine::new())],
+    ))
 }
 
 /// The fallback engine alone (for `bench`).

@@ -9,6 +9,8 @@
 //! coreml-bridge bench minilm
 //! coreml-bridge report --format prometheus
 //! coreml-bridge parity
+//! coreml-bridge inspect tests/fixtures/mlpackage/small_cnn_fp32.mlpackage
+//! coreml-bridge diff a.mlpackage b.mlpackage
 //! ```
 //!
 //! Every command takes `--json`. Set `COREML_HELPER` to the helper binary
@@ -18,6 +20,7 @@ mod app;
 mod bench;
 mod classify;
 mod embed;
+mod inspect;
 mod parity;
 mod report;
 mod run;
@@ -66,6 +69,10 @@ enum Command {
     Report(report::ReportArgs),
     /// L∞/RMSE of every engine that runs here against PyTorch FP32 (`make models` golden files).
     Parity(parity::ParityArgs),
+    /// What an .mlpackage holds: I/O schema, op histogram, dynamic shapes, unsupported ops, weights.
+    Inspect(inspect::InspectArgs),
+    /// Two .mlpackages side by side: schemas, op histograms and weights.
+    Diff(inspect::DiffArgs),
 }
 
 fn init_tracing() {
@@ -113,6 +120,8 @@ async fn command(cli: Cli) -> i32 {
         Command::Bench(a) => bench::run(cli.global, a).await,
         Command::Report(a) => report::run(cli.global, a),
         Command::Parity(a) => parity::run(cli.global, a).await,
+        Command::Inspect(a) => inspect::run(cli.global, a),
+        Command::Diff(a) => inspect::run_diff(cli.global, a),
     };
     match result {
         Ok(()) => 0,

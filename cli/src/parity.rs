@@ -22,9 +22,11 @@ use std::time::Duration;
 use clap::Args;
 use coreml_bridge::candle::CandleEngine;
 use coreml_bridge::inference::{
-    Deadline, InferenceEngine, ModelArtifact, PrepareOptions, Tensor, TensorMap,
+    DType, Deadline, InferenceEngine, ModelArtifact, PrepareOptions, Tensor, TensorMap,
 };
 use coreml_bridge::telemetry::table::TextTable;
+use coreml_mil::MilEngine;
+use coreml_mlpackage::description::FeatureKind;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -33,6 +35,9 @@ use crate::Global;
 
 /// Candle in FP32 against PyTorch FP32 (the plan's budget).
 pub const CANDLE_FP32_LINF: f64 = 1e-4;
+
+/// The MIL executor's rows.
+const MIL: &str = "mil";
 
 #[derive(Debug, Args)]
 pub struct ParityArgs {
@@ -55,6 +60,9 @@ struct Golden {
     candle: Option<CandleSide>,
     #[serde(default)]
     variants: serde_json::Map<String, serde_json::Value>,
+    /// Budget name -> {linf, rmse}.
+    #[serde(default)]
+    budgets: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -371,13 +379,173 @@ async fn model_rows(
             std::env::consts::ARCH
         )),
     ));
-    rows.push(row(
-        &g.model,
-        "mil-executor",
-        &pkgs,
-        "-",
-        Verdict::NotRun("this build has no ML Program executor".into()),
-    ));
+    rows.extend(mil_rows(dir, g).await);
+    rows
+}
+
+/// `golden.json`'s budget named `key` (`fp32`, `fp16`, `int8`, `int4`).
+fn budget_of(g: &Golden, key: &str) -> Option<Budget> {
+    let b = g.budgets.get(key)?;
+    Some(Budget {
+        linf: b["linf"].as_f64(),
+        rmse: b["rmse"].as_f64(),
+    })
+}
+
+/// Golden pixel values (normalised) back to what an image input of `variant`
+/// receives: `p = ((x·std + mean) − bias) / scale`, from the variant's manifest.
+fn image_pixels(dir: &Path, variant: &str, x: &Tensor) -> Result<Tensor, String> {
+    let path = dir.join(format!("{variant}.json"));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let m: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let img = &m["image_input"];
+    let f = |v: &serde_json::Value| v.as_f64().ok_or(format!("{}: image_input", path.display()));
+    let scale = f(&img["scale"])?;
+    let list = |v: &serde_json::Value, default: f64| -> Result<Vec<f64>, String> {
+        match v.as_array() {
+            None => Ok(vec![default; 3]),
+            Some(a) => a.iter().map(f).collect(),
+        }
+    };
+    let bias = list(&img["bias"], 0.0)?;
+    let mean = list(&img["folded_in_program"]["mean"], 0.0)?;
+    let std = list(&img["folded_in_program"]["std"], 1.0)?;
+    let shape = x.shape().to_vec();
+    let (c, hw) = (
+        shape.get(1).copied().unwrap_or(1),
+        shape[2..].iter().product::<usize>(),
+    );
+    let v = x.to_f64_vec().map_err(|e| e.to_string())?;
+    let p: Vec<f32> = v
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let ch = (i / hw.max(1)) % c.max(1);
+            let at = |l: &[f64], d: f64| l.get(ch).copied().unwrap_or(d);
+            (((x * at(&std, 1.0) + at(&mean, 0.0)) - at(&bias, 0.0)) / scale) as f32
+        })
+        .collect();
+    Tensor::new(shape, p).map_err(|e| e.to_string())
+}
+
+/// The MIL executor on every package built for the model, against PyTorch
+/// FP32 with the variant's budget.
+async fn mil_rows(dir: &Path, g: &Golden) -> Vec<Row> {
+    let engine: Arc<dyn InferenceEngine> = Arc::new(MilEngine::new().without_warm_up());
+    let read = |name: &str| {
+        TensorMap::read_safetensors(dir.join(name))
+            .map_err(|e| format!("{}: {e}", dir.join(name).display()))
+    };
+    let (inputs, golden) = match (
+        read("golden_inputs.safetensors"),
+        read("golden_outputs.safetensors"),
+    ) {
+        (Ok(i), Ok(o)) => (i, o),
+        (Err(e), _) | (_, Err(e)) => {
+            return vec![row(&g.model, MIL, "-", "-", Verdict::Failed(e))];
+        }
+    };
+    let mut rows = vec![];
+    for (variant, v) in &g.variants {
+        if !matches!(v["status"].as_str(), Some("built" | "cached")) {
+            continue;
+        }
+        let fail = |why: String| row(&g.model, MIL, variant, "-", Verdict::Failed(why));
+        let pkg = dir.join(format!("{variant}.mlpackage"));
+        if !pkg.is_dir() {
+            let why = format!("{} is missing: rerun `make models`", pkg.display());
+            rows.push(row(&g.model, MIL, variant, "-", Verdict::NotRun(why)));
+            continue;
+        }
+        let artifact = match ModelArtifact::from_path(&pkg) {
+            Ok(a) => a,
+            Err(e) => {
+                rows.push(fail(e.to_string()));
+                continue;
+            }
+        };
+        let options = PrepareOptions::default().with_model_name(format!("{}/{variant}", g.model));
+        let model = match engine.prepare(&artifact, &options).await {
+            Ok(m) => m,
+            Err(e) => {
+                rows.push(fail(format!("prepare: {e}")));
+                continue;
+            }
+        };
+        // Image inputs take pixels; the golden inputs are normalised tensors.
+        let images: Vec<String> = match coreml_mlpackage::Package::open(&pkg) {
+            Ok(p) => p
+                .description
+                .inputs
+                .iter()
+                .filter(|f| matches!(f.kind, FeatureKind::Image(_)))
+                .map(|f| f.name.clone())
+                .collect(),
+            Err(e) => {
+                rows.push(fail(e.to_string()));
+                continue;
+            }
+        };
+        let mut feed = TensorMap::new();
+        let mut missing = None;
+        for spec in &model.schema.inputs {
+            let t = match inputs.get(&spec.name) {
+                None => Err(format!("golden inputs have no {}", spec.name)),
+                Some(t) if images.contains(&spec.name) => image_pixels(dir, variant, t),
+                Some(t) => Ok(t.clone()),
+            }
+            .and_then(|t| {
+                t.cast(spec.dtype)
+                    .map_err(|e| format!("input {}: {e}", spec.name))
+            });
+            match t {
+                Ok(t) => {
+                    feed.insert(spec.name.clone(), t);
+                }
+                Err(e) => missing = Some(e),
+            }
+        }
+        if let Some(e) = missing {
+            rows.push(fail(e));
+            let _ = engine.unload(&model).await;
+            continue;
+        }
+        let out = engine
+            .infer(&model, feed, Deadline::after(Duration::from_secs(600)))
+            .await;
+        let _ = engine.unload(&model).await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                rows.push(fail(format!("infer: {e}")));
+                continue;
+            }
+        };
+        let budget = v["budget"].as_str().and_then(|k| budget_of(g, k));
+        for spec in &model.schema.outputs {
+            let mut r = row(&g.model, MIL, variant, &spec.name, Verdict::Ok);
+            r.budget = budget;
+            match (out.get(&spec.name), golden.get(&spec.name)) {
+                (Some(got), Some(want)) => {
+                    match compare(&got.cast(DType::F32).unwrap_or_else(|_| got.clone()), want) {
+                        Ok(m) => {
+                            r.result = if budget.is_none_or(|b| b.admits(&m)) {
+                                Verdict::Ok
+                            } else {
+                                Verdict::OverBudget
+                            };
+                            r.metrics = Some(m);
+                        }
+                        Err(e) => r.result = Verdict::Failed(e),
+                    }
+                }
+                (None, _) => r.result = Verdict::Failed(format!("no output {}", spec.name)),
+                (_, None) => continue,
+            }
+            rows.push(r);
+        }
+    }
     rows
 }
 

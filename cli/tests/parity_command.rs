@@ -124,7 +124,16 @@ fn parity_gates_on_the_budget_and_lists_what_cannot_run() {
         .as_str()
         .unwrap()
         .starts_with("not run: Core ML needs macOS"));
-    assert_eq!(r[2]["engine"], "mil-executor");
+    // The executor's rows: one per built variant, whose packages are not here.
+    assert_eq!(r[2]["engine"], "mil");
+    assert_eq!(r[2]["variant"], "fp16");
+    assert!(
+        r[2]["result"].as_str().unwrap().starts_with("not run: ")
+            && r[2]["result"]
+                .as_str()
+                .unwrap()
+                .contains("fp16.mlpackage is missing")
+    );
 
     // One logit off by 2e-4 (budget 1e-4): over budget, non-zero exit, text table says so.
     let mut nudged = logits.clone();

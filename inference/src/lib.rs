@@ -46,8 +46,10 @@
 pub mod artifact;
 pub mod blocking;
 pub mod capability;
+pub mod chain;
 pub mod conformance;
 mod convert;
+pub mod cpu;
 pub mod double;
 pub mod dtype;
 pub mod engine;

@@ -19,19 +19,17 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use candle_core::{DType as CDType, Device, Tensor as CTensor};
+use coreml_inference::cpu::CpuModels;
 use coreml_inference::{
-    CacheKey, CapabilityError, CapabilityReport, ComputeUnits, DType, Deadline, DeviceClass, Dim,
-    InferError, InferenceEngine, IoSchema, LatencyStats, ModelArtifact, ModelFormat, ModelId,
-    PrepareError, PrepareOptions, PreparedModel, SlaEstimate, Tensor, TensorMap, TensorSpec,
-    UnloadError, Validated,
+    CacheKey, CapabilityError, CapabilityReport, DType, Deadline, Dim, InferError, InferenceEngine,
+    IoSchema, ModelArtifact, ModelFormat, PrepareError, PrepareOptions, PreparedModel, SlaEstimate,
+    Tensor, TensorMap, TensorSpec, UnloadError, Validated,
 };
-use coreml_mlpackage::description::{FeatureKind, ShapeFlexibility};
+use coreml_mlpackage::description::{ColorSpace, FeatureKind, ShapeFlexibility};
 use coreml_mlpackage::{ArrayDataType, Package};
 
 use crate::executor::{Executor, Options};
@@ -42,18 +40,11 @@ pub const ENGINE_NAME: &str = "mil";
 /// Largest size of an unbounded flexible dimension in the schema.
 const UNBOUNDED: usize = 1 << 20;
 
-struct Loaded {
-    exe: Executor,
-    requested: ComputeUnits,
-    infer_stats: LatencyStats,
-}
-
 /// The MIL executor engine. Share it through an `Arc`.
 pub struct MilEngine {
     options: Options,
-    next_id: AtomicU64,
-    models: RwLock<HashMap<ModelId, Arc<Loaded>>>,
-    compile_stats: LatencyStats,
+    warm_ups: usize,
+    models: CpuModels<Executor>,
 }
 
 impl Default for MilEngine {
@@ -79,17 +70,35 @@ fn dtype(a: ArrayDataType) -> DType {
 }
 
 /// The engine schema of a package: inputs and outputs from its description
-/// (flexible shapes become ranges), output shapes from the program's types.
+/// (flexible shapes become ranges; an image input is f32 pixels
+/// `[1, C, H, W]`), output shapes from the program's types.
 pub fn schema_of(pkg: &Package) -> Result<IoSchema, String> {
     let main = pkg.main();
     let spec = |f: &coreml_mlpackage::description::Feature,
                 output: bool|
      -> Result<TensorSpec, String> {
-        let FeatureKind::MultiArray(a) = &f.kind else {
-            return Err(format!(
-                "{}: only multi-array features are supported (not {:?})",
-                f.name, f.kind
-            ));
+        let a = match &f.kind {
+            FeatureKind::MultiArray(a) => a,
+            // An image input is its pixels as the program receives them:
+            // f32 [1, C, H, W] in 0..=255, channels in the color space's order.
+            FeatureKind::Image(i) if !output => {
+                let c = match i.color_space {
+                    ColorSpace::Grayscale | ColorSpace::GrayscaleFloat16 => 1,
+                    ColorSpace::Rgb | ColorSpace::Bgr => 3,
+                };
+                let shape = [1, c, i.height as usize, i.width as usize];
+                return Ok(TensorSpec::new(
+                    f.name.clone(),
+                    DType::F32,
+                    shape.into_iter().map(Dim::Fixed).collect(),
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "{}: only multi-array features and image inputs are supported (not {:?})",
+                    f.name, f.kind
+                ))
+            }
         };
         let mut shape: Vec<Dim> = a.shape.iter().map(|&d| Dim::Fixed(d as usize)).collect();
         match &a.flexibility {
@@ -237,18 +246,17 @@ impl MilEngine {
         coreml_candle::ops::runtime::init_cpu_runtime(None);
         Self {
             options,
-            next_id: AtomicU64::new(1),
-            models: RwLock::new(HashMap::new()),
-            compile_stats: LatencyStats::new(64),
+            warm_ups: 2,
+            models: CpuModels::new(ENGINE_NAME),
         }
     }
 
-    fn get(&self, id: ModelId) -> Option<Arc<Loaded>> {
-        self.models
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&id)
-            .cloned()
+    /// No warm-up runs in `prepare` (the SLA estimate is then zero): for
+    /// one-shot uses such as `coreml-bridge parity` and load-time benchmarks.
+    #[must_use]
+    pub fn without_warm_up(mut self) -> Self {
+        self.warm_ups = 0;
+        self
     }
 
     async fn load(
@@ -263,7 +271,7 @@ impl MilEngine {
                 format: artifact.format,
             });
         }
-        let (artifact, exe_opts) = (artifact.clone(), self.options);
+        let (artifact, exe_opts, warm_ups) = (artifact.clone(), self.options, self.warm_ups);
         let (exe, schema, digest, sla) = tokio::task::spawn_blocking(move || {
             let digest = artifact.verify()?;
             let invalid = |e: &dyn std::fmt::Display| PrepareError::InvalidModel {
@@ -271,7 +279,8 @@ impl MilEngine {
             };
             let exe = Executor::load(&artifact.path, exe_opts).map_err(|e| invalid(&e))?;
             let schema = schema_of(exe.package()).map_err(|e| invalid(&e))?;
-            // Two warm-up runs on zeros of the smallest allowed shapes give the SLA estimate.
+            // Warm-up runs (two by default) on zeros of the smallest allowed
+            // shapes give the SLA estimate.
             let example: HashMap<String, CTensor> = exe
                 .package()
                 .main()
@@ -298,7 +307,7 @@ impl MilEngine {
                 })
                 .collect::<Result<_, _>>()
                 .map_err(|e| invalid(&e))?;
-            let mut runs = [Duration::ZERO; 2];
+            let mut runs = vec![Duration::ZERO; warm_ups];
             for r in &mut runs {
                 let t = Instant::now();
                 exe.run(&example).map_err(|e| PrepareError::Backend {
@@ -310,27 +319,19 @@ impl MilEngine {
                 exe,
                 schema,
                 digest,
-                (runs[0].min(runs[1]), runs[0].max(runs[1])),
+                (
+                    runs.iter().min().copied().unwrap_or_default(),
+                    runs.iter().max().copied().unwrap_or_default(),
+                ),
             ))
         })
         .await
         .map_err(|e| PrepareError::Backend {
             message: format!("load task: {e}"),
         })??;
-        let id = ModelId(self.next_id.fetch_add(1, Ordering::SeqCst));
-        self.models
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(
-                id,
-                Arc::new(Loaded {
-                    exe,
-                    requested: options.compute_units,
-                    infer_stats: LatencyStats::new(512),
-                }),
-            );
+        let id = self.models.insert(exe, options.compute_units);
         let prepare_time = start.elapsed();
-        self.compile_stats.record(prepare_time);
+        self.models.record_prepare(prepare_time);
         let mut key_opts = options.clone();
         key_opts.hints.insert(
             "mil.precision".into(),
@@ -371,6 +372,7 @@ impl InferenceEngine for MilEngine {
         deadline: Deadline,
     ) -> Result<TensorMap, InferError> {
         let loaded = self
+            .models
             .get(model.id)
             .ok_or(InferError::UnknownModel { model: model.id })?;
         let schema = model.schema.clone();
@@ -385,7 +387,7 @@ impl InferenceEngine for MilEngine {
                 .map(|(n, t)| to_candle(t).map(|c| (n.to_string(), c)))
                 .collect::<Result<HashMap<_, _>, _>>()
                 .map_err(backend)?;
-            let outs = loaded.exe.run(&ins).map_err(backend)?;
+            let outs = loaded.model.run(&ins).map_err(backend)?;
             let mut map = TensorMap::new();
             for (name, t) in outs {
                 let want = schema.output(&name).map_or(DType::F32, |s| s.dtype);
@@ -402,31 +404,10 @@ impl InferenceEngine for MilEngine {
         &self,
         model: &PreparedModel,
     ) -> Result<CapabilityReport, CapabilityError> {
-        let loaded = self
-            .get(model.id)
-            .ok_or(CapabilityError::UnknownModel { model: model.id })?;
-        let mut r = CapabilityReport::new(
-            ENGINE_NAME,
-            DeviceClass::Cpu,
-            loaded.requested,
-            ComputeUnits::CpuOnly,
-        );
-        let mut dtypes: Vec<_> = model.schema.inputs.iter().map(|s| s.dtype).collect();
-        dtypes.sort();
-        dtypes.dedup();
-        r.dtypes = dtypes;
-        r.max_batch = model.schema.max_batch();
-        r.compile_p99 = self.compile_stats.p99();
-        r.infer_p99 = loaded.infer_stats.p99();
-        Ok(r)
+        self.models.capabilities(model)
     }
 
     async fn unload(&self, model: &PreparedModel) -> Result<(), UnloadError> {
-        self.models
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&model.id)
-            .map(|_| ())
-            .ok_or(UnloadError::UnknownModel { model: model.id })
+        self.models.unload(model)
     }
 }

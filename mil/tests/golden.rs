@@ -143,6 +143,7 @@ golden!(
     shape_ops,
     split_gather_select,
     upsample,
+    pad_cumsum,
     small_cnn_fp32,
     small_cnn_fp16,
     small_cnn_fp16_ios18,

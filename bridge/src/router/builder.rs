@@ -77,6 +77,14 @@ impl RouterBuilder {
         self
     }
 
+    /// The fallback is a chain of engines: each model goes to the first that
+    /// can take its artifact (e.g. Candle's hand-written model, else the MIL
+    /// executor on the `.mlpackage`); the chain's capability report names it.
+    #[must_use]
+    pub fn fallback_chain(self, name: &str, engines: Vec<Arc<dyn InferenceEngine>>) -> Self {
+        self.fallback(Arc::new(coreml_inference::chain::EngineChain::new(name, engines)))
+    }
+
     /// Breaker thresholds for every model (a model's `infer_budget`, when
     /// set, is its SLA unless `sla_p99` is set here).
     #[must_use]

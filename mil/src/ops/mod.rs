@@ -6,6 +6,7 @@
 //! * [`nn`]: linear, matmul, softmax, norms, reductions, pools, upsampling;
 //! * [`conv`]: conv (every pad type, groups, dilation; the engine's dense and
 //!   depthwise kernels when they apply) and conv_transpose;
+//! * [`pad`]: pad (constant, reflect, replicate) and cumsum;
 //! * [`constexpr`]: the dequantisation ops, run once at load.
 //!
 //! ```
@@ -17,6 +18,7 @@ pub mod constexpr;
 pub mod conv;
 pub mod elementwise;
 pub mod nn;
+pub mod pad;
 pub mod shape;
 
 use std::collections::HashMap;
@@ -87,6 +89,8 @@ pub const SUPPORTED: &[&str] = &[
     "gather",
     "select",
     "cast",
+    "pad",
+    "cumsum",
     // nn
     "linear",
     "matmul",
@@ -129,6 +133,9 @@ pub(crate) fn eval(
         return Ok(r);
     }
     if let Some(r) = nn::eval(&c, t)? {
+        return Ok(vec![r]);
+    }
+    if let Some(r) = pad::eval(&c, t)? {
         return Ok(vec![r]);
     }
     match t {
