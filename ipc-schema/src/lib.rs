@@ -23,6 +23,7 @@
 mod enums;
 mod error_code;
 mod frame;
+mod image;
 mod message;
 mod payload;
 mod tensor;
@@ -33,6 +34,7 @@ pub use error_code::ErrorCode;
 pub use frame::{encode_frame, read_frame, write_frame, FrameDecoder, FrameError, MAX_FRAME_LEN};
 #[cfg(feature = "tokio")]
 pub use frame::{read_frame_async, write_frame_async};
+pub use image::{image_ref, ImageError, ImageSpec, PixelFormat, IMAGE_ROW_ALIGN};
 pub use message::{DecodeError, EncodeError, Envelope, Message, Tag};
 pub use payload::*;
 pub use tensor::{DType, TensorRef, TensorRefError, MAX_RANK};

@@ -3,7 +3,7 @@
 //! ignore keys they do not know and read missing optional keys as `nil`, so a
 //! newer minor version may append optional fields.
 
-use crate::{Backend, ComputeUnits, DType, Device, ErrorCode, TensorRef};
+use crate::{Backend, ComputeUnits, DType, Device, ErrorCode, ImageSpec, TensorRef};
 use serde::{Deserialize, Serialize};
 
 /// Helper → supervisor, first message on a connection (request id 0).
@@ -172,6 +172,12 @@ pub struct TensorSpec {
     pub shape_ranges: Vec<[u64; 2]>,
     /// Whether the feature may be omitted.
     pub optional: bool,
+    /// Since 2.1: the feature is an image in this size and pixel format (`dtype` and `shape`
+    /// are then its pixels', `[height, width, channels]`). Written only when present, so a
+    /// multi-array spec has the same bytes in 2.0 and 2.1; a 2.0 peer ignores the key and
+    /// sees the tensor of pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSpec>,
 }
 
 /// Helper → supervisor: the model is loaded.

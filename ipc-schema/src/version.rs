@@ -5,7 +5,7 @@ use crate::Hello;
 /// Protocol major version: a peer with another major cannot talk to us.
 pub const PROTOCOL_MAJOR: u16 = 2;
 /// Protocol minor version: additions that older peers may ignore.
-pub const PROTOCOL_MINOR: u16 = 0;
+pub const PROTOCOL_MINOR: u16 = 1;
 
 /// The outcome of a successful handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +36,6 @@ impl Hello {
     ///
     /// # Errors
     /// [`VersionError::IncompatibleVersion`] when the majors differ.
-    // While PROTOCOL_MINOR is 0 clippy sees the `min` as a no-op; it is not once it grows.
-    #[allow(clippy::absurd_extreme_comparisons, clippy::unnecessary_min_or_max)]
     pub fn negotiate(&self) -> Result<Negotiated, VersionError> {
         if self.protocol_major != PROTOCOL_MAJOR {
             return Err(VersionError::IncompatibleVersion {

@@ -61,17 +61,32 @@ fn spec() -> impl Strategy<Value = TensorSpec> {
         vec(shape(), 0..3),
         vec(any::<[u64; 2]>(), 0..4),
         any::<bool>(),
+        option::of(image()),
     )
         .prop_map(
-            |(name, dtype, shape, enumerated_shapes, shape_ranges, optional)| TensorSpec {
+            |(name, dtype, shape, enumerated_shapes, shape_ranges, optional, image)| TensorSpec {
                 name,
                 dtype,
                 shape,
                 enumerated_shapes,
                 shape_ranges,
                 optional,
+                image,
             },
         )
+}
+
+fn image() -> impl Strategy<Value = ImageSpec> {
+    (
+        any::<u64>(),
+        any::<u64>(),
+        prop::sample::select(PixelFormat::ALL),
+    )
+        .prop_map(|(width, height, pixel_format)| ImageSpec {
+            width,
+            height,
+            pixel_format,
+        })
 }
 
 fn unit_f64() -> impl Strategy<Value = f64> {

@@ -13,7 +13,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use coreml_ipc_schema::{ErrorCode, FrameError, VersionError};
+use coreml_ipc_schema::{ErrorCode, FrameError, ImageError, VersionError};
 
 use crate::process::spawn::SpawnError;
 use crate::shm::arena::AllocError;
@@ -263,6 +263,16 @@ pub enum Error {
     /// The supervisor is shutting down.
     #[error("supervisor is shutting down")]
     ShuttingDown,
+    /// An image input's bytes do not fit its feature's size, row stride and pixel format,
+    /// or the model's schema describes an image inconsistently (protocol 2.1).
+    #[error("image {name:?}: {source}")]
+    Image {
+        /// The feature.
+        name: String,
+        /// What does not fit.
+        #[source]
+        source: ImageError,
+    },
 }
 
 impl Error {

@@ -48,6 +48,7 @@ pub use config::{Deadlines, SupervisorConfig, DEFAULT_MEMORY_LIMIT, DEFAULT_REPL
 pub use coreml_ipc_schema as schema;
 pub use error::{DeathCause, Error, HandshakeError, Stage};
 pub use events::{Event, HelperState, SupervisorStats};
+pub use predict::image::ImageBytes;
 pub use predict::output::{InputBuffer, OutputTensor, Prediction};
 pub use process::command::{HelperCommand, NoHelperConfigured, HELPER_ENV, HELPER_LAUNCHER_ENV};
 pub use process::memwatch;

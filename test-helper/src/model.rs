@@ -5,7 +5,7 @@
 //! assert_eq!(m.kind, Kind::Add);
 //! ```
 
-use coreml_ipc_schema::{DType, TensorRef, TensorSpec};
+use coreml_ipc_schema::{DType, ImageSpec, PixelFormat, TensorRef, TensorSpec};
 
 use crate::sys::Mapping;
 
@@ -18,6 +18,10 @@ pub enum Kind {
     Add,
     /// Sleep `ms`, then `y = x`.
     Sleep,
+    /// An image input `x` (`shape=HxW`, `format=`) reduced to `y = scale * pixel + bias[c]`,
+    /// f32 `[1, C, H, W]` with colour channels in R, G, B order (what a converted vision
+    /// model does with its image input); with `out=image`, `y` is the image itself.
+    Image,
 }
 
 /// Every fault kind of docs/diagnostics.md.
@@ -103,6 +107,14 @@ pub struct DiagModel {
     pub retain: u64,
     /// Successful predictions so far.
     pub successes: u64,
+    /// The image kind: the input's size and pixel format.
+    pub image: Option<ImageSpec>,
+    /// The image kind: `y` is the image (`out=image`) instead of a tensor.
+    pub out_image: bool,
+    /// The image kind: per-pixel scale.
+    pub scale: f32,
+    /// The image kind: per-channel bias (one value applies to every channel).
+    pub bias: Vec<f32>,
 }
 
 impl DiagModel {
@@ -116,6 +128,7 @@ impl DiagModel {
             "echo" => Kind::Echo,
             "add" => Kind::Add,
             "sleep" => Kind::Sleep,
+            "image" => Kind::Image,
             other => return Err(format!("unknown diagnostic model {other:?}")),
         };
         let mut m = DiagModel {
@@ -132,7 +145,12 @@ impl DiagModel {
             load_ms: 0,
             retain: 0,
             successes: 0,
+            image: None,
+            out_image: false,
+            scale: 1.0,
+            bias: vec![0.0],
         };
+        let mut format = PixelFormat::Bgra8;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let bad = || format!("bad value {v:?} for {k}");
@@ -160,17 +178,73 @@ impl DiagModel {
                 "armed" => m.armed = Some(v.to_string()),
                 "load_ms" => m.load_ms = v.parse().map_err(|_| bad())?,
                 "retain" => m.retain = v.parse().map_err(|_| bad())?,
+                "format" => {
+                    format = *PixelFormat::ALL
+                        .iter()
+                        .find(|f| f.name() == v)
+                        .ok_or_else(bad)?
+                }
+                "scale" => m.scale = v.parse().map_err(|_| bad())?,
+                "bias" => {
+                    m.bias = v
+                        .split(',')
+                        .map(|b| b.parse().map_err(|_| bad()))
+                        .collect::<Result<_, _>>()?
+                }
+                "out" => {
+                    m.out_image = match v {
+                        "image" => true,
+                        "tensor" => false,
+                        _ => return Err(bad()),
+                    }
+                }
                 other => return Err(format!("unknown key {other:?}")),
             }
         }
         if m.kind == Kind::Add && m.dtype != DType::F32 {
             return Err("the add model takes f32 only".into());
         }
+        if m.kind == Kind::Image {
+            let [h, w] = m.shape[..] else {
+                return Err("the image model's shape is HxW".into());
+            };
+            let image = ImageSpec {
+                width: w,
+                height: h,
+                pixel_format: format,
+            };
+            let spec = TensorSpec::image("x", image);
+            image.check(&spec).map_err(|e| e.to_string())?;
+            if m.bias.len() != 1 && m.bias.len() as u64 != image_channels(format) {
+                return Err(format!(
+                    "{} bias values for {}",
+                    m.bias.len(),
+                    format.name()
+                ));
+            }
+            m.dtype = spec.dtype;
+            m.shape = spec.shape;
+            m.image = Some(image);
+        }
         Ok(m)
     }
 
     /// The schema entry of `x` or `y`.
     pub fn spec(&self, name: &str) -> TensorSpec {
+        if let Some(image) = self.image {
+            if name == "x" || self.out_image {
+                return TensorSpec::image(name, image);
+            }
+            return TensorSpec {
+                name: name.into(),
+                dtype: DType::F32,
+                shape: self.reduced_shape(&image),
+                enumerated_shapes: vec![],
+                shape_ranges: vec![],
+                optional: false,
+                image: None,
+            };
+        }
         TensorSpec {
             name: name.into(),
             dtype: self.dtype,
@@ -178,6 +252,7 @@ impl DiagModel {
             enumerated_shapes: vec![],
             shape_ranges: vec![],
             optional: false,
+            image: None,
         }
     }
 
@@ -203,6 +278,19 @@ impl DiagModel {
 
     /// Checks a ref against the schema (dtype, shape) and its region.
     pub fn check_ref(&self, t: &TensorRef, region: &Mapping) -> Result<(), String> {
+        if let Some(image) = self.image {
+            // `x` (and an image `y`) are pixels; a reduced `y` is f32.
+            if t.dtype == DType::F32 && !self.out_image && image.pixel_format.dtype() != DType::F32
+            {
+                let want = self.reduced_shape(&image);
+                if t.shape != want {
+                    return Err(format!("y is {:?}, the model makes {want:?}", t.shape));
+                }
+            } else {
+                image.check_ref(t).map_err(|e| e.to_string())?;
+            }
+            return t.validate(region.len() as u64).map_err(|e| e.to_string());
+        }
         if t.dtype != self.dtype || t.shape != self.shape {
             return Err(format!(
                 "tensor is {}{:?}, the model wants {}{:?}",
@@ -215,8 +303,53 @@ impl DiagModel {
         t.validate(region.len() as u64).map_err(|e| e.to_string())
     }
 
+    /// `[1, C, H, W]` of the reduced output.
+    fn reduced_shape(&self, image: &ImageSpec) -> Vec<u64> {
+        vec![
+            1,
+            image_channels(image.pixel_format),
+            image.height,
+            image.width,
+        ]
+    }
+
+    /// The image kind: `y` from the pixels of `x`, every stride honoured.
+    fn run_image(
+        &self,
+        image: &ImageSpec,
+        x: &TensorRef,
+        xin: &Mapping,
+        y: &TensorRef,
+        yout: &Mapping,
+    ) {
+        let f = image.pixel_format;
+        let esz = f.dtype().size();
+        let bpp = f.bytes_per_pixel() as usize;
+        let mut px = vec![0u8; bpp];
+        for r in 0..image.height {
+            for c in 0..image.width {
+                let at = x.offset + (r * x.strides[0] + c * x.strides[1]) * esz;
+                xin.read(at as usize, &mut px);
+                if self.out_image {
+                    let to = y.offset + (r * y.strides[0] + c * y.strides[1]) * esz;
+                    yout.write(to as usize, &px);
+                    continue;
+                }
+                for (ch, v) in rgb_of(f, &px).into_iter().enumerate() {
+                    let bias = self.bias[ch.min(self.bias.len() - 1)];
+                    let out = self.scale * v + bias;
+                    let e = ch as u64 * y.strides[1] + r * y.strides[2] + c * y.strides[3];
+                    yout.write((y.offset + e * 4) as usize, &out.to_le_bytes());
+                }
+            }
+        }
+    }
+
     /// Runs the model: reads `x` from `xin`, writes `y` to `yout` (strides honoured).
     pub fn run(&self, x: &TensorRef, xin: &Mapping, y: &TensorRef, yout: &Mapping) {
+        if let Some(image) = self.image {
+            return self.run_image(&image, x, xin, y, yout);
+        }
         let esz = self.dtype.size() as usize;
         let count = x.element_count().unwrap_or(0) as usize;
         if x.is_contiguous() && y.is_contiguous() {
@@ -260,5 +393,36 @@ impl DiagModel {
             }
             yout.write((y.offset + yo * esz as u64) as usize, &elem);
         }
+    }
+}
+
+/// Channels of the reduced output: 3 (R, G, B) for colour formats, 1 for grayscale.
+fn image_channels(f: PixelFormat) -> u64 {
+    match f {
+        PixelFormat::Bgra8 | PixelFormat::Argb8 => 3,
+        PixelFormat::Gray8 | PixelFormat::GrayF16 => 1,
+    }
+}
+
+/// The pixel's channels as floats, colour in R, G, B order (alpha dropped).
+fn rgb_of(f: PixelFormat, px: &[u8]) -> Vec<f32> {
+    match f {
+        PixelFormat::Bgra8 => vec![px[2] as f32, px[1] as f32, px[0] as f32],
+        PixelFormat::Argb8 => vec![px[1] as f32, px[2] as f32, px[3] as f32],
+        PixelFormat::Gray8 => vec![px[0] as f32],
+        PixelFormat::GrayF16 => vec![f16_to_f32(u16::from_le_bytes([px[0], px[1]]))],
+    }
+}
+
+/// IEEE binary16 to binary32 (exact).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exp = (h >> 10) & 0x1f;
+    let frac = (h & 0x3ff) as f32;
+    sign * match exp {
+        0 => frac * 2f32.powi(-24),
+        31 if frac == 0.0 => f32::INFINITY,
+        31 => f32::NAN,
+        e => (1.0 + frac / 1024.0) * 2f32.powi(e as i32 - 15),
     }
 }

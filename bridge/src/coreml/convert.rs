@@ -15,6 +15,7 @@
 //!     enumerated_shapes: vec![],
 //!     shape_ranges: vec![[1, 8], [4, 4]],
 //!     optional: false,
+//!     image: None,
 //! };
 //! let spec = spec_from_wire(&wire).unwrap();
 //! assert_eq!(spec.shape, vec![Dim::range(1, 8), Dim::Fixed(4)]);

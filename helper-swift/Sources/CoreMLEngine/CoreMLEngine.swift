@@ -135,7 +135,7 @@ public final class CoreMLEngine: Engine, @unchecked Sendable {
         try CoreMLSchema.checkOutputs(call.outputs, against: m.outputs)
 
         let t0 = Sys.monotonicNanos()
-        let prepared = try autoreleasepool(invoking: { try Prepared(call, outputDescriptions: m.outputDescriptions) })
+        let prepared = try autoreleasepool(invoking: { try Prepared(call, model: m) })
         let t1 = Sys.monotonicNanos()
         let result: MLFeatureProvider
         do {
@@ -167,20 +167,41 @@ public final class CoreMLEngine: Engine, @unchecked Sendable {
         }
     }
 
-    /// The inputs wrapped and the output backings offered for one prediction.
+    /// The inputs wrapped and the output backings offered for one prediction. Image features
+    /// (the spec has an `image`) travel as CVPixelBuffers, the others as MLMultiArrays.
     final class Prepared: @unchecked Sendable {
         let provider: MLDictionaryFeatureProvider
         let options: MLPredictionOptions
         let backings: [String: MLMultiArray]
+        let imageBackings: [String: CVPixelBuffer]
+        let images: [String: ImageSpec]
+        /// Image inputs copied into a pixel buffer of Core Video's (the slot could not be wrapped).
+        let imageInputsCopied: Int
 
-        init(_ call: PredictCall, outputDescriptions: [String: MLFeatureDescription]) throws {
+        init(_ call: PredictCall, model m: LoadedModel) throws {
+            let inputImages = Dictionary(m.inputs.compactMap { s in s.image.map { (s.name, $0) } }, uniquingKeysWith: { a, _ in a })
+            images = Dictionary(m.outputs.compactMap { s in s.image.map { (s.name, $0) } }, uniquingKeysWith: { a, _ in a })
             var features: [String: Any] = [:]
+            var copied = 0
             for t in call.inputs {
-                features[t.name] = MLFeatureValue(multiArray: try CoreMLMarshalling.wrapInput(t, lease: call.lease))
+                if let image = inputImages[t.name] {
+                    let wrapped = try CoreMLImages.wrapInput(t, image: image, lease: call.lease)
+                    if wrapped.copied { copied += 1 }
+                    features[t.name] = MLFeatureValue(pixelBuffer: wrapped.buffer)
+                } else {
+                    features[t.name] = MLFeatureValue(multiArray: try CoreMLMarshalling.wrapInput(t, lease: call.lease))
+                }
             }
+            imageInputsCopied = copied
             var backings: [String: MLMultiArray] = [:]
+            var imageBackings: [String: CVPixelBuffer] = [:]
             for t in call.outputs {
-                if let backing = try CoreMLMarshalling.backing(for: t, description: outputDescriptions[t.name]) {
+                let description = m.outputDescriptions[t.name]
+                if let image = images[t.name] {
+                    if let backing = try CoreMLImages.backing(for: t, image: image, description: description) {
+                        imageBackings[t.name] = backing
+                    }
+                } else if let backing = try CoreMLMarshalling.backing(for: t, description: description) {
                     backings[t.name] = backing
                 }
             }
@@ -188,12 +209,21 @@ public final class CoreMLEngine: Engine, @unchecked Sendable {
                 throw EngineError(.schemaMismatch, "inputs rejected: \(error)")
             }
             options = MLPredictionOptions()
-            options.outputBackings = backings
+            var all: [String: Any] = backings
+            for (k, v) in imageBackings { all[k] = v }
+            options.outputBackings = all
             self.backings = backings
+            self.imageBackings = imageBackings
         }
 
         func place(_ result: MLFeatureProvider, slots: [BoundTensor]) throws -> [(tensor: NamedTensor, copied: Bool)] {
             try slots.map { slot in
+                if let image = images[slot.name] {
+                    guard let value = result.featureValue(for: slot.name)?.imageBufferValue else {
+                        throw EngineError(.predictFailed, "Core ML returned no image for output \(slot.name.debugDescription)")
+                    }
+                    return try CoreMLImages.place(value, backing: imageBackings[slot.name], slot: slot, image: image)
+                }
                 guard let value = result.featureValue(for: slot.name)?.multiArrayValue else {
                     throw EngineError(.predictFailed, "Core ML returned no multi-array for output \(slot.name.debugDescription)")
                 }

@@ -41,8 +41,9 @@ public enum CoreMLSchema {
     }
 
     public static func spec(_ f: MLFeatureDescription) throws -> TensorSpec {
+        if f.type == .image { return try CoreMLImages.spec(f) }
         guard f.type == .multiArray, let c = f.multiArrayConstraint else {
-            throw EngineError(.unsupported, "feature \(f.name.debugDescription) is not a multi-array; only multi-array features are supported")
+            throw EngineError(.unsupported, "feature \(f.name.debugDescription) is neither a multi-array nor an image; no other feature type is supported")
         }
         guard let dtype = dtype(c.dataType) else {
             throw EngineError(.unsupported, "feature \(f.name.debugDescription) has a data type the protocol cannot carry")
@@ -115,6 +116,7 @@ public enum CoreMLSchema {
             guard unknownShape || accepts(s, shape: t.ref.shape) else {
                 throw EngineError(.schemaMismatch, "output slot \(t.name.debugDescription) has shape \(t.ref.shape), the model allows \(s.shape)")
             }
+            try checkImage(t, s, "output slot")
         }
     }
 
@@ -124,6 +126,15 @@ public enum CoreMLSchema {
         }
         guard accepts(s, shape: t.ref.shape) else {
             throw EngineError(.schemaMismatch, "\(what) \(t.name.debugDescription) has shape \(t.ref.shape), the model allows \(s.shape)")
+        }
+        try checkImage(t, s, what)
+    }
+
+    /// An image feature's ref must hold packed pixels of its format, rows at least a row apart.
+    private static func checkImage(_ t: BoundTensor, _ s: TensorSpec, _ what: String) throws {
+        guard let image = s.image else { return }
+        do { try image.checkRef(t.ref) } catch {
+            throw EngineError(.schemaMismatch, "\(what) \(t.name.debugDescription): \(error)")
         }
     }
 }

@@ -199,10 +199,10 @@ open class MLMultiArrayConstraint: NSObject {
 }
 
 open class MLFeatureValue: NSObject {
-    /// What the value holds. Image features (CVPixelBuffer) are a further case here, with
-    /// `imageBufferValue` and `MLFeatureDescription.imageConstraint`, when the engine needs them.
+    /// What the value holds (MLFeatureValue.h: a multi-array or an image, the types the engine uses).
     enum Storage {
         case multiArray(MLMultiArray)
+        case image(CVPixelBuffer)
     }
 
     let storage: Storage
@@ -210,16 +210,49 @@ open class MLFeatureValue: NSObject {
     public var type: MLFeatureType {
         switch storage {
         case .multiArray: return .multiArray
+        case .image: return .image
         }
     }
 
     public var multiArrayValue: MLMultiArray? {
         switch storage {
         case .multiArray(let a): return a
+        case .image: return nil
+        }
+    }
+
+    /// `@property (readonly, nullable) CVPixelBufferRef imageBufferValue;`
+    public var imageBufferValue: CVPixelBuffer? {
+        switch storage {
+        case .multiArray: return nil
+        case .image(let b): return b
         }
     }
 
     public init(multiArray value: MLMultiArray) { storage = .multiArray(value) }
+
+    /// `+ featureValueWithPixelBuffer:(CVPixelBufferRef)value`, imported as `init(pixelBuffer:)`.
+    public init(pixelBuffer value: CVPixelBuffer) { storage = .image(value) }
+}
+
+/// MLImageConstraint.h (macOS 10.13): the required or default size and the accepted pixel format
+/// of an image feature. (`sizeConstraint`, macOS 10.14, is not declared: the engine does not use
+/// flexible image sizes.)
+open class MLImageConstraint: NSObject {
+    private let high: Int
+    private let wide: Int
+    private let format: OSType
+
+    public var pixelsHigh: Int { high }
+    public var pixelsWide: Int { wide }
+    public var pixelFormatType: OSType { format }
+
+    /// Double-only initialiser (tests).
+    public init(doublePixelsWide wide: Int, pixelsHigh high: Int, pixelFormatType: OSType) {
+        self.wide = wide
+        self.high = high
+        format = pixelFormatType
+    }
 }
 
 open class MLFeatureDescription: NSObject {
@@ -227,27 +260,36 @@ open class MLFeatureDescription: NSObject {
     private let type_: MLFeatureType
     private let optional_: Bool
     private let multiArrayConstraint_: MLMultiArrayConstraint?
+    private let imageConstraint_: MLImageConstraint?
 
     public var name: String { name_ }
     public var type: MLFeatureType { type_ }
     public var isOptional: Bool { optional_ }
     public var multiArrayConstraint: MLMultiArrayConstraint? { multiArrayConstraint_ }
+    public var imageConstraint: MLImageConstraint? { imageConstraint_ }
 
     /// Double-only initialiser (tests).
     public init(doubleName name: String, type: MLFeatureType, isOptional: Bool = false,
-                multiArrayConstraint: MLMultiArrayConstraint? = nil) {
+                multiArrayConstraint: MLMultiArrayConstraint? = nil, imageConstraint: MLImageConstraint? = nil) {
         name_ = name
         type_ = type
         optional_ = isOptional
         multiArrayConstraint_ = multiArrayConstraint
+        imageConstraint_ = imageConstraint
     }
 
     /// Core ML's test, as the double models it for multi-arrays: the value's type and data type
     /// equal the description's, and its shape is the default shape (`unspecified`), one of the
     /// enumerated shapes, or inside every dimension's range. A range is read as
     /// `location ... location + length`, the engine's reading (unverified on macOS); strides are
-    /// not part of the test. Other feature types are not modelled: they are never allowed.
+    /// not part of the test. An image is allowed when its pixel buffer has the constraint's
+    /// width, height and pixel format (bytesPerRow is not part of the test). Other feature types
+    /// are not modelled: they are never allowed.
     public func isAllowedValue(_ value: MLFeatureValue) -> Bool {
+        if type_ == .image, value.type == .image, let c = imageConstraint_, let b = value.imageBufferValue {
+            return CVPixelBufferGetWidth(b) == c.pixelsWide && CVPixelBufferGetHeight(b) == c.pixelsHigh
+                && CVPixelBufferGetPixelFormatType(b) == c.pixelFormatType
+        }
         guard value.type == type_, type_ == .multiArray, let c = multiArrayConstraint_, let a = value.multiArrayValue,
               a.dataType == c.dataType else { return false }
         let shape = a.shape.map(\.intValue)

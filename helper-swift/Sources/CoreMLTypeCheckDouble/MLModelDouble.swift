@@ -92,6 +92,18 @@ open class MLModel: NSObject {
         let outputs = modelDescription.outputDescriptionsByName
         for (name, backing) in options.outputBackings.sorted(by: { $0.key < $1.key }) {
             guard let description = outputs[name] else { continue }
+            // MLPredictionOptions.h: each backing is a CVPixelBuffer or an MLMultiArray matching
+            // the feature's type.
+            if description.type == .image {
+                guard let buffer = backing as? CVPixelBuffer else {
+                    throw CoreMLTypeCheckDoubleError.outputBackingRejected("\(name): an image output needs a CVPixelBuffer")
+                }
+                guard description.isAllowedValue(MLFeatureValue(pixelBuffer: buffer)) else {
+                    throw CoreMLTypeCheckDoubleError.outputBackingRejected(
+                        "\(name): a \(CVPixelBufferGetWidth(buffer))x\(CVPixelBufferGetHeight(buffer)) pixel buffer is not allowed by the output's constraint")
+                }
+                continue
+            }
             guard let array = backing as? MLMultiArray else {
                 throw CoreMLTypeCheckDoubleError.outputBackingRejected("\(name): not an MLMultiArray")
             }

@@ -13,6 +13,9 @@ public struct TensorSpec: WirePayload, Hashable {
     /// Per-dimension [min, max]; max = UInt64.max when unbounded.
     public var shapeRanges: [[UInt64]]
     public var optional: Bool
+    /// Since 2.1: the feature is an image (dtype and shape are then its pixels'). Written only
+    /// when present, so a multi-array spec has the same bytes in 2.0 and 2.1.
+    public var image: ImageSpec?
 
     public init(name: String, dtype: DType, shape: [UInt64], enumeratedShapes: [[UInt64]] = [],
                 shapeRanges: [[UInt64]] = [], optional: Bool = false) {
@@ -38,12 +41,19 @@ public struct TensorSpec: WirePayload, Hashable {
             return try a.map { try WireFields.u64($0, "shape_ranges") }
         }
         optional = try f.bool("optional")
+        image = try f.optional("image").map { v in
+            do { return try ImageSpec(wire: v) } catch let e as WireError { throw WireError("image.\(e.field)", e.reason) }
+        }
     }
 
     public var wire: MsgPackValue {
-        .stringMap([("name", .string(name)), ("dtype", dtype.wire), ("shape", shape.wire),
-                    ("enumerated_shapes", .array(enumeratedShapes.map { $0.wire })),
-                    ("shape_ranges", .array(shapeRanges.map { $0.wire })), ("optional", .bool(optional))])
+        var fields: [(String, MsgPackValue)] = [
+            ("name", .string(name)), ("dtype", dtype.wire), ("shape", shape.wire),
+            ("enumerated_shapes", .array(enumeratedShapes.map { $0.wire })),
+            ("shape_ranges", .array(shapeRanges.map { $0.wire })), ("optional", .bool(optional)),
+        ]
+        if let image { fields.append(("image", image.wire)) }
+        return .stringMap(fields)
     }
 }
 

@@ -7,7 +7,7 @@
 
 public enum ProtocolVersion {
     public static let major: UInt16 = 2
-    public static let minor: UInt16 = 0
+    public static let minor: UInt16 = 1
     /// Request id of messages that answer no request (`Hello`, errors about undecodable frames).
     public static let unsolicited: UInt64 = 0
     /// Largest frame body either side sends or accepts.

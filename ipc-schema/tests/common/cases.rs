@@ -216,6 +216,7 @@ pub fn cases() -> Vec<(String, Envelope)> {
         enumerated_shapes: vec![],
         shape_ranges: vec![],
         optional: false,
+        image: None,
     };
     let spec_flex = TensorSpec {
         name: "input_ids".into(),
@@ -224,6 +225,7 @@ pub fn cases() -> Vec<(String, Envelope)> {
         enumerated_shapes: vec![vec![1, 64], vec![1, 128]],
         shape_ranges: vec![[1, 1], [1, u64::MAX]],
         optional: true,
+        image: None,
     };
     let spec_scalar = TensorSpec {
         name: "".into(),
@@ -232,6 +234,7 @@ pub fn cases() -> Vec<(String, Envelope)> {
         enumerated_shapes: vec![],
         shape_ranges: vec![],
         optional: false,
+        image: None,
     };
     add(
         "loaded",
@@ -260,6 +263,86 @@ pub fn cases() -> Vec<(String, Envelope)> {
             outputs: vec![],
             compute_units: ComputeUnits::CpuOnly,
             load_us: 0,
+        }),
+    );
+    // Since 2.1: an image input (BGRA, 224x224) and an image output (grayscale f16) beside a
+    // multi-array output; `image` is written only where the feature is an image.
+    let rgb = ImageSpec {
+        width: 224,
+        height: 224,
+        pixel_format: PixelFormat::Bgra8,
+    };
+    let mask = ImageSpec {
+        width: 7,
+        height: 5,
+        pixel_format: PixelFormat::GrayF16,
+    };
+    add(
+        "loaded_image",
+        6,
+        Message::Loaded(Loaded {
+            model_id: 3,
+            inputs: vec![TensorSpec::image("image", rgb)],
+            outputs: vec![
+                TensorSpec::image("mask", mask),
+                TensorSpec {
+                    name: "logits".into(),
+                    dtype: DType::F32,
+                    shape: vec![1, 1000],
+                    enumerated_shapes: vec![],
+                    shape_ranges: vec![],
+                    optional: false,
+                    image: None,
+                },
+            ],
+            compute_units: ComputeUnits::All,
+            load_us: 12,
+        }),
+    );
+    add(
+        "loaded_image_formats",
+        6,
+        Message::Loaded(Loaded {
+            model_id: 4,
+            inputs: PixelFormat::ALL
+                .iter()
+                .map(|&f| {
+                    TensorSpec::image(
+                        f.name(),
+                        ImageSpec {
+                            width: u64::MAX,
+                            height: 1,
+                            pixel_format: f,
+                        },
+                    )
+                })
+                .collect(),
+            outputs: vec![],
+            compute_units: ComputeUnits::CpuOnly,
+            load_us: 0,
+        }),
+    );
+    // The image's rows padded to 64 bytes (224 * 4 = 896 already is; 7 f16 = 14 -> 64).
+    add(
+        "predict_image",
+        12,
+        Message::Predict(Predict {
+            model_id: 3,
+            inputs: vec![NamedTensor {
+                name: "image".into(),
+                tensor: image_ref(&rgb, 0, 0),
+            }],
+            outputs: vec![
+                NamedTensor {
+                    name: "mask".into(),
+                    tensor: image_ref(&mask, 1, 0),
+                },
+                NamedTensor {
+                    name: "logits".into(),
+                    tensor: tref(DType::F32, &[1, 1000], 1, 16384),
+                },
+            ],
+            deadline_us: 0,
         }),
     );
     add("unload", 7, Message::Unload(Unload { model_id: 1 }));

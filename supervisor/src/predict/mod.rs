@@ -23,6 +23,7 @@
 //! the caller. It must not decide restarts or retries: errors go back to the
 //! request machinery in [`crate::supervisor`].
 
+pub(crate) mod image;
 pub(crate) mod output;
 
 use std::sync::atomic::Ordering;
@@ -33,6 +34,7 @@ use coreml_ipc_schema::{DType, Message, NamedTensor, Predict, Predicted, TensorR
 
 use crate::connection::Connection;
 use crate::error::{DeathCause, Error, Stage};
+use crate::predict::image::ImageBytes;
 use crate::predict::output::{InputBuffer, OutputBytes, OutputTensor, Prediction};
 use crate::shm::arena::{AllocError, Slot};
 use crate::supervisor::requests::Attempt;
@@ -40,8 +42,8 @@ use crate::supervisor::{ModelId, ModelInfo, Supervisor};
 
 /// Where a prediction's inputs come from.
 enum Inputs<'a> {
-    /// Caller's bytes, copied once into fresh slots.
-    Bytes(&'a [(&'a str, &'a [u8])]),
+    /// Caller's bytes, copied once into fresh slots; images with their row stride.
+    Bytes(&'a [(&'a str, &'a [u8])], &'a [(&'a str, ImageBytes<'a>)]),
     /// Slots the caller filled in place.
     Buffers(Vec<InputBuffer>),
 }
@@ -71,7 +73,25 @@ impl Supervisor {
         budget: Duration,
     ) -> Result<Prediction, Error> {
         let r = self
-            .predict_inner(model, Inputs::Bytes(inputs), budget)
+            .predict_inner(model, Inputs::Bytes(inputs, &[]), budget)
+            .await;
+        self.inner.count(&r);
+        r
+    }
+
+    /// Runs a prediction with image inputs given with their row stride (any image input may
+    /// also be passed densely among `inputs`). Each image is checked against its feature's
+    /// size and pixel format ([`Error::Image`]) and copied row by row into a slot whose rows
+    /// are padded for a pixel buffer.
+    pub async fn predict_images(
+        &self,
+        model: ModelId,
+        inputs: &[(&str, &[u8])],
+        images: &[(&str, ImageBytes<'_>)],
+        budget: Duration,
+    ) -> Result<Prediction, Error> {
+        let r = self
+            .predict_inner(model, Inputs::Bytes(inputs, images), budget)
             .await;
         self.inner.count(&r);
         r
@@ -134,13 +154,18 @@ impl Supervisor {
         // Outputs: slots from the schema.
         let mut slots = Vec::with_capacity(info.inputs.len() + info.outputs.len());
         let mut in_refs = Vec::with_capacity(info.inputs.len());
-        let (bytes, mut buffers): (&[(&str, &[u8])], Vec<InputBuffer>) = match inputs {
-            Inputs::Bytes(b) => (b, Vec::new()),
-            Inputs::Buffers(v) => (&[], v),
+        let (bytes, images, mut buffers): (
+            &[(&str, &[u8])],
+            &[(&str, ImageBytes<'_>)],
+            Vec<InputBuffer>,
+        ) = match inputs {
+            Inputs::Bytes(b, i) => (b, i, Vec::new()),
+            Inputs::Buffers(v) => (&[], &[], v),
         };
         let given = bytes
             .iter()
             .map(|(n, _)| *n)
+            .chain(images.iter().map(|(n, _)| *n))
             .chain(buffers.iter().map(|b| b.name.as_str()));
         for n in given {
             if !info.inputs.iter().any(|s| s.name == n) {
@@ -150,6 +175,37 @@ impl Supervisor {
         for spec in &info.inputs {
             let want = bytes_of(spec.dtype, &spec.shape)
                 .ok_or_else(|| Error::BadRequest("shape overflows".into()))?;
+            let image = image::image_of(spec)?;
+            let as_image = match (image, images.iter().find(|(n, _)| *n == spec.name)) {
+                (Some(_), Some((_, b))) => Some(*b),
+                (None, Some(_)) => {
+                    return Err(Error::BadRequest(format!(
+                        "input {:?} is not an image",
+                        spec.name
+                    )))
+                }
+                // Dense image bytes: rows of exactly one row of pixels.
+                (Some(img), None) => {
+                    bytes
+                        .iter()
+                        .find(|(n, _)| *n == spec.name)
+                        .map(|(_, d)| ImageBytes {
+                            data: d,
+                            bytes_per_row: (img.width * img.pixel_format.bytes_per_pixel())
+                                as usize,
+                        })
+                }
+                (None, None) => None,
+            };
+            if let (Some(img), Some(b)) = (image, as_image) {
+                let (slot, t) = image::place_input(&inner.arena, spec, &img, b)?;
+                in_refs.push(NamedTensor {
+                    name: spec.name.clone(),
+                    tensor: t,
+                });
+                slots.push(slot);
+                continue;
+            }
             let slot = if let Some(i) = buffers.iter().position(|b| b.name == spec.name) {
                 let b = buffers.swap_remove(i);
                 if b.model != model || b.slot.len() != want {
@@ -193,6 +249,15 @@ impl Supervisor {
         let n_in = slots.len();
         let mut out_refs = Vec::with_capacity(info.outputs.len());
         for spec in &info.outputs {
+            if let Some(img) = image::image_of(spec)? {
+                let (slot, t) = image::output_slot(&inner.arena, spec, &img)?;
+                out_refs.push(NamedTensor {
+                    name: spec.name.clone(),
+                    tensor: t,
+                });
+                slots.push(slot);
+                continue;
+            }
             let len = bytes_of(spec.dtype, &spec.shape)
                 .ok_or_else(|| Error::BadRequest("shape overflows".into()))?;
             let slot = inner.arena.alloc(len)?;
@@ -382,6 +447,12 @@ fn finish(
             ))
         } else if let Err(e) = t.validate(slot.offset() + slot.capacity()) {
             Some(format!("output {:?}: {e}", g.name))
+        } else if let Some(Err(e)) = info.outputs[i]
+            .image
+            .as_ref()
+            .map(|img| image::check_output(img, t))
+        {
+            Some(format!("image output {:?}: {e}", g.name))
         } else if !slot.contains(t.region, t.offset, t.len) {
             Some(format!(
                 "output {:?} at region {} bytes {}+{} is outside its slot",
