@@ -8,6 +8,7 @@ Protocol (one line each way):
   quit
 Cases: resnet50, fastvit_t8 (timm, as loaded), fastvit_t8_reparam (timm
 reparameterize_model), efficientnet_lite0, minilm (when their assets exist).
+scripts/bench/bench_onnxruntime.py serves the same protocol for ONNX Runtime.
 Inputs are the same seeded tensors as the Candle side (gen_parity_vision.seeded_input).
 Runs in the torch environment: `make bench` passes `--python "$(scripts/python_env.sh torch)"`.
 """
@@ -25,7 +26,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-def build(case: str):
+def model_and_inputs(case: str):
+    """The eval-mode module of `case` and its input tuple (also used by
+    bench/export_onnx.py, so ONNX Runtime runs the very same graph and inputs)."""
     import torch
 
     import gen_parity_vision as gpv
@@ -39,7 +42,7 @@ def build(case: str):
             from timm.utils.model import reparameterize_model
 
             net = reparameterize_model(net)
-        return lambda: net(x)
+        return net, (x,)
     if case == "efficientnet_lite0":
         from safetensors.torch import load_file
 
@@ -47,13 +50,23 @@ def build(case: str):
 
         net = EfficientNetLite0().eval()
         net.load_state_dict(load_file(str(gpv.gw.cache_dir() / "efficientnet-lite0" / "model.safetensors")), strict=True)
-        return lambda: net(x)
+        return net, (x,)
     if case == "minilm":
         return minilm(gpv.gw.cache_dir() / "all-minilm-l6-v2")
     raise ValueError(f"unknown case {case}")
 
 
+def build(case: str):
+    net, inputs = model_and_inputs(case)
+    return lambda: net(*inputs)
+
+
 SEQ = 128
+
+
+def minilm_ids():
+    """Same ids as candle-bench (external.rs): [CLS] 1000 + (i*7919 mod 29000) ... [SEP]."""
+    return [101] + [1000 + (i * 7919) % 29000 for i in range(1, SEQ - 1)] + [102]
 
 
 def minilm(d: Path):
@@ -62,21 +75,21 @@ def minilm(d: Path):
     from safetensors.torch import load_file
     from transformers import BertConfig, BertModel
 
-    model = BertModel(BertConfig.from_json_file(str(d / "config.json")), add_pooling_layer=False)
-    missing, _ = model.load_state_dict(load_file(str(d / "model.safetensors")), strict=False)
-    assert not missing, missing
-    model.eval()
-    # Same ids as candle-bench (external.rs): [CLS] 1000 + (i*7919 mod 29000) ... [SEP].
-    ids = torch.tensor([[101] + [1000 + (i * 7919) % 29000 for i in range(1, SEQ - 1)] + [102]])
-    mask = torch.ones_like(ids)
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = BertModel(BertConfig.from_json_file(str(d / "config.json")), add_pooling_layer=False)
+            missing, _ = self.bert.load_state_dict(load_file(str(d / "model.safetensors")), strict=False)
+            assert not missing, missing
 
-    def run():
-        hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
-        m = mask.unsqueeze(-1).to(hidden.dtype)
-        mean = (hidden * m).sum(1) / torch.clamp(m.sum(1), min=1e-9)
-        return torch.nn.functional.normalize(mean, p=2, dim=1)
+        def forward(self, ids, mask):
+            hidden = self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * m).sum(1) / torch.clamp(m.sum(1), min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2, dim=1)
 
-    return run
+    ids = torch.tensor([minilm_ids()])
+    return Encoder().eval(), (ids, torch.ones_like(ids))
 
 
 def main() -> None:

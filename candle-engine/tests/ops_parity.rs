@@ -114,6 +114,55 @@ fn dense_gemm_conv_matches_candle_conv() {
 }
 
 #[test]
+fn end_padding_equals_an_explicitly_padded_input() {
+    watchdog(120, || {
+        // TensorFlow "SAME" at stride 2 on even sizes: (k-2)/2 zeros before, the rest after.
+        // (c, k, h, w, depthwise, activation)
+        let cases = [
+            (6, 3, 16, 12, true, Activation::Relu6),
+            (6, 5, 14, 14, true, Activation::Identity),
+            (3, 3, 20, 16, false, Activation::Relu6),
+            (4, 5, 10, 12, false, Activation::Relu),
+        ];
+        for (i, &(c, k, h, w, dw, act)) in cases.iter().enumerate() {
+            let seed = 600 + i as u64;
+            let (begin, end) = ((k - 2) / 2, k - 2 - (k - 2) / 2);
+            let co = if dw { c } else { 2 * c };
+            let x = rand_tensor(seed, &[1, c, h, w], 1.0);
+            let wt = rand_tensor(
+                seed + 1,
+                &[co, if dw { 1 } else { c }, k, k],
+                1.0 / k as f32,
+            );
+            let bias = rand_tensor(seed + 2, &[co], 0.5);
+            let padded = x
+                .pad_with_zeros(2, begin, end)
+                .unwrap()
+                .pad_with_zeros(3, begin, end)
+                .unwrap();
+            let want = candle_conv(&padded, &wt, &bias, 2, 0, if dw { c } else { 1 }, None, act);
+            let got = if dw {
+                DepthwiseConv2d::new(&wt, Some(&bias), c, 2, begin, act)
+                    .unwrap()
+                    .with_end_padding(end)
+                    .forward(&x)
+                    .unwrap()
+            } else {
+                DenseConv2d::new(&wt, Some(&bias), 2, begin, act)
+                    .unwrap()
+                    .with_end_padding(end)
+                    .forward(&x)
+                    .unwrap()
+            };
+            assert_eq!(got.dims(), want.dims(), "case {i}");
+            assert!(max_abs(&want) > 0.1, "case {i}: degenerate reference");
+            let d = max_abs_diff(&got, &want);
+            assert!(d < 1e-5, "case {i}: L∞ {d}");
+        }
+    });
+}
+
+#[test]
 fn batchnorm_folding_matches_conv_then_batchnorm() {
     watchdog(60, || {
         let (ci, co, k) = (6, 10, 3);

@@ -1,6 +1,7 @@
-//! BERT-family sentence encoders (all-MiniLM-L6-v2): candle-transformers'
-//! BERT, then mean pooling over the attention mask and L2 normalisation,
-//! as sentence-transformers does.
+//! BERT-family sentence encoders (all-MiniLM-L6-v2): our own encoder on the engine's
+//! kernels ([`super::bert_encoder`]; candle-transformers' BERT for configs it does not
+//! cover, and as the benchmark's reference row), then mean pooling over the attention mask
+//! and L2 normalisation, as sentence-transformers does.
 //!
 //! ```no_run
 //! use coreml_candle::CandleEngine;
@@ -23,6 +24,7 @@ use candle_core::{DType as CDType, Device, Tensor as CTensor, D};
 use candle_transformers::models::bert::{BertModel, Config};
 use coreml_inference::{DType, Dim, IoSchema, PrepareError, Tensor, TensorMap, TensorSpec};
 
+use super::bert_encoder::BertEncoder;
 use crate::registry::{invalid, CandleModel, LoadContext, Registration};
 use crate::tensors::{from_candle, to_candle};
 
@@ -36,9 +38,17 @@ pub fn registration() -> Registration {
     }
 }
 
+/// Which implementation runs the encoder.
+enum Encoder {
+    /// [`BertEncoder`]: fused QKV, vectorised GELU/softmax, weights laid out at load.
+    Fast(BertEncoder),
+    /// candle-transformers' `BertModel`.
+    Reference(BertModel),
+}
+
 /// A loaded BERT sentence encoder.
 pub struct BertEmbedder {
-    model: BertModel,
+    model: Encoder,
     device: Device,
     hidden: usize,
     max_len: usize,
@@ -46,9 +56,23 @@ pub struct BertEmbedder {
 }
 
 fn load(ctx: &LoadContext<'_>) -> Result<Box<dyn CandleModel>, PrepareError> {
+    load_with(ctx, true)
+}
+
+/// Load with our encoder (`fast`) or candle-transformers' (the benchmark's reference row).
+pub fn load_with(ctx: &LoadContext<'_>, fast: bool) -> Result<Box<dyn CandleModel>, PrepareError> {
     let config: Config = ctx.json("config.json")?;
     let vb = ctx.var_builder()?;
-    let model = BertModel::load(vb, &config).map_err(|e| invalid(format!("bert weights: {e}")))?;
+    let bad = |e: candle_core::Error| invalid(format!("bert weights: {e}"));
+    let fast = if fast {
+        BertEncoder::load(vb.clone(), &config).map_err(bad)?
+    } else {
+        None
+    };
+    let model = match fast {
+        Some(enc) => Encoder::Fast(enc),
+        None => Encoder::Reference(BertModel::load(vb, &config).map_err(bad)?),
+    };
     Ok(Box::new(BertEmbedder {
         model,
         device: ctx.device.clone(),
@@ -102,8 +126,22 @@ impl CandleModel for BertEmbedder {
         };
         let ids = to_candle(get("input_ids")?, &self.device)?;
         let mask = to_candle(get("attention_mask")?, &self.device)?;
-        let types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+        let hidden = match &self.model {
+            Encoder::Fast(enc) => {
+                let (b, t) = ids.dims2()?;
+                if mask.dims() != [b, t] {
+                    candle_core::bail!("attention_mask {:?}, input_ids {:?}", mask.dims(), [b, t]);
+                }
+                let ids_v = ids.to_dtype(CDType::I64)?.flatten_all()?.to_vec1::<i64>()?;
+                let mask_v = mask
+                    .to_dtype(CDType::I64)?
+                    .flatten_all()?
+                    .to_vec1::<i64>()?;
+                let h = enc.forward(&ids_v, &mask_v, b, t)?;
+                CTensor::from_vec(h, (b, t, enc.hidden()), &self.device)?
+            }
+            Encoder::Reference(m) => m.forward(&ids, &ids.zeros_like()?, Some(&mask))?,
+        };
         let emb = mean_pool_normalise(&hidden, &mask)?;
         Ok(TensorMap::new().with("embedding", from_candle(&emb)?))
     }

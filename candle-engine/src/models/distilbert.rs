@@ -1,4 +1,4 @@
-//! DistilBERT encoder written with candle-nn, in Hugging Face's weight names
+//! DistilBERT encoder in Hugging Face's weight names
 //! (`embeddings.*`, `transformer.layer.N.attention.{q,k,v,out}_lin`,
 //! `sa_layer_norm`, `ffn.lin1/lin2`, `output_layer_norm`).
 //!
@@ -11,17 +11,19 @@
 //!
 //! candle-transformers has a DistilBERT, but its `gelu` is the tanh
 //! approximation where Hugging Face uses the exact erf form; the difference
-//! (~1e-3) breaks 1e-4 parity, so this module uses `gelu_erf`. Padding is
-//! masked by replacing scores with `f32::MIN`, as Hugging Face does.
+//! (~1e-3) breaks 1e-4 parity, so this model runs on the engine's own encoder
+//! ([`super::bert_encoder`]: exact erf GELU, fused QKV). Padded keys are left out of
+//! the softmax, which equals Hugging Face's `f32::MIN` fill without its overflow risk.
 //!
 //! Inputs `input_ids`, `attention_mask`: `i64[B, T]`; output
 //! `last_hidden_state`: `f32[B, T, dim]`.
 
-use candle_core::{DType as CDType, Device, Module, Tensor as CTensor};
-use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_core::{DType as CDType, Device, Tensor as CTensor};
+use candle_nn::VarBuilder;
 use coreml_inference::{DType, Dim, IoSchema, PrepareError, Tensor, TensorMap, TensorSpec};
 use serde::Deserialize;
 
+use super::bert_encoder::BertEncoder;
 use crate::registry::{invalid, CandleModel, LoadContext, Registration};
 use crate::tensors::{from_candle, to_candle};
 
@@ -62,27 +64,9 @@ pub struct DistilBertConfig {
     pub sinusoidal_pos_embds: bool,
 }
 
-const LN_EPS: f64 = 1e-12;
-
-struct Block {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    sa_norm: LayerNorm,
-    lin1: Linear,
-    lin2: Linear,
-    out_norm: LayerNorm,
-}
-
-/// A loaded DistilBERT.
+/// A loaded DistilBERT, on the engine's transformer kernels ([`BertEncoder`]).
 pub struct DistilBert {
-    word: Embedding,
-    pos: Embedding,
-    emb_norm: LayerNorm,
-    blocks: Vec<Block>,
-    heads: usize,
-    relu: bool,
+    encoder: BertEncoder,
     config: DistilBertConfig,
     device: Device,
     max_batch: usize,
@@ -96,44 +80,8 @@ impl DistilBert {
         device: &Device,
         max_batch: usize,
     ) -> candle_core::Result<Self> {
-        if config.sinusoidal_pos_embds {
-            candle_core::bail!("sinusoidal position embeddings are not supported");
-        }
-        let relu = match config.activation.as_str() {
-            "gelu" => false,
-            "relu" => true,
-            other => candle_core::bail!("unsupported activation {other}"),
-        };
-        let (d, h) = (config.dim, config.hidden_dim);
-        let e = vb.pp("embeddings");
-        let t = vb.pp("transformer").pp("layer");
-        let blocks = (0..config.n_layers)
-            .map(|i| {
-                let l = t.pp(i);
-                let a = l.pp("attention");
-                Ok(Block {
-                    q: linear(d, d, a.pp("q_lin"))?,
-                    k: linear(d, d, a.pp("k_lin"))?,
-                    v: linear(d, d, a.pp("v_lin"))?,
-                    out: linear(d, d, a.pp("out_lin"))?,
-                    sa_norm: layer_norm(d, LN_EPS, l.pp("sa_layer_norm"))?,
-                    lin1: linear(d, h, l.pp("ffn").pp("lin1"))?,
-                    lin2: linear(h, d, l.pp("ffn").pp("lin2"))?,
-                    out_norm: layer_norm(d, LN_EPS, l.pp("output_layer_norm"))?,
-                })
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
-            word: embedding(config.vocab_size, d, e.pp("word_embeddings"))?,
-            pos: embedding(
-                config.max_position_embeddings,
-                d,
-                e.pp("position_embeddings"),
-            )?,
-            emb_norm: layer_norm(d, LN_EPS, e.pp("LayerNorm"))?,
-            blocks,
-            heads: config.n_heads,
-            relu,
+            encoder: BertEncoder::load_distilbert(vb, config)?,
             config: config.clone(),
             device: device.clone(),
             max_batch,
@@ -143,46 +91,16 @@ impl DistilBert {
     /// Hidden states `[B, T, dim]` of ids and mask (`[B, T]`, any integer dtype).
     pub fn hidden_states(&self, ids: &CTensor, mask: &CTensor) -> candle_core::Result<CTensor> {
         let (b, t) = ids.dims2()?;
-        let (d, nh) = (self.config.dim, self.heads);
-        let hd = d / nh;
-        let pos_ids = CTensor::arange(0u32, t as u32, &self.device)?;
-        let x = self
-            .word
-            .forward(ids)?
-            .broadcast_add(&self.pos.forward(&pos_ids)?)?;
-        let mut x = self.emb_norm.forward(&x)?;
-        // [B, 1, 1, T]: true where the key is padding.
-        let masked = mask
-            .to_dtype(CDType::F32)?
-            .eq(0f32)?
-            .reshape((b, 1, 1, t))?;
-        let fill = CTensor::new(f32::MIN, &self.device)?;
-        let scale = 1.0 / (hd as f64).sqrt();
-        for blk in &self.blocks {
-            let split = |l: &Linear| -> candle_core::Result<CTensor> {
-                l.forward(&x)?
-                    .reshape((b, t, nh, hd))?
-                    .transpose(1, 2)?
-                    .contiguous()
-            };
-            let q = (split(&blk.q)? * scale)?;
-            let (k, v) = (split(&blk.k)?, split(&blk.v)?);
-            let scores = q.matmul(&k.t()?.contiguous()?)?;
-            let scores = masked
-                .broadcast_as(scores.shape())?
-                .where_cond(&fill.broadcast_as(scores.shape())?, &scores)?;
-            let w = candle_nn::ops::softmax_last_dim(&scores)?;
-            let ctx = w.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-            let sa = blk.sa_norm.forward(&(blk.out.forward(&ctx)? + &x)?)?;
-            let hmid = blk.lin1.forward(&sa)?;
-            let hmid = if self.relu {
-                hmid.relu()?
-            } else {
-                hmid.gelu_erf()?
-            };
-            x = blk.out_norm.forward(&(blk.lin2.forward(&hmid)? + &sa)?)?;
+        if mask.dims() != [b, t] {
+            candle_core::bail!("attention_mask {:?}, input_ids {:?}", mask.dims(), [b, t]);
         }
-        Ok(x)
+        let ids = ids.to_dtype(CDType::I64)?.flatten_all()?.to_vec1::<i64>()?;
+        let mask = mask
+            .to_dtype(CDType::I64)?
+            .flatten_all()?
+            .to_vec1::<i64>()?;
+        let h = self.encoder.forward(&ids, &mask, b, t)?;
+        CTensor::from_vec(h, (b, t, self.config.dim), &self.device)
     }
 }
 

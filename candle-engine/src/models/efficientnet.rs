@@ -81,11 +81,13 @@ pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize
 /// gemm for dense, bias and residual fused).
 struct ConvBn {
     layer: Conv2dLayer,
+    /// Stride 2 on an even-sized input: the same layer padding "SAME" itself
+    /// (`(k-2)/2` before, the rest after), instead of a padded copy of the input.
+    even: Option<Conv2dLayer>,
     kernel: usize,
     stride: usize,
     /// Symmetric padding the layer applies itself (stride 1).
     inner_padding: usize,
-    relu6: bool,
 }
 
 impl ConvBn {
@@ -112,13 +114,27 @@ impl ConvBn {
             false,
         )?;
         p.fold_bn(&BatchNormParams::load(&vb.pp(bn), cout, BN_EPS)?)?;
-        let layer = Conv2dLayer::build(p, Activation::Identity, kernels, vb.device())?;
+        // ReLU6 runs in the kernel's epilogue (EfficientNet's skip follows the linear
+        // projection, which has none).
+        let act = if relu6 {
+            Activation::Relu6
+        } else {
+            Activation::Identity
+        };
+        let even = if stride == 2 && k % 2 == 1 && k >= 2 {
+            let mut q = p.clone();
+            q.padding = (k - 2) / 2;
+            Conv2dLayer::build(q, act, kernels, vb.device())?.with_end_padding(k - 2 - (k - 2) / 2)
+        } else {
+            None
+        };
+        let layer = Conv2dLayer::build(p, act, kernels, vb.device())?;
         Ok(Self {
             layer,
+            even,
             kernel: k,
             stride,
             inner_padding,
-            relu6,
         })
     }
 
@@ -134,22 +150,29 @@ impl ConvBn {
             .pad_with_zeros(D::Minus1, pl, pr)
     }
 
-    fn finish(&self, y: CTensor) -> candle_core::Result<CTensor> {
-        if self.relu6 {
-            y.clamp(0f32, 6f32)
-        } else {
-            Ok(y)
-        }
+    /// The layer that pads `x` itself, if there is one for its size.
+    fn self_padding(&self, x: &CTensor) -> candle_core::Result<Option<&Conv2dLayer>> {
+        let (_, _, h, w) = x.dims4()?;
+        Ok(match &self.even {
+            Some(l) if h % 2 == 0 && w % 2 == 0 => Some(l),
+            _ => None,
+        })
     }
 
     fn forward(&self, x: &CTensor) -> candle_core::Result<CTensor> {
-        self.finish(self.layer.forward(&self.pad(x)?)?)
+        match self.self_padding(x)? {
+            Some(l) => l.forward(x),
+            None => self.layer.forward(&self.pad(x)?),
+        }
     }
 
     /// `conv(x) + residual` (no activation: EfficientNet's skip follows the
     /// linear projection).
     fn forward_add(&self, x: &CTensor, residual: &CTensor) -> candle_core::Result<CTensor> {
-        self.finish(self.layer.forward_add(&self.pad(x)?, residual)?)
+        match self.self_padding(x)? {
+            Some(l) => l.forward_add(x, residual),
+            None => self.layer.forward_add(&self.pad(x)?, residual),
+        }
     }
 }
 

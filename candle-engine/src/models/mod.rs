@@ -9,6 +9,7 @@
 //! export `registration()`, and add it to [`builtin`] below.
 
 pub mod bert;
+pub mod bert_encoder;
 pub mod distilbert;
 pub mod efficientnet;
 // part B: vision models on the custom ops.

@@ -22,7 +22,7 @@
 //! ```
 
 use super::activation::Activation;
-use super::{contiguous_f32, conv_out_len, runtime, sys};
+use super::{contiguous_f32, conv_out_len_asym, runtime, sys};
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -35,6 +35,8 @@ pub struct DenseConv2d {
     kw: usize,
     stride: usize,
     padding: usize,
+    /// Zeros after the input (bottom and right); `padding` unless set otherwise.
+    pad_end: usize,
     /// `[c_out, c_in·kh·kw]` row-major: the left operand of the gemm.
     weight: Vec<f32>,
     bias: Vec<f32>,
@@ -97,10 +99,18 @@ impl DenseConv2d {
             kw,
             stride,
             padding,
+            pad_end: padding,
             weight,
             bias,
             act,
         })
+    }
+
+    /// The same convolution with `end` zeros after the input instead of `padding`
+    /// (bottom and right), as TensorFlow's "SAME" padding at stride 2 on even sizes.
+    pub fn with_end_padding(mut self, end: usize) -> Self {
+        self.pad_end = end;
+        self
     }
 
     /// `act(conv(x) + bias)` for an NCHW f32 tensor.
@@ -123,8 +133,8 @@ impl DenseConv2d {
             b,
             h,
             w,
-            oh: conv_out_len(h, self.kh, self.stride, self.padding)?,
-            ow: conv_out_len(w, self.kw, self.stride, self.padding)?,
+            oh: conv_out_len_asym(h, self.kh, self.stride, self.padding, self.pad_end)?,
+            ow: conv_out_len_asym(w, self.kw, self.stride, self.padding, self.pad_end)?,
         })
     }
 
@@ -146,7 +156,11 @@ impl DenseConv2d {
         let k = self.c_in * self.kh * self.kw;
         let m = self.c_out;
         let threads = runtime::cpu_threads();
-        let direct = self.kh == 1 && self.kw == 1 && self.stride == 1 && self.padding == 0;
+        let direct = self.kh == 1
+            && self.kw == 1
+            && self.stride == 1
+            && self.padding == 0
+            && self.pad_end == 0;
         let col_parts = (4 * threads).min(n / 96);
         let mut out: Vec<f32> = Vec::with_capacity(g.b * m * n);
         let mut cols = Vec::new();

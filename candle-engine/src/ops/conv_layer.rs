@@ -128,6 +128,19 @@ impl Conv2dLayer {
         })
     }
 
+    /// The same layer with `end` zeros after the input (bottom/right) instead of the
+    /// symmetric padding; `None` on candle's conv2d, which pads symmetrically only.
+    pub fn with_end_padding(self, end: usize) -> Option<Self> {
+        match self {
+            Self::Dense(op) => Some(Self::Dense(op.with_end_padding(end))),
+            Self::Depthwise(op) => Some(Self::Depthwise(op.with_end_padding(end))),
+            Self::CandleGelu(inner) => inner
+                .with_end_padding(end)
+                .map(|i| Self::CandleGelu(Box::new(i))),
+            Self::Candle { .. } => None,
+        }
+    }
+
     /// `act(conv(x) + bias)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {

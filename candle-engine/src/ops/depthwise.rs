@@ -19,7 +19,7 @@
 //! ```
 
 use super::activation::Activation;
-use super::{contiguous_f32, conv_out_len};
+use super::{contiguous_f32, conv_out_len_asym};
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -32,6 +32,8 @@ pub struct DepthwiseConv2d {
     kw: usize,
     stride: usize,
     padding: usize,
+    /// Zeros after the input (bottom and right); `padding` unless set otherwise.
+    pad_end: usize,
     /// `[c_in·multiplier, kh·kw]`; output channel `o` reads input channel `o / multiplier`.
     weight: Vec<f32>,
     bias: Vec<f32>,
@@ -98,10 +100,18 @@ impl DepthwiseConv2d {
             kw,
             stride,
             padding,
+            pad_end: padding,
             weight,
             bias,
             act,
         })
+    }
+
+    /// The same convolution with `end` zeros after the input instead of `padding`
+    /// (bottom and right), as TensorFlow's "SAME" padding at stride 2 on even sizes.
+    pub fn with_end_padding(mut self, end: usize) -> Self {
+        self.pad_end = end;
+        self
     }
 
     /// Output channels.
@@ -130,8 +140,8 @@ impl DepthwiseConv2d {
         if c != self.c_in {
             bail!("depthwise: {c} input channels, expected {}", self.c_in);
         }
-        let oh = conv_out_len(h, self.kh, self.stride, self.padding)?;
-        let ow = conv_out_len(w, self.kw, self.stride, self.padding)?;
+        let oh = conv_out_len_asym(h, self.kh, self.stride, self.padding, self.pad_end)?;
+        let ow = conv_out_len_asym(w, self.kw, self.stride, self.padding, self.pad_end)?;
         let c_out = self.out_channels();
         if let Some(r) = residual {
             if r.len() != b * c_out * oh * ow {
@@ -179,7 +189,7 @@ impl DepthwiseConv2d {
         // padded row y holds padded columns ph, ph+s, ph+2s, ... Tap (ky, kx) of output
         // row oy then reads phase kx % s of padded row oy·s + ky from column kx / s on,
         // one contiguous slice of `ow` values with no bounds arithmetic.
-        let (hp, wpad) = (h + 2 * p, w + 2 * p);
+        let (hp, wpad) = (h + p + self.pad_end, w + p + self.pad_end);
         let wp = wpad.div_ceil(s);
         let mut padded = vec![0f32; s * hp * wp];
         let mut prow = vec![0f32; wpad];

@@ -10,6 +10,8 @@
 //! - [`activation`]: vectorisable erf-GELU and ReLU epilogues.
 //! - [`conv_params`]: conv weights as arrays; BN folding, kernel padding, branch sums.
 //! - [`conv_layer`]: one convolution layer that picks our kernel or candle's.
+//! - [`transformer`]: linear layers with weights laid out at load and fused epilogues,
+//!   LayerNorm, multi-head attention with a vectorised, NaN-free masked softmax.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -34,6 +36,7 @@ pub mod conv_params;
 pub mod depthwise;
 pub mod runtime;
 pub mod sys;
+pub mod transformer;
 
 use candle_core::{bail, CpuStorage, Layout, Result};
 
@@ -55,10 +58,22 @@ pub(crate) fn contiguous_f32<'a>(
 
 /// Output size of a convolution along one axis.
 pub fn conv_out_len(input: usize, kernel: usize, stride: usize, padding: usize) -> Result<usize> {
+    conv_out_len_asym(input, kernel, stride, padding, padding)
+}
+
+/// Output size with `begin` zeros before the input and `end` after it (TensorFlow's
+/// "SAME" at stride 2 pads one more at the end).
+pub fn conv_out_len_asym(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    begin: usize,
+    end: usize,
+) -> Result<usize> {
     if stride == 0 {
         bail!("conv: stride must be > 0");
     }
-    let padded = input + 2 * padding;
+    let padded = input + begin + end;
     if padded < kernel {
         bail!("conv: kernel {kernel} larger than padded input {padded}");
     }

@@ -78,6 +78,83 @@ pub fn sgemm(
     }
 }
 
+/// A strided view of a matrix for [`sgemm_view`]: element `(r, c)` is at
+/// `data[r * rs + c * cs]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl MatRef<'_> {
+    /// Whether every element of a `rows × cols` matrix lies inside `data`.
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst[m×n] (+)= lhs[m×k] · rhs[k×n]` on strided views (a transposed operand is a view
+/// with swapped strides), single-threaded. `dst` is row-major with row stride `dst_rs`.
+///
+/// # Panics
+/// If an operand's view reaches outside its slice, or `dst_rs < n`.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_view(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        dst_rs >= n && dst.len() > (m - 1) * dst_rs + (n - 1),
+        "sgemm_view: dst too short"
+    );
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                dst[r * dst_rs..r * dst_rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    assert!(lhs.fits(m, k), "sgemm_view: lhs too short");
+    assert!(rhs.fits(k, n), "sgemm_view: rhs too short");
+    // SAFETY: `fits` guarantees every lhs/rhs element addressed through the strides lies
+    // inside its slice, and the dst assert does the same for dst (row stride dst_rs ≥ n, so
+    // rows do not overlap); `dst` is a unique borrow and cannot alias the shared operands.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// A block of columns `[col0, col0 + cols)` of a row-major `rows × pitch` matrix,
 /// writable independently of the other blocks made by [`split_columns`].
 pub struct ColBlock<'a> {
@@ -226,6 +303,59 @@ pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn avx2_call<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// Run `f` compiled for AVX-512F + FMA when the CPU has both (checked once); `None`
+/// otherwise. For measuring the machine's peak (`candle-bench`'s FMA loop): inside,
+/// `f32::mul_add` becomes one fused instruction, 16 lanes wide when vectorised.
+#[inline(always)]
+pub fn with_avx512_fma<R>(f: impl FnOnce() -> R) -> Option<R> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static OK: OnceLock<bool> = OnceLock::new();
+        if *OK.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("fma")
+        }) {
+            // SAFETY: `avx512_fma_call` only requires AVX-512F and FMA, both just checked
+            // at run time (is_x86_feature_detected).
+            return Some(unsafe { avx512_fma_call(f) });
+        }
+    }
+    let _ = f;
+    None
+}
+
+/// The same for AVX2 + FMA (8 lanes); `None` when the CPU lacks either.
+#[inline(always)]
+pub fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> Option<R> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static OK: OnceLock<bool> = OnceLock::new();
+        if *OK.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        }) {
+            // SAFETY: `avx2_fma_call` only requires AVX2 and FMA, both just checked.
+            return Some(unsafe { avx2_fma_call(f) });
+        }
+    }
+    let _ = f;
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn avx512_fma_call<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_fma_call<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 

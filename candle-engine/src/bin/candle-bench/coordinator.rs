@@ -17,6 +17,9 @@ pub enum WorkerKind {
     /// The same with `OMP_WAIT_POLICY=PASSIVE` (workers sleep; robust when the machine
     /// is shared, slower when it is quiet).
     TorchPassive,
+    /// scripts/bench/bench_onnxruntime.py: ONNX Runtime's CPU provider on the models
+    /// exported from the PyTorch side at opset 17.
+    Ort,
     /// Candle with the runtime initialised (thread count cached, malloc tuned).
     Candle,
     /// Candle without `RAYON_NUM_THREADS` and without our runtime init.
@@ -28,6 +31,8 @@ pub enum WorkerKind {
     CandleBarrierPool,
 }
 
+const ORT_LABEL: &str = "ONNX Runtime (opset 17, CPU provider)";
+
 /// One line of the result table.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -38,6 +43,8 @@ pub struct Row {
     pub iters: usize,
     pub samples: Vec<f64>,
     pub error: Option<String>,
+    /// FLOPs of one forward, as the ONNX Runtime worker reports them at load.
+    pub flops: Option<f64>,
 }
 
 fn row(model: &'static str, worker: WorkerKind, case: &'static str, label: &'static str) -> Row {
@@ -49,10 +56,12 @@ fn row(model: &'static str, worker: WorkerKind, case: &'static str, label: &'sta
         iters: 1,
         samples: Vec::new(),
         error: None,
+        flops: None,
     }
 }
 
-/// The table's rows for the requested models, PyTorch first within each model.
+/// The table's rows for the requested models, PyTorch and ONNX Runtime first within each
+/// model.
 pub fn plan(models: &[String]) -> Vec<Row> {
     use WorkerKind::*;
     let mut rows = Vec::new();
@@ -60,7 +69,19 @@ pub fn plan(models: &[String]) -> Vec<Row> {
         match m.as_str() {
             "minilm" => rows.extend([
                 row("minilm", Torch, "minilm", "PyTorch"),
-                row("minilm", Candle, "minilm:fast", "Candle engine"),
+                row("minilm", Ort, "minilm", ORT_LABEL),
+                row(
+                    "minilm",
+                    Candle,
+                    "minilm:candle",
+                    "candle-transformers BERT (before issue 17)",
+                ),
+                row(
+                    "minilm",
+                    Candle,
+                    "minilm:fast",
+                    "own encoder: fused QKV, vectorised GELU/softmax = **engine**",
+                ),
                 row(
                     "minilm",
                     CandleMallocDefaults,
@@ -86,6 +107,12 @@ pub fn plan(models: &[String]) -> Vec<Row> {
                     Torch,
                     "fastvit_t8_reparam",
                     "PyTorch, timm reparameterised",
+                ),
+                row(
+                    "fastvit_t8",
+                    Ort,
+                    "fastvit_t8",
+                    "ONNX Runtime (timm reparameterised, opset 17)",
                 ),
                 row(
                     "fastvit_t8",
@@ -138,6 +165,7 @@ pub fn plan(models: &[String]) -> Vec<Row> {
             ]),
             "resnet50" => rows.extend([
                 row("resnet50", Torch, "resnet50", "PyTorch (torchvision)"),
+                row("resnet50", Ort, "resnet50", ORT_LABEL),
                 row(
                     "resnet50",
                     CandleStockEnv,
@@ -177,6 +205,7 @@ pub fn plan(models: &[String]) -> Vec<Row> {
             ]),
             "efficientnet_lite0" => rows.extend([
                 row("efficientnet_lite0", Torch, "efficientnet_lite0", "PyTorch"),
+                row("efficientnet_lite0", Ort, "efficientnet_lite0", ORT_LABEL),
                 row(
                     "efficientnet_lite0",
                     CandleBarrierPool,
@@ -225,6 +254,12 @@ impl Worker {
                     .args(["--threads", &threads]);
                 c
             }
+            WorkerKind::Ort => {
+                let mut c = Command::new(&o.python);
+                c.arg(root.join("scripts/bench/bench_onnxruntime.py"))
+                    .args(["--threads", &threads]);
+                c
+            }
             _ => {
                 let mut c = Command::new(exe);
                 c.arg("--worker");
@@ -252,7 +287,7 @@ impl Worker {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| match kind {
-                WorkerKind::Torch | WorkerKind::TorchPassive => format!(
+                WorkerKind::Torch | WorkerKind::TorchPassive | WorkerKind::Ort => format!(
                     "{kind:?} worker: cannot start {} ({e}); create the environment with \
                      `scripts/python_env.sh torch` (make bench does) or pass --python",
                     o.python.display()
@@ -321,9 +356,16 @@ pub fn run(o: &Options) -> Result<Vec<Row>, String> {
             }
         };
         eprintln!("loading {:?} {}", r.worker, r.case);
-        if let Err(e) = w.request(&format!("load {}", r.case)) {
-            r.error = Some(e);
-            continue;
+        match w.request(&format!("load {}", r.case)) {
+            Ok(reply) => {
+                r.flops = reply
+                    .strip_prefix("ok flops ")
+                    .and_then(|f| f.trim().parse::<f64>().ok())
+            }
+            Err(e) => {
+                r.error = Some(e);
+                continue;
+            }
         }
         match w.times(r.case, 3) {
             Ok(t) => {
@@ -333,6 +375,16 @@ pub fn run(o: &Options) -> Result<Vec<Row>, String> {
             Err(e) => r.error = Some(e),
         }
     }
+    // Every model's FLOPs, from the ONNX Runtime row, for the share-of-peak column.
+    let flops: Vec<(&'static str, f64)> = rows
+        .iter()
+        .filter_map(|r| r.flops.map(|f| (r.model, f)))
+        .collect();
+    for r in rows.iter_mut() {
+        r.flops = flops.iter().find(|(m, _)| *m == r.model).map(|f| f.1);
+    }
+    // Measured while every worker idles between requests.
+    let _ = crate::report::PEAK.set(crate::peak::peak(o.threads, Duration::from_millis(300)));
     let _ = crate::report::LOAD_AT_START.set(crate::report::loadavg());
     for round in 0..o.rounds {
         let n = rows.len();

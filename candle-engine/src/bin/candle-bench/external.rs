@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! load minilm:fast               -> all-minilm-l6-v2 as "bert", ids [1, 128]
+//! load minilm:candle             -> the same on candle-transformers' BERT
 //! load efficientnet_lite0:fast   -> pixel_values = the seeded 224×224 input
 //! ```
 
@@ -29,7 +30,7 @@ fn err(e: impl std::fmt::Display) -> candle_core::Error {
 }
 
 /// Build a case for a model outside part B's scope.
-pub fn build(model: &str, _variant: &str) -> Result<Box<dyn Fn() -> Result<()>>> {
+pub fn build(model: &str, variant: &str) -> Result<Box<dyn Fn() -> Result<()>>> {
     let (arch, file, inputs) = match model {
         "minilm" => {
             let ids = Tensor::new(vec![1, SEQ], minilm_ids()).map_err(err)?;
@@ -65,6 +66,12 @@ pub fn build(model: &str, _variant: &str) -> Result<Box<dyn Fn() -> Result<()>>>
         options: &options,
         device: &Device::Cpu,
     };
-    let m = (reg.load)(&ctx).map_err(err)?;
+    let m = match (model, variant) {
+        // candle-transformers' BERT: the reference row.
+        ("minilm", "candle") => coreml_candle::models::bert::load_with(&ctx, false),
+        (_, "fast") => (reg.load)(&ctx),
+        _ => candle_core::bail!("{model}: unknown variant {variant}"),
+    }
+    .map_err(err)?;
     Ok(Box::new(move || m.forward(&inputs).map(|_| ())))
 }

@@ -1,6 +1,9 @@
-//! `candle-bench`: Candle vs PyTorch CPU in one run, interleaved, same threads and inputs.
+//! `candle-bench`: Candle vs ONNX Runtime and PyTorch CPU in one run, interleaved, same
+//! threads and inputs.
 //!
-//! The coordinator starts worker processes — PyTorch (`scripts/bench_pytorch.py`), Candle
+//! The coordinator measures the machine's fp32 peak (an FMA loop), starts worker processes —
+//! PyTorch (`scripts/bench_pytorch.py`), ONNX Runtime (`scripts/bench/bench_onnxruntime.py`,
+//! models exported from PyTorch at opset 17), Candle
 //! with the cached thread count, Candle in the stock environment (no `RAYON_NUM_THREADS`,
 //! so candle parses /proc/cpuinfo per matmul), Candle with glibc's malloc defaults — loads
 //! every case, then runs rounds in which each case runs a short batch, rotating the
@@ -13,6 +16,7 @@
 
 mod coordinator;
 mod external;
+mod peak;
 mod report;
 mod worker;
 
