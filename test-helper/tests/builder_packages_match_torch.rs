@@ -2,7 +2,9 @@
 //! (`scripts/models/mil_builder.py`, no torch) compute what the torch-converted `fp32`
 //! packages of `make models` compute: same I/O schema, and outputs on the model
 //! pipeline's golden inputs within L∞ 1e-4 of each other (and of PyTorch FP32), both
-//! run with the MIL executor.
+//! run with the MIL executor. Where the torch package holds an op the executor lacks
+//! (EfficientNet-Lite0's `pad`, today), the builder package is compared with the
+//! PyTorch FP32 outputs alone, and the test prints so.
 //!
 //! The torch-converted packages exist only in `$COREML_BRIDGE_CACHE/models` after
 //! `make models`. When one is missing the test fails and says so, unless
@@ -50,8 +52,8 @@ fn outputs(pkg: &Path, inputs: &HashMap<String, Tensor>) -> HashMap<String, Vec<
 }
 
 fn schema(pkg: &Path) -> coreml_inference::IoSchema {
-    let exe = Executor::load(pkg, Options::default()).unwrap();
-    coreml_mil::engine::schema_of(exe.package()).unwrap()
+    let p = coreml_mlpackage::Package::open(pkg).unwrap_or_else(|e| panic!("{}: {e}", pkg.display()));
+    coreml_mil::engine::schema_of(&p).unwrap()
 }
 
 fn linf(a: &[f32], b: &[f32]) -> f32 {
@@ -66,9 +68,8 @@ fn compare(model: &str, weights_dir: &str) -> Result<(), String> {
     let torch = root.join("models").join(model).join("fp32.mlpackage");
     let golden_in = root.join("models").join(model).join("golden_inputs.safetensors");
     let golden_out = root.join("models").join(model).join("golden_outputs.safetensors");
-    if !builder.is_dir() {
-        return Err(format!("{} is missing: run `make mil-packages`", builder.display()));
-    }
+    // The builder package never depends on torch: missing is a failure, switch or not.
+    assert!(builder.is_dir(), "{} is missing: run `make mil-packages`", builder.display());
     for p in [&torch, &golden_in, &golden_out] {
         if !p.exists() {
             return Err(format!("{} is missing: run `make models` (torch environment)", p.display()));
@@ -81,15 +82,28 @@ fn compare(model: &str, weights_dir: &str) -> Result<(), String> {
         .map(|(n, t)| (n.to_string(), candle(t)))
         .collect();
     let ours = outputs(&builder, &inputs);
-    let theirs = outputs(&torch, &inputs);
+    // The torch package may use an op the executor does not have yet (EfficientNet's
+    // explicit `pad`); then the builder package is held to the PyTorch FP32 outputs
+    // the torch package was converted from, and the gap is printed.
+    let theirs = match Executor::load(&torch, Options::default()) {
+        Ok(_) => Some(outputs(&torch, &inputs)),
+        Err(coreml_mil::LoadError::UnsupportedOps(ops)) => {
+            println!("{model}: the torch package uses ops the executor lacks ({ops:?}): compared with PyTorch FP32 only");
+            None
+        }
+        Err(e) => panic!("{}: {e}", torch.display()),
+    };
     let golden = TensorMap::read_safetensors(&golden_out).unwrap();
-    assert_eq!(ours.len(), theirs.len());
+    assert_eq!(ours.len(), golden.len());
     for (name, a) in &ours {
-        let b = theirs.get(name).unwrap_or_else(|| panic!("{model}: torch package has no `{name}`"));
-        let d = linf(a, b);
-        let g = linf(a, &golden.get(name).unwrap().to_vec::<f32>().unwrap());
-        println!("{model}.{name}: L∞ builder vs torch package {d:.3e}, vs PyTorch FP32 {g:.3e}");
-        assert!(d <= BUDGET, "{model}.{name}: builder vs torch-converted package L∞ {d:e} > {BUDGET:e}");
+        if let Some(theirs) = &theirs {
+            let b = theirs.get(name).unwrap_or_else(|| panic!("{model}: torch package has no `{name}`"));
+            let d = linf(a, b);
+            println!("{model}.{name}: L∞ builder vs torch package {d:.3e}");
+            assert!(d <= BUDGET, "{model}.{name}: builder vs torch-converted package L∞ {d:e} > {BUDGET:e}");
+        }
+        let g = linf(a, &golden.get(name).unwrap_or_else(|| panic!("no golden `{name}`")).to_vec::<f32>().unwrap());
+        println!("{model}.{name}: L∞ builder vs PyTorch FP32 {g:.3e}");
         assert!(g <= BUDGET, "{model}.{name}: builder package vs PyTorch FP32 L∞ {g:e} > {BUDGET:e}");
         // Not a trivially equal pair of constant outputs.
         assert!(a.iter().any(|v| v.abs() > 1e-3), "{model}.{name}: all-zero output");
