@@ -19,12 +19,23 @@ async fn mil_package_compiled_into_staging() {
         let broken = tempfile::tempdir().expect("broken package");
         let bad = broken.path().join("truncated.mlpackage");
         std::fs::create_dir_all(bad.join("Data/com.apple.CoreML")).unwrap();
-        std::fs::copy(package::path().join("Manifest.json"), bad.join("Manifest.json")).unwrap();
-        std::fs::write(bad.join("Data/com.apple.CoreML/model.mlmodel"), b"\x08\x09\x12").unwrap();
+        std::fs::copy(
+            package::path().join("Manifest.json"),
+            bad.join("Manifest.json"),
+        )
+        .unwrap();
+        std::fs::write(
+            bad.join("Data/com.apple.CoreML/model.mlmodel"),
+            b"\x08\x09\x12",
+        )
+        .unwrap();
 
         let mut cfg = package::readable(common::config(&h));
         cfg.staging_dir = staging.path().canonicalize().unwrap();
-        cfg.sandbox = cfg.sandbox.read_write(staging.path()).read_only(broken.path());
+        cfg.sandbox = cfg
+            .sandbox
+            .read_write(staging.path())
+            .read_only(broken.path());
         let before = common::snapshot();
         let sup = common::start(&h, cfg).await;
 
@@ -39,22 +50,49 @@ async fn mil_package_compiled_into_staging() {
             "bundle {} is not in the staging directory",
             bundle.display()
         );
-        assert!(bundle.join("Data/com.apple.CoreML/weights/weight.bin").is_file());
-        let m = sup.load(&compiled.bundle_path, None).await.expect("load bundle");
-        let out = sup.predict(m.id, &[("image", &golden.image)]).await.expect("predict");
-        package::assert_golden(&out.output("logits").unwrap().to_vec(), &golden, "compiled bundle");
+        assert!(bundle
+            .join("Data/com.apple.CoreML/weights/weight.bin")
+            .is_file());
+        let m = sup
+            .load(&compiled.bundle_path, None)
+            .await
+            .expect("load bundle");
+        let out = sup
+            .predict(m.id, &[("image", &golden.image)])
+            .await
+            .expect("predict");
+        package::assert_golden(
+            &out.output("logits").unwrap().to_vec(),
+            &golden,
+            "compiled bundle",
+        );
         drop(out);
 
         match sup.compile(&bad.display().to_string(), None).await {
-            Err(Error::Helper { stage: Stage::Compile, code, message }) => {
+            Err(Error::Helper {
+                stage: Stage::Compile,
+                code,
+                message,
+            }) => {
                 assert_eq!(code, ErrorCode::COMPILE_FAILED, "{message}");
                 assert!(message.contains("model.mlmodel"), "{message}");
             }
             other => panic!("broken package: expected COMPILE_FAILED, got {other:?}"),
         }
-        assert_eq!(sup.stats().restarts, 0, "a bad package must not cost a restart");
-        let out = sup.predict(m.id, &[("image", &golden.image)]).await.expect("still serving");
-        package::assert_golden(&out.output("logits").unwrap().to_vec(), &golden, "after the bad package");
+        assert_eq!(
+            sup.stats().restarts,
+            0,
+            "a bad package must not cost a restart"
+        );
+        let out = sup
+            .predict(m.id, &[("image", &golden.image)])
+            .await
+            .expect("still serving");
+        package::assert_golden(
+            &out.output("logits").unwrap().to_vec(),
+            &golden,
+            "after the bad package",
+        );
         drop(out);
         sup.shutdown().await;
         drop(sup);

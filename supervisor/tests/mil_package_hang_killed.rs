@@ -20,21 +20,46 @@ async fn mil_package_hang_killed() {
             .await
             .expect("load package");
         let x = golden.image.clone();
-        let out = sup.predict(m.id, &[("image", &x)]).await.expect("first predict");
-        package::assert_golden(&out.output("logits").unwrap().to_vec(), &golden, "first predict");
+        let out = sup
+            .predict(m.id, &[("image", &x)])
+            .await
+            .expect("first predict");
+        package::assert_golden(
+            &out.output("logits").unwrap().to_vec(),
+            &golden,
+            "first predict",
+        );
         drop(out);
         let budget = Duration::from_millis(500);
         let t = Instant::now();
-        let r = sup.predict_with_deadline(m.id, &[("image", &x)], budget).await;
+        let r = sup
+            .predict_with_deadline(m.id, &[("image", &x)], budget)
+            .await;
         let took = t.elapsed();
         assert!(
-            matches!(r, Err(Error::Timeout { stage: Stage::Predict, .. })),
+            matches!(
+                r,
+                Err(Error::Timeout {
+                    stage: Stage::Predict,
+                    ..
+                })
+            ),
             "second predict: expected Timeout, got {r:?}"
         );
-        assert!(took <= budget + Duration::from_millis(1500), "took {took:?}");
+        assert!(
+            took <= budget + Duration::from_millis(1500),
+            "took {took:?}"
+        );
         common::wait_generation(&sup, 2, Duration::from_secs(20)).await;
-        let out = sup.predict(m.id, &[("image", &x)]).await.expect("predict after restart");
-        package::assert_golden(&out.output("logits").unwrap().to_vec(), &golden, "after restart");
+        let out = sup
+            .predict(m.id, &[("image", &x)])
+            .await
+            .expect("predict after restart");
+        package::assert_golden(
+            &out.output("logits").unwrap().to_vec(),
+            &golden,
+            "after restart",
+        );
         drop(out);
         sup.shutdown().await;
         drop(sup);

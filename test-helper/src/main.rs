@@ -49,7 +49,9 @@ fn main() {
             "--mil-faults" => match it.next() {
                 Some(q) => mil_faults = q.clone(),
                 None => {
-                    eprintln!("coreml-test-helper: --mil-faults needs a query (fault=segv&after=3)");
+                    eprintln!(
+                        "coreml-test-helper: --mil-faults needs a query (fault=segv&after=3)"
+                    );
                     std::process::exit(2);
                 }
             },

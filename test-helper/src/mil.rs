@@ -49,7 +49,9 @@ pub fn fault_plan(query: &str) -> Result<DiagModel, String> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let key = pair.split_once('=').map_or(pair, |(k, _)| k);
         if !matches!(key, "fault" | "at" | "after" | "once" | "armed" | "load_ms") {
-            return Err(format!("key {key:?} does not apply to an ML Program package"));
+            return Err(format!(
+                "key {key:?} does not apply to an ML Program package"
+            ));
         }
     }
     DiagModel::parse(&format!("diag:echo?{query}"))
@@ -65,8 +67,12 @@ pub fn compile(source: &str, staging_dir: &str) -> Result<(String, u64), Failure
     let t0 = Instant::now();
     let (path, query) = split_source(source, "");
     fault_plan(query).map_err(|e| (ErrorCode::BAD_REQUEST, e))?;
-    Executor::load(&path, Options::default())
-        .map_err(|e| (ErrorCode::COMPILE_FAILED, format!("{}: {e}", path.display())))?;
+    Executor::load(&path, Options::default()).map_err(|e| {
+        (
+            ErrorCode::COMPILE_FAILED,
+            format!("{}: {e}", path.display()),
+        )
+    })?;
     let stem = path
         .file_stem()
         .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
@@ -303,15 +309,15 @@ fn to_candle(dtype: DType, shape: &[u64], bytes: &[u8]) -> Result<Tensor, String
         )
         .map_err(c),
         // The executor computes integers in i64.
-        DType::I32 => Tensor::from_vec(
-            le!(i32, 4).map(i64::from).collect::<Vec<_>>(),
-            shape,
-            dev,
-        )
-        .map_err(c),
+        DType::I32 => {
+            Tensor::from_vec(le!(i32, 4).map(i64::from).collect::<Vec<_>>(), shape, dev).map_err(c)
+        }
         DType::I64 => Tensor::from_vec(le!(i64, 8).collect::<Vec<_>>(), shape, dev).map_err(c),
         DType::I8 => Tensor::from_vec(
-            bytes.iter().map(|&b| i64::from(b as i8)).collect::<Vec<_>>(),
+            bytes
+                .iter()
+                .map(|&b| i64::from(b as i8))
+                .collect::<Vec<_>>(),
             shape,
             dev,
         )
@@ -390,7 +396,8 @@ impl Prediction {
             let shape: Vec<u64> = y.dims().iter().map(|&d| d as u64).collect();
             shape_allowed(spec, &shape).map_err(failed)?;
             let bytes = to_bytes(y, spec.dtype).map_err(failed)?;
-            let out = TensorRef::contiguous(spec.dtype, shape, slot.tensor.region, slot.tensor.offset);
+            let out =
+                TensorRef::contiguous(spec.dtype, shape, slot.tensor.region, slot.tensor.offset);
             // The slot was checked for the schema's largest shape; the result
             // must still fit the slot it was given.
             if bytes.len() as u64 > slot.tensor.len {

@@ -338,7 +338,12 @@ impl State {
                 }
                 Err(e) => error(ErrorCode::BAD_REQUEST, e),
             },
-            Message::Unload(u) => match self.models.remove(&u.model_id).map(|_| ()).or_else(|| self.mil.remove(&u.model_id).map(|_| ())) {
+            Message::Unload(u) => match self
+                .models
+                .remove(&u.model_id)
+                .map(|_| ())
+                .or_else(|| self.mil.remove(&u.model_id).map(|_| ()))
+            {
                 Some(()) => Message::Unloaded(Unloaded {
                     model_id: u.model_id,
                 }),
@@ -535,7 +540,10 @@ impl State {
         match model.faults.fault_fires(At::Load) {
             Some(Fault::WrongId) => reply_id = id + 1_000_000,
             Some(Fault::Unsupported) => {
-                return self.reply(id, error(ErrorCode::UNSUPPORTED, "fault=unsupported at load"))
+                return self.reply(
+                    id,
+                    error(ErrorCode::UNSUPPORTED, "fault=unsupported at load"),
+                )
             }
             Some(f) => fire(f, &self.out),
             None => {}
@@ -574,14 +582,18 @@ impl State {
         model.faults.successes += 1;
         self.stats.predictions += 1;
         let (out, model_id) = (self.out.clone(), p.model_id);
-        let region_len: HashMap<u32, u64> =
-            self.regions.iter().map(|(k, v)| (*k, v.len() as u64)).collect();
+        let region_len: HashMap<u32, u64> = self
+            .regions
+            .iter()
+            .map(|(k, v)| (*k, v.len() as u64))
+            .collect();
         std::thread::spawn(move || {
             let reply = match work.run() {
                 Ok((mut outputs, [marshal_in_us, predict_us, marshal_out_us])) => {
                     if bad_ref {
                         if let Some(o) = outputs.first_mut() {
-                            o.tensor.offset = region_len.get(&o.tensor.region).copied().unwrap_or(0);
+                            o.tensor.offset =
+                                region_len.get(&o.tensor.region).copied().unwrap_or(0);
                         }
                     }
                     Message::Predicted(Predicted {

@@ -24,7 +24,9 @@ const BUDGET: f32 = 1e-4;
 fn cache() -> PathBuf {
     std::env::var_os("COREML_BRIDGE_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/coreml-bridge"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/coreml-bridge")
+        })
 }
 
 fn candle(t: &coreml_inference::Tensor) -> Tensor {
@@ -32,7 +34,11 @@ fn candle(t: &coreml_inference::Tensor) -> Tensor {
     match t.dtype() {
         DType::F32 => Tensor::from_vec(t.to_vec::<f32>().unwrap(), shape, &Device::Cpu).unwrap(),
         DType::I32 => Tensor::from_vec(
-            t.to_vec::<i32>().unwrap().into_iter().map(i64::from).collect::<Vec<_>>(),
+            t.to_vec::<i32>()
+                .unwrap()
+                .into_iter()
+                .map(i64::from)
+                .collect::<Vec<_>>(),
             shape,
             &Device::Cpu,
         )
@@ -52,30 +58,54 @@ fn outputs(pkg: &Path, inputs: &HashMap<String, Tensor>) -> HashMap<String, Vec<
 }
 
 fn schema(pkg: &Path) -> coreml_inference::IoSchema {
-    let p = coreml_mlpackage::Package::open(pkg).unwrap_or_else(|e| panic!("{}: {e}", pkg.display()));
+    let p =
+        coreml_mlpackage::Package::open(pkg).unwrap_or_else(|e| panic!("{}: {e}", pkg.display()));
     coreml_mil::engine::schema_of(&p).unwrap()
 }
 
 fn linf(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Compares one model; `Err` names what is missing.
 fn compare(model: &str, weights_dir: &str) -> Result<(), String> {
     let root = cache();
-    let builder = root.join("weights").join(weights_dir).join("mil-builder.mlpackage");
+    let builder = root
+        .join("weights")
+        .join(weights_dir)
+        .join("mil-builder.mlpackage");
     let torch = root.join("models").join(model).join("fp32.mlpackage");
-    let golden_in = root.join("models").join(model).join("golden_inputs.safetensors");
-    let golden_out = root.join("models").join(model).join("golden_outputs.safetensors");
+    let golden_in = root
+        .join("models")
+        .join(model)
+        .join("golden_inputs.safetensors");
+    let golden_out = root
+        .join("models")
+        .join(model)
+        .join("golden_outputs.safetensors");
     // The builder package never depends on torch: missing is a failure, switch or not.
-    assert!(builder.is_dir(), "{} is missing: run `make mil-packages`", builder.display());
+    assert!(
+        builder.is_dir(),
+        "{} is missing: run `make mil-packages`",
+        builder.display()
+    );
     for p in [&torch, &golden_in, &golden_out] {
         if !p.exists() {
-            return Err(format!("{} is missing: run `make models` (torch environment)", p.display()));
+            return Err(format!(
+                "{} is missing: run `make models` (torch environment)",
+                p.display()
+            ));
         }
     }
-    assert_eq!(schema(&builder), schema(&torch), "{model}: the builder package's I/O differs from the torch one's");
+    assert_eq!(
+        schema(&builder),
+        schema(&torch),
+        "{model}: the builder package's I/O differs from the torch one's"
+    );
     let inputs: HashMap<String, Tensor> = TensorMap::read_safetensors(&golden_in)
         .unwrap()
         .iter()
@@ -97,16 +127,34 @@ fn compare(model: &str, weights_dir: &str) -> Result<(), String> {
     assert_eq!(ours.len(), golden.len());
     for (name, a) in &ours {
         if let Some(theirs) = &theirs {
-            let b = theirs.get(name).unwrap_or_else(|| panic!("{model}: torch package has no `{name}`"));
+            let b = theirs
+                .get(name)
+                .unwrap_or_else(|| panic!("{model}: torch package has no `{name}`"));
             let d = linf(a, b);
             println!("{model}.{name}: L∞ builder vs torch package {d:.3e}");
-            assert!(d <= BUDGET, "{model}.{name}: builder vs torch-converted package L∞ {d:e} > {BUDGET:e}");
+            assert!(
+                d <= BUDGET,
+                "{model}.{name}: builder vs torch-converted package L∞ {d:e} > {BUDGET:e}"
+            );
         }
-        let g = linf(a, &golden.get(name).unwrap_or_else(|| panic!("no golden `{name}`")).to_vec::<f32>().unwrap());
+        let g = linf(
+            a,
+            &golden
+                .get(name)
+                .unwrap_or_else(|| panic!("no golden `{name}`"))
+                .to_vec::<f32>()
+                .unwrap(),
+        );
         println!("{model}.{name}: L∞ builder vs PyTorch FP32 {g:.3e}");
-        assert!(g <= BUDGET, "{model}.{name}: builder package vs PyTorch FP32 L∞ {g:e} > {BUDGET:e}");
+        assert!(
+            g <= BUDGET,
+            "{model}.{name}: builder package vs PyTorch FP32 L∞ {g:e} > {BUDGET:e}"
+        );
         // Not a trivially equal pair of constant outputs.
-        assert!(a.iter().any(|v| v.abs() > 1e-3), "{model}.{name}: all-zero output");
+        assert!(
+            a.iter().any(|v| v.abs() > 1e-3),
+            "{model}.{name}: all-zero output"
+        );
     }
     Ok(())
 }

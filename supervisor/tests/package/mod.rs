@@ -72,5 +72,10 @@ pub fn assert_golden(bytes: &[u8], g: &Golden, what: &str) {
         .zip(&g.logits)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    assert!(d <= g.atol, "{what}: L∞ {d} > {} ({got:?} vs {:?})", g.atol, g.logits);
+    assert!(
+        d <= g.atol,
+        "{what}: L∞ {d} > {} ({got:?} vs {:?})",
+        g.atol,
+        g.logits
+    );
 }
