@@ -16,7 +16,7 @@ export COREML_BRIDGE_CACHE := $(CACHE)
 SWIFT_OUT ?= $(CACHE)/swift-out
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test test-rust test-swift swift-helper assets lint demo bench fuzz clean models test-python fuzz-mlpackage
+.PHONY: all build test test-rust test-swift swift-helper assets lint demo bench fuzz clean models test-python fuzz-mlpackage mil-packages
 
 all: build
 
@@ -40,7 +40,7 @@ assets:
 ## helper built with its fault switches. The supervisor's suite runs first, on its
 ## own: its sandbox-escape probe has been seen to find /dev/shm writable only when
 ## it runs after the rest of the workspace (an open defect, see docs/security.md).
-test-rust: swift-helper assets
+test-rust: swift-helper assets mil-packages
 	$(CARGO) build --workspace --all-targets
 	COREML_TEST_HELPERS="swift=$$($(SWIFT_TOOLCHAIN) launcher) $(SWIFT_OUT)/coreml-helper-faults" \
 		$(CARGO) test -p coreml-supervisor --no-fail-fast
@@ -53,7 +53,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-demo: assets
+demo: assets mil-packages
 	scripts/demo.sh
 
 ## Benchmarks. The PyTorch rows of candle-bench run in the torch environment
@@ -85,3 +85,9 @@ test-python:
 ## Unbounded cargo-fuzz run of the .mlpackage reader (nightly).
 fuzz-mlpackage:
 	cd mlpackage/fuzz && $(CARGO) +nightly fuzz run package -- -max_total_time=$(FUZZ_SECONDS)
+
+## ML Program packages of the demo models (MiniLM, EfficientNet-Lite0) built from the
+## safetensors weights with coremltools' MIL builder: no torch, seconds, cached next to
+## the weights in $(CACHE)/weights (scripts/models/mil_builder.py).
+mil-packages: assets
+	$$(scripts/python_env.sh coremltools) scripts/models/mil_builder.py
