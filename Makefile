@@ -16,7 +16,7 @@ export COREML_BRIDGE_CACHE := $(CACHE)
 SWIFT_OUT ?= $(CACHE)/swift-out
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test test-rust test-swift swift-helper assets lint demo bench fuzz clean models test-python fuzz-mlpackage
+.PHONY: all build test test-rust test-swift swift-helper assets lint demo bench fuzz clean models test-python fuzz-mlpackage mil-packages
 
 all: build
 
@@ -41,7 +41,7 @@ assets:
 ## /dev/shm entries with the project's prefix (cmlb-) are listed before and after,
 ## and a new one fails the target.
 SHM_NAMES := ls /dev/shm 2>/dev/null | grep '^cmlb-' | sort
-test-rust: swift-helper assets
+test-rust: swift-helper assets mil-packages
 	$(CARGO) build --workspace --all-targets
 	@$(SHM_NAMES) > $(CACHE)/shm-before.txt || true
 	COREML_TEST_HELPERS="swift=$$($(SWIFT_TOOLCHAIN) launcher) $(SWIFT_OUT)/coreml-helper-faults" \
@@ -57,7 +57,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-demo: assets
+demo: assets mil-packages
 	scripts/demo.sh
 
 ## Benchmarks. The PyTorch rows of candle-bench run in the torch environment
@@ -89,3 +89,9 @@ test-python:
 ## Unbounded cargo-fuzz run of the .mlpackage reader (nightly).
 fuzz-mlpackage:
 	cd mlpackage/fuzz && $(CARGO) +nightly fuzz run package -- -max_total_time=$(FUZZ_SECONDS)
+
+## ML Program packages of the demo models (MiniLM, EfficientNet-Lite0) built from the
+## safetensors weights with coremltools' MIL builder: no torch, seconds, cached next to
+## the weights in $(CACHE)/weights (scripts/models/mil_builder.py).
+mil-packages: assets
+	$$(scripts/python_env.sh coremltools) scripts/models/mil_builder.py

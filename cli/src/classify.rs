@@ -34,6 +34,14 @@ pub struct ClassifyArgs {
     /// How many labels.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
+    /// Classify the image this many times, one request after another, printing
+    /// who served each request and how long it took (a stream to watch the
+    /// router through a helper fault; the labels shown are the last request's).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Deadline of each request in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    pub deadline_ms: u64,
 }
 
 pub async fn run(global: Global, args: ClassifyArgs) -> Result<(), String> {
@@ -54,17 +62,35 @@ pub async fn run(global: Global, args: ClassifyArgs) -> Result<(), String> {
             Some(1),
         )
         .await?;
-    let out = app
-        .router
-        .infer(
-            &model,
-            TensorMap::new().with("pixel_values", pixels),
-            Deadline::after(Duration::from_secs(60)),
-        )
-        .await
-        .map_err(|e| format!("classifying: {e}"))?;
-    let logits = out.f32("logits").map_err(|e| e.to_string())?;
     let names = labels::imagenet();
+    let mut out = None;
+    let mut stream = Vec::new();
+    for i in 0..args.repeat {
+        let t0 = std::time::Instant::now();
+        let r = app
+            .router
+            .infer(
+                &model,
+                TensorMap::new().with("pixel_values", pixels.clone()),
+                Deadline::after(Duration::from_millis(args.deadline_ms)),
+            )
+            .await
+            .map_err(|e| format!("classifying (request {i}): {e}"))?;
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        let by = app.served_by(MODEL);
+        let best = labels::top_k(r.f32("logits").map_err(|e| e.to_string())?, 1);
+        let label = best
+            .first()
+            .and_then(|&(c, _)| names.get(c).copied())
+            .unwrap_or("?");
+        if args.repeat > 1 && !app.global.json {
+            crate::out!("  request {i:>2}: served by {by:<6} in {ms:>8.1} ms: {label}");
+        }
+        stream.push(json!({ "request": i, "served_by": by, "ms": ms, "top1": label }));
+        out = Some(r);
+    }
+    let out = out.ok_or("no request was made")?;
+    let logits = out.f32("logits").map_err(|e| e.to_string())?;
     let top: Vec<(usize, f32)> = labels::top_k(logits, args.top);
     let served = app.served_by(MODEL);
     app.save_telemetry("classify");
@@ -79,6 +105,7 @@ pub async fn run(global: Global, args: ClassifyArgs) -> Result<(), String> {
             "served_by": served,
             "notice": app.notice(),
             "top": labels,
+            "requests": stream,
         }));
         return Ok(());
     }

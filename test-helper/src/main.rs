@@ -1,5 +1,6 @@
 //! `coreml-test-helper`: a helper that speaks docs/protocol.md, hosts the diagnostic
-//! models of docs/diagnostics.md and injects every fault listed there. Tests only.
+//! models of docs/diagnostics.md, runs `.mlpackage` models with the MIL executor
+//! (`coreml-mil`), and injects every fault listed there into either.
 //!
 //! ```text
 //! coreml-test-helper --ipc-fd 3                       # serve the protocol on fd 3
@@ -8,10 +9,13 @@
 //! coreml-test-helper --probe-escapes --ipc-fd 3       # try every sandbox escape, report each
 //! coreml-test-helper --alloc-burst 2048 --ipc-fd 3    # allocate 2 GiB at once (memory-limit test)
 //! coreml-test-helper --sandbox-read /m --ipc-fd 3     # accepted (and reported by the probe)
+//! coreml-test-helper --mil-faults 'fault=segv&after=3&once=/c/x' --ipc-fd 3
+//!                                      # faults for .mlpackage models loaded by path
 //! ```
 
 mod burst;
 mod escape;
+mod mil;
 mod model;
 mod probe;
 mod serve;
@@ -23,6 +27,7 @@ fn main() {
     let mut probe = false;
     let mut escapes = false;
     let mut burst = None;
+    let mut mil_faults = String::new();
     // What the supervisor passes to helpers that sandbox themselves; this helper is
     // sandboxed by the supervisor, so it only reports them (`--probe-sandbox`).
     let mut self_sandbox = Vec::new();
@@ -41,6 +46,15 @@ fn main() {
                 }
             },
             "--no-sandbox" => self_sandbox.push("--no-sandbox".into()),
+            "--mil-faults" => match it.next() {
+                Some(q) => mil_faults = q.clone(),
+                None => {
+                    eprintln!(
+                        "coreml-test-helper: --mil-faults needs a query (fault=segv&after=3)"
+                    );
+                    std::process::exit(2);
+                }
+            },
             other => {
                 eprintln!("coreml-test-helper: unknown argument {other:?}");
                 std::process::exit(2);
@@ -48,7 +62,7 @@ fn main() {
         }
     }
     let Some(fd) = fd else {
-        eprintln!("usage: coreml-test-helper [--probe-sandbox | --probe-escapes | --alloc-burst MIB] [--sandbox-read P]... [--sandbox-write P]... [--no-sandbox] --ipc-fd N");
+        eprintln!("usage: coreml-test-helper [--probe-sandbox | --probe-escapes | --alloc-burst MIB] [--sandbox-read P]... [--sandbox-write P]... [--no-sandbox] [--mil-faults QUERY] --ipc-fd N");
         std::process::exit(2);
     };
     let stream = match sys::stream_from_fd(fd) {
@@ -70,5 +84,5 @@ fn main() {
         burst::run(stream, mib);
         return;
     }
-    serve::run(stream);
+    serve::run(stream, mil_faults);
 }

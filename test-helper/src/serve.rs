@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use coreml_ipc_schema::*;
 
+use crate::mil::{self, MilModel};
 use crate::model::{At, DiagModel, Fault, Kind};
 use crate::sys::{self, FdReader, Mapping};
 
@@ -157,10 +158,14 @@ struct State {
     out: Out,
     regions: HashMap<u32, Arc<Mapping>>,
     models: HashMap<u64, DiagModel>,
+    /// `.mlpackage` models (crate::mil).
+    mil: HashMap<u64, MilModel>,
+    /// The fault query applied to packages loaded by path (`--mil-faults`).
+    mil_faults: String,
     stats: Stats,
 }
 
-pub fn run(stream: UnixStream) -> ! {
+pub fn run(stream: UnixStream, mil_faults: String) -> ! {
     let mut reader = FdReader::new(stream.try_clone().unwrap_or_else(|_| std::process::exit(2)));
     let out: Out = Arc::new(Mutex::new(stream));
     let mut major = PROTOCOL_MAJOR;
@@ -179,6 +184,8 @@ pub fn run(stream: UnixStream) -> ! {
         out,
         regions: HashMap::new(),
         models: HashMap::new(),
+        mil: HashMap::new(),
+        mil_faults,
         stats: Stats::default(),
     };
     // A measurement knob (docs/diagnostics.md): spin this long for the next request
@@ -278,6 +285,17 @@ impl State {
                     format!("region {} is not attached", d.region),
                 ),
             },
+            Message::Compile(c) if mil::is_mil_source(&c.source_path) => {
+                match mil::compile(&c.source_path, &c.staging_dir) {
+                    Ok((bundle_path, compile_us)) => Message::Compiled(Compiled {
+                        bundle_path,
+                        backend: Backend::MlProgram,
+                        compile_us,
+                    }),
+                    Err((code, m)) => error(code, m),
+                }
+            }
+            Message::Load(l) if mil::is_mil_source(&l.bundle_path) => return self.load_mil(id, l),
             Message::Compile(c) => match DiagModel::parse(&c.source_path) {
                 Ok(_) => Message::Compiled(Compiled {
                     bundle_path: c.source_path,
@@ -320,8 +338,13 @@ impl State {
                 }
                 Err(e) => error(ErrorCode::BAD_REQUEST, e),
             },
-            Message::Unload(u) => match self.models.remove(&u.model_id) {
-                Some(_) => Message::Unloaded(Unloaded {
+            Message::Unload(u) => match self
+                .models
+                .remove(&u.model_id)
+                .map(|_| ())
+                .or_else(|| self.mil.remove(&u.model_id).map(|_| ()))
+            {
+                Some(()) => Message::Unloaded(Unloaded {
                     model_id: u.model_id,
                 }),
                 None => error(ErrorCode::UNKNOWN_MODEL, format!("model {}", u.model_id)),
@@ -335,9 +358,15 @@ impl State {
             Message::GetStats(_) => {
                 self.stats.rss_bytes = sys::rss_bytes();
                 self.stats.peak_rss_bytes = self.stats.peak_rss_bytes.max(self.stats.rss_bytes);
-                self.stats.models_loaded = self.models.len() as u64;
+                self.stats.models_loaded = (self.models.len() + self.mil.len()) as u64;
                 self.stats.regions_attached = self.regions.len() as u64;
                 Message::Stats(self.stats)
+            }
+            Message::Predict(p) if self.mil.contains_key(&p.model_id) => {
+                match self.predict_mil(id, p) {
+                    Some(m) => m,
+                    None => return,
+                }
             }
             Message::Predict(p) => match self.predict(id, p) {
                 Some(m) => m,
@@ -494,6 +523,92 @@ impl State {
                 );
             });
         }
+        None
+    }
+
+    /// `Load` of a package (crate::mil), with the diagnostic models' load faults.
+    fn load_mil(&mut self, id: u64, l: Load) {
+        let model = match MilModel::load(&l.bundle_path, &self.mil_faults) {
+            Ok(m) => m,
+            Err((code, m)) => return self.reply(id, error(code, m)),
+        };
+        let t0 = std::time::Instant::now();
+        if model.faults.load_ms > 0 {
+            std::thread::sleep(Duration::from_millis(model.faults.load_ms));
+        }
+        let mut reply_id = id;
+        match model.faults.fault_fires(At::Load) {
+            Some(Fault::WrongId) => reply_id = id + 1_000_000,
+            Some(Fault::Unsupported) => {
+                return self.reply(
+                    id,
+                    error(ErrorCode::UNSUPPORTED, "fault=unsupported at load"),
+                )
+            }
+            Some(f) => fire(f, &self.out),
+            None => {}
+        }
+        let loaded = Loaded {
+            model_id: l.model_id,
+            inputs: model.inputs.clone(),
+            outputs: model.outputs.clone(),
+            compute_units: l.compute_units,
+            load_us: t0.elapsed().as_micros() as u64,
+        };
+        self.mil.insert(l.model_id, model);
+        self.reply(reply_id, Message::Loaded(loaded));
+    }
+
+    /// `Predict` of a package: checked on the reader thread, run on its own
+    /// thread (other requests keep being served), faults as for diagnostic models.
+    fn predict_mil(&mut self, id: u64, p: Predict) -> Option<Message> {
+        let model = self.mil.get_mut(&p.model_id)?;
+        let work = match model.check(&p.inputs, &p.outputs, &self.regions) {
+            Ok(w) => w,
+            Err((code, m)) => return Some(error(code, m)),
+        };
+        let mut reply_id = id;
+        let mut bad_ref = false;
+        match model.faults.fault_fires(At::Predict) {
+            Some(Fault::WrongId) => reply_id = id + 1_000_000,
+            Some(Fault::BadRef) => bad_ref = true,
+            Some(Fault::Hang) => {
+                std::thread::spawn(sleep_forever);
+                return None;
+            }
+            Some(f) => fire(f, &self.out),
+            None => {}
+        }
+        model.faults.successes += 1;
+        self.stats.predictions += 1;
+        let (out, model_id) = (self.out.clone(), p.model_id);
+        let region_len: HashMap<u32, u64> = self
+            .regions
+            .iter()
+            .map(|(k, v)| (*k, v.len() as u64))
+            .collect();
+        std::thread::spawn(move || {
+            let reply = match work.run() {
+                Ok((mut outputs, [marshal_in_us, predict_us, marshal_out_us])) => {
+                    if bad_ref {
+                        if let Some(o) = outputs.first_mut() {
+                            o.tensor.offset =
+                                region_len.get(&o.tensor.region).copied().unwrap_or(0);
+                        }
+                    }
+                    Message::Predicted(Predicted {
+                        model_id,
+                        outputs,
+                        inputs_retained: false,
+                        marshal_in_us,
+                        predict_us,
+                        marshal_out_us,
+                    })
+                }
+                Err((code, m)) => error(code, m),
+            };
+            send(&out, reply_id, reply);
+        });
         None
     }
 }
