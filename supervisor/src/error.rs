@@ -263,6 +263,13 @@ pub enum Error {
     /// The supervisor is shutting down.
     #[error("supervisor is shutting down")]
     ShuttingDown,
+    /// Precompiled mode ([`SupervisorConfig::precompiled_only`](crate::SupervisorConfig::precompiled_only))
+    /// refuses compiling a model at runtime.
+    #[error("compile of {source_path} refused: precompiled mode loads only .mlmodelc bundles")]
+    CompileRefused {
+        /// The model that was to be compiled.
+        source_path: String,
+    },
 }
 
 impl Error {
