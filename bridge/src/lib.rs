@@ -38,17 +38,20 @@
 //!   supervisor crate itself stays free of Candle.
 //!
 //! One folder per concept: [`router`] (decisions), [`breaker`] (the state
-//! machine and its rules), [`coreml`] (everything that speaks to the helper,
-//! including the compiled-model cache) and [`telemetry`] (recording and
-//! rendering). [`health`], [`clock`] and [`taxonomy`] are the small shared
+//! machine and its rules), [`coreml`] (everything that speaks to the helper),
+//! [`cache`] (the compiled-model cache) and [`telemetry`] (recording and
+//! rendering); [`sys`] holds the crate's few raw system calls. [`health`], [`clock`] and [`taxonomy`] are the small shared
 //! vocabulary between them; [`setup`] wires the default router.
 
 pub mod breaker;
+pub mod cache;
 pub mod clock;
 pub mod coreml;
+pub mod gates;
 pub mod health;
 pub mod router;
 pub mod setup;
+pub mod sys;
 pub mod taxonomy;
 pub mod telemetry;
 

@@ -119,7 +119,17 @@ pub struct SupervisorConfig {
     /// caller sees them (one `memcpy` per output; docs/benchmarks.md gives the
     /// cost). Turn it on only for a helper the app trusts.
     pub zero_copy_outputs: bool,
+    /// Precompiled mode: refuse every runtime `Compile` of a model file (typed
+    /// [`Error::CompileRefused`](crate::Error::CompileRefused), nothing sent to
+    /// the helper), so only precompiled `.mlmodelc` bundles load. `diag:` URIs
+    /// are not model files and still compile. Off by default;
+    /// [`SupervisorConfig::from_env`] turns it on when
+    /// [`PRECOMPILED_ONLY_ENV`] is `1`.
+    pub precompiled_only: bool,
 }
+
+/// The environment variable that turns on [`SupervisorConfig::precompiled_only`].
+pub const PRECOMPILED_ONLY_ENV: &str = "COREML_PRECOMPILED_ONLY";
 
 /// Default [`SupervisorConfig::memory_limit`]: 4 GiB, below the default hard
 /// limit ([`DEFAULT_HARD_MEMORY_LIMIT`](crate::DEFAULT_HARD_MEMORY_LIMIT), 6 GiB).
@@ -151,11 +161,16 @@ impl SupervisorConfig {
             staging_dir: std::env::temp_dir(),
             reply_spin: default_reply_spin(),
             zero_copy_outputs: false,
+            precompiled_only: false,
         }
     }
 
     /// Defaults around the helper named by `COREML_HELPER` / `COREML_HELPER_LAUNCHER`.
     pub fn from_env() -> Result<Self, NoHelperConfigured> {
-        HelperCommand::from_env().map(Self::new)
+        let precompiled_only = std::env::var(PRECOMPILED_ONLY_ENV).is_ok_and(|v| v == "1");
+        HelperCommand::from_env().map(Self::new).map(|c| Self {
+            precompiled_only,
+            ..c
+        })
     }
 }

@@ -273,6 +273,13 @@ pub enum Error {
         #[source]
         source: ImageError,
     },
+    /// Precompiled mode ([`SupervisorConfig::precompiled_only`](crate::SupervisorConfig::precompiled_only))
+    /// refuses compiling a model at runtime.
+    #[error("compile of {source_path} refused: precompiled mode loads only .mlmodelc bundles")]
+    CompileRefused {
+        /// The model that was to be compiled.
+        source_path: String,
+    },
 }
 
 impl Error {

@@ -37,6 +37,7 @@ mod config;
 mod connection;
 mod error;
 mod events;
+pub mod pool;
 mod predict;
 mod process;
 pub mod restart;
@@ -44,7 +45,9 @@ pub mod shm;
 mod supervisor;
 mod sys;
 
-pub use config::{Deadlines, SupervisorConfig, DEFAULT_MEMORY_LIMIT, DEFAULT_REPLY_SPIN};
+pub use config::{
+    Deadlines, SupervisorConfig, DEFAULT_MEMORY_LIMIT, DEFAULT_REPLY_SPIN, PRECOMPILED_ONLY_ENV,
+};
 pub use coreml_ipc_schema as schema;
 pub use error::{DeathCause, Error, HandshakeError, Stage};
 pub use events::{Event, HelperState, SupervisorStats};

@@ -1,6 +1,6 @@
 //! The Core ML side of the bridge: the [`engine::CoreMlEngine`] over the
 //! supervised helper, compiling through the compiled-model cache
-//! ([`model_cache`]), the conversions between wire and API types
+//! ([`crate::cache`], also reachable as `model_cache`), the conversions between wire and API types
 //! ([`convert`]) and the supervisor events turned into telemetry and health
 //! reports ([`events`]).
 //!
@@ -23,5 +23,6 @@ pub mod domain;
 pub mod domain_policy;
 pub mod engine;
 pub mod events;
-pub mod model_cache;
+/// The compiled-model cache, now [`crate::cache`].
+pub use crate::cache as model_cache;
 pub mod revive;

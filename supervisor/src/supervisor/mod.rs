@@ -201,6 +201,11 @@ impl Supervisor {
         compute_units: Option<ComputeUnits>,
         budget: Duration,
     ) -> Result<Compiled, Error> {
+        if self.inner.cfg.precompiled_only && !source_path.starts_with("diag:") {
+            return Err(Error::CompileRefused {
+                source_path: source_path.into(),
+            });
+        }
         let msg = Message::Compile(Compile {
             source_path: source_path.into(),
             staging_dir: self.inner.cfg.staging_dir.display().to_string(),
