@@ -418,3 +418,66 @@ impl Prediction {
         Ok((written, [us(t0, t1), us(t1, t2), us(t2, Instant::now())]))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> PathBuf {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/mlpackage/small_cnn_fp32.mlpackage"
+        ))
+    }
+
+    #[test]
+    fn compile_copies_into_staging_and_refuses_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join("staging");
+        std::fs::create_dir(&staging).unwrap();
+        let (bundle, _) =
+            compile(&fixture().display().to_string(), staging.to_str().unwrap()).expect("compile");
+        assert!(Path::new(&bundle).starts_with(&staging), "{bundle}");
+        assert!(Path::new(&bundle).join("Manifest.json").is_file());
+
+        // A package that links out of itself: refused, and nothing is left behind.
+        let pkg = dir.path().join("linked.mlpackage");
+        copy_tree(&fixture(), &pkg).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", pkg.join("Data/hostname")).unwrap();
+        let (code, message) =
+            compile(pkg.to_str().unwrap(), staging.to_str().unwrap()).expect_err("symlink");
+        assert_eq!(code, ErrorCode::COMPILE_FAILED);
+        assert!(message.contains("is a symlink"), "{message}");
+        let left: Vec<_> = std::fs::read_dir(&staging).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the first bundle stays: {left:?}");
+    }
+
+    #[test]
+    fn fault_queries_take_only_fault_keys() {
+        assert!(fault_plan("fault=segv&after=3&once=/tmp/x").is_ok());
+        let e = fault_plan("fault=segv&shape=2x2").unwrap_err();
+        assert!(e.contains("\"shape\""), "{e}");
+        let (p, q) = split_source("mil:/m/a.mlpackage?fault=hang", "fault=segv");
+        assert_eq!((p, q), (PathBuf::from("/m/a.mlpackage"), "fault=hang"));
+        let (p, q) = split_source("/m/a.mlpackage", "fault=segv");
+        assert_eq!((p, q), (PathBuf::from("/m/a.mlpackage"), "fault=segv"));
+    }
+
+    #[test]
+    fn shapes_are_checked_against_fixed_dims_and_ranges() {
+        let mut spec = TensorSpec {
+            name: "x".into(),
+            dtype: DType::F32,
+            shape: vec![1, 4],
+            enumerated_shapes: vec![],
+            shape_ranges: vec![],
+            optional: false,
+        };
+        assert!(shape_allowed(&spec, &[1, 4]).is_ok());
+        assert!(shape_allowed(&spec, &[2, 4]).is_err());
+        spec.shape_ranges = vec![[1, 8], [4, 4]];
+        assert!(shape_allowed(&spec, &[8, 4]).is_ok());
+        assert!(shape_allowed(&spec, &[9, 4]).is_err());
+        assert!(shape_allowed(&spec, &[4]).is_err());
+    }
+}
