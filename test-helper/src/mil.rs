@@ -147,6 +147,7 @@ fn wire_spec(s: &coreml_inference::TensorSpec) -> Result<TensorSpec, String> {
         enumerated_shapes: vec![],
         shape_ranges: if ranged { ranges } else { vec![] },
         optional: false,
+        image: None,
     })
 }
 
@@ -472,6 +473,7 @@ mod tests {
             enumerated_shapes: vec![],
             shape_ranges: vec![],
             optional: false,
+            image: None,
         };
         assert!(shape_allowed(&spec, &[1, 4]).is_ok());
         assert!(shape_allowed(&spec, &[2, 4]).is_err());
