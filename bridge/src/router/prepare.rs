@@ -87,6 +87,11 @@ impl Router {
                 PrimarySlot::new(PrimarySide::Missing(FallbackReason::PrimaryUnavailable { message }))
             }
             (Some(a), Some(engine)) => {
+                // A pinned digest that does not match fails `prepare` itself,
+                // before anything runs in the background.
+                if a.sha256.is_some() && !a.path.to_string_lossy().starts_with("diag:") {
+                    a.verify()?;
+                }
                 let slot = PrimarySlot::new(PrimarySide::Preparing);
                 // The caller's budget is the caller's: the background preparation
                 // runs within the primary's own compile and load budgets.
