@@ -131,10 +131,6 @@ macro_rules! both {
     )*};
 }
 
-both!(
-    resnet50,
-    fastvit_t8,
-    efficientnet_lite0,
-    all_minilm_l6_v2,
-    distilbert_qa
-);
+// distilbert_qa is not here: Candle has its encoder only, and the package
+// ends at the QA head (start/end logits), so they share no output.
+both!(resnet50, fastvit_t8, efficientnet_lite0, all_minilm_l6_v2);
