@@ -23,5 +23,6 @@ pub mod domain;
 pub mod domain_policy;
 pub mod engine;
 pub mod events;
+pub mod image;
 pub mod model_cache;
 pub mod revive;
