@@ -75,8 +75,16 @@ fn to_usize(v: u64) -> usize {
 /// An API spec of a wire spec: ranges from `shape_ranges`, else the span
 /// of `enumerated_shapes` per axis (validation then admits each listed
 /// size range; the helper still checks exact shapes), else the fixed shape.
-/// `Bool` has no wire dtype; an input the API cannot express is an error.
+/// `Bool` has no wire dtype; an input the API cannot express is an error. An image feature
+/// (protocol 2.1) is presented as the HWC image the caller passes
+/// ([`api_shape`](crate::coreml::image::api_shape)), not as its pixel format.
 pub fn spec_from_wire(s: &schema::TensorSpec) -> Result<TensorSpec, String> {
+    if let Some(image) = &s.image {
+        // The caller passes an HWC image (RGB or gray); the engine lays it out in the pixel format.
+        image.check(s).map_err(|e| format!("`{}`: {e}", s.name))?;
+        let (dtype, shape) = crate::coreml::image::api_shape(image);
+        return Ok(TensorSpec::fixed(s.name.clone(), dtype, &shape));
+    }
     let rank = s.shape.len();
     let shape: Vec<Dim> = if s.shape_ranges.len() == rank && rank > 0 {
         s.shape_ranges
@@ -219,6 +227,7 @@ mod tests {
             enumerated_shapes: vec![vec![1, 64], vec![1, 128], vec![1, 256]],
             shape_ranges: vec![],
             optional: false,
+            image: None,
         };
         assert_eq!(spec_from_wire(&s).unwrap().shape, vec![Dim::Fixed(1), Dim::range(64, 256)]);
     }

@@ -41,13 +41,14 @@ use coreml_inference::{
     IoSchema, ModelArtifact, ModelId, OpCoverage, PrepareError, PrepareOptions, PreparedModel, Sha256Digest,
     SlaEstimate, Tensor, TensorMap, UnloadError, Validated,
 };
-use coreml_supervisor::schema::Device;
+use coreml_supervisor::schema::{Device, ImageSpec};
 use coreml_supervisor::{Supervisor, SupervisorConfig};
 
 use crate::coreml::compile::InstrumentStage;
 use crate::coreml::convert::{infer_error, prepare_error, spec_from_wire, units_from_wire, units_to_wire};
 use crate::coreml::domain::Domain;
 use crate::coreml::domain_policy::{DomainPolicy, SHARED_DOMAIN};
+use crate::coreml::image::{from_pixels, to_pixels};
 use crate::coreml::model_cache::ModelCache;
 use crate::coreml::revive::Backoff;
 use crate::health::{HealthBus, HealthEvent};
@@ -104,6 +105,9 @@ struct Loaded {
     actual: coreml_inference::ComputeUnits,
     coverage: Option<OpCoverage>,
     device: DeviceClass,
+    /// Image features (protocol 2.1), by name: inputs converted to the pixel format, outputs
+    /// back to HWC RGB.
+    images: HashMap<String, ImageSpec>,
 }
 
 /// See the module docs.
@@ -415,6 +419,8 @@ impl CoreMlEngine {
                 .map_err(|m| PrepareError::InvalidModel { message: m })
         };
         let schema = IoSchema::new(specs(&info.inputs)?, specs(&info.outputs)?);
+        let images =
+            info.inputs.iter().chain(&info.outputs).filter_map(|s| s.image.map(|i| (s.name.clone(), i))).collect();
         let actual = units_from_wire(info.compute_units);
         self.telemetry.set_compute_units(&name, COREML_ENGINE, options.compute_units, Some(actual));
         let (coverage, device) = match sup.compute_plan(info.id).await {
@@ -450,6 +456,7 @@ impl CoreMlEngine {
             actual,
             coverage,
             device,
+            images,
         };
         self.models().insert(id, loaded);
         let expected = options.infer_budget.unwrap_or(Duration::from_millis(10));
@@ -482,14 +489,31 @@ impl InferenceEngine for CoreMlEngine {
         inputs: Validated,
         deadline: Deadline,
     ) -> Result<TensorMap, InferError> {
-        let (domain, sup_id, name, schema) = {
+        let (domain, sup_id, name, schema, images) = {
             let m = self.models();
             let l = m.get(&model.id).ok_or(InferError::UnknownModel { model: model.id })?;
-            (l.domain.clone(), l.sup_id, l.name.clone(), l.schema.clone())
+            (l.domain.clone(), l.sup_id, l.name.clone(), l.schema.clone(), l.images.clone())
         };
         let inputs = inputs.into_inner();
-        let named: Vec<(&str, &[u8])> =
-            schema.inputs.iter().filter_map(|s| inputs.get(&s.name).map(|t| (s.name.as_str(), t.as_bytes()))).collect();
+        // Image inputs: the caller's HWC image in the model's pixel format.
+        let mut pixels = HashMap::new();
+        for s in &schema.inputs {
+            if let (Some(image), Some(t)) = (images.get(&s.name), inputs.get(&s.name)) {
+                let bytes = to_pixels(t, image).map_err(|e| InferError::Backend {
+                    message: tagged(FailureKind::SchemaMismatch, format!("input `{}`: {e}", s.name)),
+                })?;
+                pixels.insert(s.name.clone(), bytes);
+            }
+        }
+        let named: Vec<(&str, &[u8])> = schema
+            .inputs
+            .iter()
+            .filter_map(|s| {
+                let bytes =
+                    pixels.get(&s.name).map(Vec::as_slice).or_else(|| inputs.get(&s.name).map(|t| t.as_bytes()));
+                bytes.map(|b| (s.name.as_str(), b))
+            })
+            .collect();
         let requests = &domain.requests;
         requests.in_flight.fetch_add(1, Ordering::SeqCst);
         let result = domain.sup.predict_with_deadline(sup_id, &named, deadline.remaining()).await;
@@ -520,8 +544,11 @@ impl InferenceEngine for CoreMlEngine {
                 message: tagged(FailureKind::SchemaMismatch, format!("no output `{}`", spec.name)),
             })?;
             let shape: Vec<usize> = o.shape().iter().map(|&d| d as usize).collect();
-            let t = Tensor::from_bytes(spec.dtype, shape, &o.to_vec())
-                .map_err(|e| InferError::Backend { message: tagged(FailureKind::SchemaMismatch, e) })?;
+            let t = match images.get(&spec.name) {
+                Some(image) => from_pixels(&o.to_vec(), image),
+                None => Tensor::from_bytes(spec.dtype, shape, &o.to_vec()).map_err(|e| e.to_string()),
+            }
+            .map_err(|e| InferError::Backend { message: tagged(FailureKind::SchemaMismatch, e) })?;
             out.insert(spec.name.clone(), t);
         }
         Ok(out)

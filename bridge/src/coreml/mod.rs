@@ -25,4 +25,5 @@ pub mod engine;
 pub mod events;
 /// The compiled-model cache, now [`crate::cache`].
 pub use crate::cache as model_cache;
+pub mod image;
 pub mod revive;
