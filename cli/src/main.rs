@@ -9,6 +9,8 @@
 //! coreml-bridge bench minilm
 //! coreml-bridge report --format prometheus
 //! coreml-bridge parity
+//! coreml-bridge cache ls
+//! coreml-bridge gates --soak 60
 //! ```
 //!
 //! Every command takes `--json`. Set `COREML_HELPER` to the helper binary
@@ -16,8 +18,10 @@
 
 mod app;
 mod bench;
+mod cache;
 mod classify;
 mod embed;
+mod gates;
 mod parity;
 mod report;
 mod run;
@@ -66,6 +70,10 @@ enum Command {
     Report(report::ReportArgs),
     /// L∞/RMSE of every engine that runs here against PyTorch FP32 (`make models` golden files).
     Parity(parity::ParityArgs),
+    /// The compiled-model cache: ls, verify, gc, clear.
+    Cache(cache::CacheArgs),
+    /// Gates A–D of the plan as one table (Core ML checks say when they cannot run here).
+    Gates(gates::GatesArgs),
 }
 
 fn init_tracing() {
@@ -113,6 +121,8 @@ async fn command(cli: Cli) -> i32 {
         Command::Bench(a) => bench::run(cli.global, a).await,
         Command::Report(a) => report::run(cli.global, a),
         Command::Parity(a) => parity::run(cli.global, a).await,
+        Command::Cache(a) => cache::run(cli.global, a),
+        Command::Gates(a) => gates::run(cli.global, a).await,
     };
     match result {
         Ok(()) => 0,
