@@ -95,3 +95,20 @@ fuzz-mlpackage:
 ## the weights in $(CACHE)/weights (scripts/models/mil_builder.py).
 mil-packages: assets
 	$$(scripts/python_env.sh coremltools) scripts/models/mil_builder.py
+
+## Gates A–D against the test helper: the plan's 10,000 compile+load cycles and a
+## one-hour soak by default (`make gates GATES_ARGS="--cycles 1000 --soak 60"` for less).
+## The short run (1,000 cycles, 3 s soak) is part of `make test` (bridge/tests/gates_verdicts.rs).
+.PHONY: gates bench-pool
+GATES_ARGS ?=
+gates:
+	$(CARGO) build -p coreml-test-helper -p coreml-bridge-cli
+	COREML_HELPER=$${CARGO_TARGET_DIR:-target}/debug/coreml-test-helper \
+		$${CARGO_TARGET_DIR:-target}/debug/coreml-bridge gates $(GATES_ARGS)
+
+## Throughput of the model pool (requests/s and p99 against pool size, 16 callers) against
+## the Rust test helper and the Swift helper; rows for docs/benchmarks.md.
+bench-pool: swift-helper
+	$(CARGO) build --release -p coreml-test-helper -p coreml-supervisor --bin pool-bench
+	$${CARGO_TARGET_DIR:-target}/release/pool-bench $${CARGO_TARGET_DIR:-target}/release/coreml-test-helper
+	$${CARGO_TARGET_DIR:-target}/release/pool-bench "$$($(SWIFT_TOOLCHAIN) launcher)" $(SWIFT_OUT)/coreml-helper-faults

@@ -5,7 +5,7 @@
 //! served only complete entries, byte for byte what the compiler wrote, and
 //! no entry under `entries/` may fail full verification; the next start-up
 //! removes what the killed process left. Then 4 processes prepare one model
-//! at once: one compiles, all four use the same entry.
+//! at once: one compiles, the others wait for it, all four use the same entry.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -180,14 +180,14 @@ fn four_processes_preparing_one_model_share_one_entry() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("cache");
     for n in [7u64, 8, 9] {
-        // A 5 ms pause per file keeps the compile open long enough for all four to meet it.
+        // A 20 ms pause per file keeps the compile open long enough for all four to meet it.
         let children: Vec<_> = (0..4)
             .map(|_| {
                 installer()
                     .arg(&root)
                     .arg("once")
                     .arg(n.to_string())
-                    .arg("5")
+                    .arg("20")
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()
@@ -203,7 +203,9 @@ fn four_processes_preparing_one_model_share_one_entry() {
             })
             .collect();
         let installed = outs.iter().filter(|o| o["how"] == "installed").count();
-        assert_eq!(installed, 1, "exactly one process compiles and installs: {outs:?}");
+        assert_eq!(installed, 1, "exactly one process installs: {outs:?}");
+        let compiled = outs.iter().filter(|o| o["compiled"] == true).count();
+        assert_eq!(compiled, 1, "exactly one process compiles, the others wait for it: {outs:?}");
         let bundle = PathBuf::from(outs[0]["bundle"].as_str().unwrap());
         assert!(outs.iter().all(|o| o["bundle"] == outs[0]["bundle"]), "{outs:?}");
         check_bundle(n, &bundle);

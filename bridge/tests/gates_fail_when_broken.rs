@@ -32,7 +32,11 @@ async fn a_broken_mechanism_fails_its_gate() {
     // A healthy double passes what it can measure.
     let healthy = DoubleSubject::default();
     let a = gate_a(&healthy, &cfg).await;
-    assert!(matches!(check(&a.checks, "supervisor RSS growth").verdict, Verdict::Pass), "{}", table(&[a.clone()]));
+    assert!(
+        matches!(check(&a.checks, "supervisor RSS growth").verdict, Verdict::Pass),
+        "{}",
+        table(std::slice::from_ref(&a))
+    );
     assert!(matches!(check(&a.checks, "helper RSS growth").verdict, Verdict::NotMeasurable { .. }));
     assert_eq!(check(&a.checks, "cache hit ratio").verdict, Verdict::Pass);
     assert_eq!(gate_b(&healthy, &cfg).await.verdict(), Verdict::Pass);
@@ -57,7 +61,7 @@ async fn a_broken_mechanism_fails_its_gate() {
         ..Default::default()
     });
     let d = gate_d(&flaky, &cfg).await;
-    assert!(failed(check(&d.checks, "breaker never tripped")), "{}", table(&[d.clone()]));
+    assert!(failed(check(&d.checks, "breaker never tripped")), "{}", table(std::slice::from_ref(&d)));
     assert!(failed(check(&d.checks, "inferences answered")));
     // A hung prediction that answers: the deadline mechanism is not there.
     let b = gate_b(&DoubleSubject::new(DoubleFaults { hang_answers: true, ..Default::default() }), &cfg).await;

@@ -11,6 +11,9 @@
 //! coreml-bridge parity
 //! coreml-bridge inspect tests/fixtures/mlpackage/small_cnn_fp32.mlpackage
 //! coreml-bridge diff a.mlpackage b.mlpackage
+
+//! coreml-bridge cache ls
+//! coreml-bridge gates --soak 60
 //! ```
 //!
 //! Every command takes `--json`. Set `COREML_HELPER` to the helper binary
@@ -18,9 +21,12 @@
 
 mod app;
 mod bench;
+mod cache;
 mod classify;
 mod embed;
 mod inspect;
+
+mod gates;
 mod parity;
 mod report;
 mod run;
@@ -73,6 +79,11 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Two .mlpackages side by side: schemas, op histograms and weights.
     Diff(inspect::DiffArgs),
+
+    /// The compiled-model cache: ls, verify, gc, clear.
+    Cache(cache::CacheArgs),
+    /// Gates A–D of the plan as one table (Core ML checks say when they cannot run here).
+    Gates(gates::GatesArgs),
 }
 
 fn init_tracing() {
@@ -122,6 +133,9 @@ async fn command(cli: Cli) -> i32 {
         Command::Parity(a) => parity::run(cli.global, a).await,
         Command::Inspect(a) => inspect::run(cli.global, a),
         Command::Diff(a) => inspect::run_diff(cli.global, a),
+
+        Command::Cache(a) => cache::run(cli.global, a),
+        Command::Gates(a) => gates::run(cli.global, a).await,
     };
     match result {
         Ok(()) => 0,

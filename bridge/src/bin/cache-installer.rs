@@ -68,6 +68,7 @@ fn main() {
             std::process::exit(1)
         }
     };
+    let compiled = std::cell::Cell::new(false);
     match mode.as_str() {
         "loop" => {
             for k in n.. {
@@ -77,14 +78,21 @@ fn main() {
                 }
             }
         }
-        "once" => match cache.get_or_install(&key(n), |s| compile(n, s, pause)) {
+        "once" => match cache.get_or_install(&key(n), |s| {
+            compiled.set(true);
+            compile(n, s, pause)
+        }) {
             Ok(r) => {
                 let how = match r.how {
                     Prepared::Hit => "hit",
                     Prepared::Installed => "installed",
                     Prepared::InstalledByOther => "installed_by_other",
                 };
-                println!("{}", serde_json::json!({ "how": how, "bundle": r.entry.bundle, "key": r.entry.key }));
+                let compiled = compiled.get();
+                println!(
+                    "{}",
+                    serde_json::json!({ "how": how, "compiled": compiled, "bundle": r.entry.bundle, "key": r.entry.key })
+                );
             }
             Err(e) => {
                 eprintln!("error: key {n}: {e}");

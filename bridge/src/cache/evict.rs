@@ -12,7 +12,7 @@
 //! use coreml_bridge::inference::Sha256Digest;
 //!
 //! let dir = tempfile::tempdir().unwrap();
-//! let cache = ModelCache::open_with(dir.path(), CacheConfig { max_bytes: Some(10), ..Default::default() }).unwrap();
+//! let (cache, _) = ModelCache::open_with(dir.path(), CacheConfig { max_bytes: Some(10), ..Default::default() }).unwrap();
 //! for n in 0..2u8 {
 //!     let key = CompileKey::new(Sha256Digest([n; 32]), "8.0", "all", "fp16", "default", "24A335");
 //!     let staged = cache.staging_dir().unwrap().join("m.mlmodelc");

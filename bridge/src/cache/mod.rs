@@ -300,7 +300,9 @@ impl ModelCache {
     /// The entry for `key`: found, or compiled by `compile` (given the staging
     /// directory, it returns the bundle it wrote there and its backend) and
     /// installed. One installer per key at a time across processes (the
-    /// others wait, then find its entry); the result is leased.
+    /// others wait, then find its entry); the result is leased. It blocks
+    /// while another process compiles the key: from async code, call it in
+    /// `spawn_blocking`.
     pub fn get_or_install<E, F>(&self, key: &CompileKey, compile: F) -> Result<Ready, PrepareError<E>>
     where
         E: std::error::Error + 'static,

@@ -52,7 +52,7 @@ pub async fn gate_a(s: &dyn GateSubject, cfg: &GateConfig) -> GateReport {
                 )
             }
         }
-        if i >= warm && (i - warm) % every == 0 {
+        if i >= warm && (i - warm).is_multiple_of(every) {
             sup.extend(sample(std::process::id()).map(|x| (i as f64, x.rss_bytes as f64)));
             helper.extend(s.helper_pid().and_then(sample).map(|x| (i as f64, x.rss_bytes as f64)));
         }

@@ -306,7 +306,7 @@ impl GateSubject for DoubleSubject {
         self.keep(self.faults.leak_per_infer);
         let n = self.inferred.fetch_add(1, Ordering::Relaxed) + 1;
         match self.faults.fail_every {
-            Some(k) if n % k == 0 => Err("injected failure".into()),
+            Some(k) if n.is_multiple_of(k) => Err("injected failure".into()),
             _ => Ok(0.0),
         }
     }
