@@ -25,7 +25,23 @@ fn body(acc: &mut [[f32; LANES]; CHAINS], a: f32, b: f32) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 unsafe fn body_avx512(acc: &mut [[f32; LANES]; CHAINS], a: f32, b: f32) {
-    body(acc, a, b)
+    use std::arch::x86_64::{_mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_storeu_ps};
+    // Explicit registers: left to itself the compiler turns the array loop into gathers.
+    let (va, vb) = (_mm512_set1_ps(a), _mm512_set1_ps(b));
+    let mut r = [_mm512_set1_ps(0.0); CHAINS];
+    for (r, c) in r.iter_mut().zip(acc.iter()) {
+        // SAFETY: `c` is 16 f32s, exactly one unaligned 512-bit load.
+        *r = unsafe { _mm512_loadu_ps(c.as_ptr()) };
+    }
+    for _ in 0..STEPS {
+        for r in r.iter_mut() {
+            *r = _mm512_fmadd_ps(*r, va, vb);
+        }
+    }
+    for (r, c) in r.iter().zip(acc.iter_mut()) {
+        // SAFETY: `c` is 16 f32s, exactly one unaligned 512-bit store.
+        unsafe { _mm512_storeu_ps(c.as_mut_ptr(), *r) };
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
