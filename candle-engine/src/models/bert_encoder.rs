@@ -10,7 +10,8 @@
 //! use coreml_candle::models::bert_encoder::BertEncoder;
 //! let dir = std::path::Path::new("weights/all-minilm-l6-v2");
 //! let config = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
-//! let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], candle_core::DType::F32, &Device::Cpu)? };
+//! let bytes = std::fs::read(dir.join("model.safetensors"))?;
+//! let vb = VarBuilder::from_buffered_safetensors(bytes, candle_core::DType::F32, &Device::Cpu)?;
 //! let enc = BertEncoder::load(vb, &config)?.expect("supported config");
 //! let hidden = enc.forward(&[101, 7592, 102], &[1, 1, 1], 1, 3)?;
 //! assert_eq!(hidden.len(), 3 * 384);

@@ -306,59 +306,6 @@ unsafe fn avx2_call<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Run `f` compiled for AVX-512F + FMA when the CPU has both (checked once); `None`
-/// otherwise. For measuring the machine's peak (`candle-bench`'s FMA loop): inside,
-/// `f32::mul_add` becomes one fused instruction, 16 lanes wide when vectorised.
-#[inline(always)]
-pub fn with_avx512_fma<R>(f: impl FnOnce() -> R) -> Option<R> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static OK: OnceLock<bool> = OnceLock::new();
-        if *OK.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("fma")
-        }) {
-            // SAFETY: `avx512_fma_call` only requires AVX-512F and FMA, both just checked
-            // at run time (is_x86_feature_detected).
-            return Some(unsafe { avx512_fma_call(f) });
-        }
-    }
-    let _ = f;
-    None
-}
-
-/// The same for AVX2 + FMA (8 lanes); `None` when the CPU lacks either.
-#[inline(always)]
-pub fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> Option<R> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static OK: OnceLock<bool> = OnceLock::new();
-        if *OK.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-        }) {
-            // SAFETY: `avx2_fma_call` only requires AVX2 and FMA, both just checked.
-            return Some(unsafe { avx2_fma_call(f) });
-        }
-    }
-    let _ = f;
-    None
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn avx512_fma_call<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_fma_call<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
 /// Raise glibc's mmap and trim thresholds so that the large, short-lived activation
 /// buffers of a forward pass are recycled from the heap instead of being a fresh `mmap`
 /// each time (whose page faults cost 15-27 % of a BERT forward, see

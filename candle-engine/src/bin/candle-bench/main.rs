@@ -18,6 +18,7 @@ mod coordinator;
 mod external;
 mod peak;
 mod report;
+mod sys;
 mod worker;
 
 use std::path::PathBuf;

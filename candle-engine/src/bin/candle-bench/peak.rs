@@ -9,7 +9,7 @@
 //! FMA latency on two ports) and runs `acc = acc·a + b`; one FMA counts two FLOPs, as a
 //! model's multiply-accumulates do in the share-of-peak column.
 
-use coreml_candle::ops::sys::{with_avx2_fma, with_avx512_fma};
+use crate::sys::{fma_block, CHAINS, LANES};
 use std::time::{Duration, Instant};
 
 /// Measured peak.
@@ -18,23 +18,6 @@ pub struct Peak {
     pub gflops: f64,
     pub isa: &'static str,
     pub threads: usize,
-}
-
-const CHAINS: usize = 24;
-const LANES: usize = 16;
-const STEPS: usize = 4096;
-
-/// `STEPS` rounds of FMAs over `acc`; returns the FLOPs done.
-#[inline(always)]
-fn fma_block(acc: &mut [[f32; LANES]; CHAINS], a: f32, b: f32) -> f64 {
-    for _ in 0..STEPS {
-        for chain in acc.iter_mut() {
-            for v in chain.iter_mut() {
-                *v = v.mul_add(a, b);
-            }
-        }
-    }
-    (STEPS * CHAINS * LANES * 2) as f64
 }
 
 /// FLOP/s of one thread for `dur`, with the widest FMA the CPU has.
@@ -49,15 +32,9 @@ fn one_thread(dur: Duration) -> (f64, &'static str) {
     let mut flops = 0.0;
     let mut isa = "scalar";
     while t0.elapsed() < dur {
-        flops += if let Some(f) = with_avx512_fma(|| fma_block(&mut acc, a, b)) {
-            isa = "AVX-512 FMA";
-            f
-        } else if let Some(f) = with_avx2_fma(|| fma_block(&mut acc, a, b)) {
-            isa = "AVX2 FMA";
-            f
-        } else {
-            fma_block(&mut acc, a, b)
-        };
+        let (f, i) = fma_block(&mut acc, a, b);
+        flops += f;
+        isa = i;
     }
     std::hint::black_box(&acc);
     (flops / t0.elapsed().as_secs_f64(), isa)
