@@ -154,13 +154,11 @@ impl Supervisor {
         // Outputs: slots from the schema.
         let mut slots = Vec::with_capacity(info.inputs.len() + info.outputs.len());
         let mut in_refs = Vec::with_capacity(info.inputs.len());
-        let (bytes, images, mut buffers): (
-            &[(&str, &[u8])],
-            &[(&str, ImageBytes<'_>)],
-            Vec<InputBuffer>,
-        ) = match inputs {
+        let no_bytes: &[(&str, &[u8])] = &[];
+        let no_images: &[(&str, ImageBytes<'_>)] = &[];
+        let (bytes, images, mut buffers) = match inputs {
             Inputs::Bytes(b, i) => (b, i, Vec::new()),
-            Inputs::Buffers(v) => (&[], &[], v),
+            Inputs::Buffers(v) => (no_bytes, no_images, v),
         };
         let given = bytes
             .iter()
