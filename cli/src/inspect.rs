@@ -205,11 +205,10 @@ pub fn render(s: &Summary) -> String {
 /// The text form of a diff: schemas and op histograms side by side.
 pub fn render_diff(a: &Summary, b: &Summary) -> String {
     let mut out = format!("{:<24} {:<40} {}\n", "", a.package, b.package);
+    let version_a = format!("{} {}", a.specification_version, a.opset);
     out += &format!(
-        "{:<24} {:<40} {}\n",
-        "spec/opset",
-        format!("{} {}", a.specification_version, a.opset),
-        format!("{} {}", b.specification_version, b.opset)
+        "{:<24} {:<40} {} {}\n",
+        "spec/opset", version_a, b.specification_version, b.opset
     );
     let rows = |label: &str, x: &[String], y: &[String]| -> String {
         (0..x.len().max(y.len()))
