@@ -55,8 +55,16 @@ pub fn file_error(path: &Path, problem: impl std::fmt::Display, advice: &str) ->
     let problem = problem.to_string();
     let mut chars = problem.chars();
     let problem = match chars.next() {
-        // Lower-case a leading capital unless it starts an acronym ("IO error").
-        Some(c) if c.is_uppercase() && !chars.next().is_some_and(char::is_uppercase) => {
+        // Lower-case a leading capital unless it starts an acronym ("IO error") or a
+        // file name ("Manifest.json", "Data/com.apple.CoreML/...": names keep their case).
+        Some(c)
+            if c.is_uppercase()
+                && !chars.next().is_some_and(char::is_uppercase)
+                && !problem
+                    .split([' ', ':'])
+                    .next()
+                    .is_some_and(|w| w.contains(['.', '/'])) =>
+        {
             c.to_lowercase().chain(problem.chars().skip(1)).collect()
         }
         _ => problem,

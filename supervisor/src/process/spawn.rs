@@ -275,6 +275,9 @@ impl HelperProcess {
                     .unwrap_or_else(|_| ExitStatus::from_raw(0));
                 st.reaped = true;
                 drop(st);
+                // Give up this thread's share of the cgroup before announcing the exit, so
+                // whoever drops the last `HelperProcess` handle removes the (now empty) group.
+                drop(reaper_cgroup);
                 let _ = tx.send(Some(status));
             });
         if let Err(e) = reaper {
@@ -406,8 +409,20 @@ impl HelperProcess {
     }
 }
 
+/// How long dropping a [`HelperProcess`] waits for the reaper after the kill: long enough
+/// for a killed process to be reaped, short enough not to stall the caller on one the kernel
+/// cannot reap (that one is left to the reaper thread, which removes its cgroup later).
+const DROP_REAP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Drop for HelperProcess {
     fn drop(&mut self) {
         self.kill();
+        // Wait (bounded) until the reaper has reaped the helper, so the memory cgroup is
+        // removed here, by the last handle, even when the process exits right after
+        // (an app's error exit would otherwise end the reaper thread before it cleans up).
+        let start = std::time::Instant::now();
+        while self.exit.borrow().is_none() && start.elapsed() < DROP_REAP_WAIT {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
 }
