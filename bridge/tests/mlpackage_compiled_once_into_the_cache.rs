@@ -44,14 +44,16 @@ async fn mlpackage_compiled_once_into_the_cache() {
             .and_then(|e| e.stages.get(Stage::Compile.name()))
             .map_or(0, |s| s.count);
         assert_eq!(compiles, if round == 0 { 1 } else { 0 }, "round {round}: compiles");
-        // One installed entry (the bundle and its key), nothing left in staging.
-        let entries: Vec<_> = std::fs::read_dir(&cache)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().is_some_and(|n| n != ".staging"))
-            .collect();
+        // One installed entry (the bundle and its metadata), nothing left in staging.
+        let entries: Vec<_> = std::fs::read_dir(cache.join("entries")).unwrap().map(|e| e.unwrap().path()).collect();
         assert_eq!(entries.len(), 1, "round {round}: cache entries {entries:?}");
-        let staged: Vec<_> = std::fs::read_dir(cache.join(".staging")).unwrap().collect();
+        let staged: Vec<_> = std::fs::read_dir(cache.join("staging"))
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .flat_map(|owner| std::fs::read_dir(owner).unwrap().map(|e| e.unwrap().path()))
+            .collect();
         assert!(staged.is_empty(), "round {round}: left in staging: {staged:?}");
         let bundle = std::fs::read_dir(&entries[0])
             .unwrap()

@@ -11,7 +11,7 @@
 //!
 //! let models: CpuModels<&'static str> = CpuModels::new("toy");
 //! let id = models.insert("weights", ComputeUnits::All);
-//! assert_eq!(*models.get(id).unwrap().model, "weights");
+//! assert_eq!(models.get(id).unwrap().model, "weights");
 //! models.get(id).unwrap().infer_stats.record(Duration::from_millis(3));
 //! let handle = PreparedModel {
 //!     engine: "toy".into(), id, cache_key: CacheKey("k".into()),
