@@ -19,11 +19,13 @@ import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "bench"))
+
+from bench_worker import serve  # noqa: E402
 
 
 def model_and_inputs(case: str):
@@ -101,38 +103,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     torch.set_grad_enabled(False)
-    cases = {}
-    out = sys.stdout
-    for line in sys.stdin:
-        words = line.split()
-        if not words:
-            continue
-        try:
-            if words[0] == "quit":
-                break
-            if words[0] == "load":
-                fn = build(words[1])
-                with torch.inference_mode():
-                    fn()
-                    fn()
-                cases[words[1]] = fn
-                out.write("ok\n")
-            elif words[0] == "run":
-                fn, n = cases[words[1]], int(words[2])
-                times = []
-                with torch.inference_mode():
-                    for _ in range(n):
-                        t0 = time.perf_counter()
-                        fn()
-                        times.append((time.perf_counter() - t0) * 1e3)
-                out.write("times " + " ".join(f"{t:.4f}" for t in times) + "\n")
-            elif words[0] == "info":
-                out.write(f"ok torch {torch.__version__} threads {torch.get_num_threads()} pid {os.getpid()}\n")
-            else:
-                out.write(f"err unknown command {words[0]}\n")
-        except Exception as e:  # reported to the coordinator, which decides
-            out.write(f"err {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n")
-        out.flush()
+    serve(
+        lambda case: (build(case), ""),
+        lambda: f"torch {torch.__version__} threads {torch.get_num_threads()} pid {os.getpid()}",
+        context=torch.inference_mode,
+    )
 
 
 if __name__ == "__main__":

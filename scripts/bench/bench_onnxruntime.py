@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """ONNX Runtime CPU side of `candle-bench`: a worker process with the same line protocol as
-scripts/bench_pytorch.py, so ONNX Runtime, PyTorch and Candle rounds interleave in one run.
+scripts/bench_pytorch.py (scripts/bench/bench_worker.py), so ONNX Runtime, PyTorch and Candle rounds interleave in one run.
 
   load <case>          -> "ok flops <N>" | "err <message>"   (session built, 2 warm-up runs;
                           N = FLOPs of one forward, counted at export)
@@ -20,7 +20,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -29,6 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 import numpy as np  # noqa: E402
 
 import gen_parity_vision as gpv  # noqa: E402
+from bench_worker import serve  # noqa: E402
 
 SEQ = 128
 # ORT case -> (PyTorch case exported, weight file it depends on)
@@ -87,39 +87,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    cases = {}
-    out = sys.stdout
-    for line in sys.stdin:
-        words = line.split()
-        if not words:
-            continue
-        try:
-            if words[0] == "quit":
-                break
-            if words[0] == "load":
-                fn, flops = build(words[1], args.threads)
-                fn()
-                fn()
-                cases[words[1]] = fn
-                out.write(f"ok flops {flops}\n")
-            elif words[0] == "run":
-                fn, n = cases[words[1]], int(words[2])
-                times = []
-                for _ in range(n):
-                    t0 = time.perf_counter()
-                    fn()
-                    times.append((time.perf_counter() - t0) * 1e3)
-                out.write("times " + " ".join(f"{t:.4f}" for t in times) + "\n")
-            elif words[0] == "info":
-                import onnxruntime as ort
 
-                out.write(f"ok onnxruntime {ort.__version__} threads {args.threads} pid {os.getpid()}\n")
-            else:
-                out.write(f"err unknown command {words[0]}\n")
-        except Exception as e:  # reported to the coordinator, which decides
-            msg = str(e).splitlines()[0] if str(e) else ""
-            out.write(f"err {type(e).__name__}: {msg}\n")
-        out.flush()
+    def info() -> str:
+        import onnxruntime as ort
+
+        return f"onnxruntime {ort.__version__} threads {args.threads} pid {os.getpid()}"
+
+    def load(case: str):
+        fn, flops = build(case, args.threads)
+        return fn, f"flops {flops}"
+
+    serve(load, info)
 
 
 if __name__ == "__main__":
