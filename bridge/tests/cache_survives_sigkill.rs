@@ -12,27 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use coreml_bridge::cache::key::CompileKey;
 use coreml_bridge::cache::verify::verify_entry;
 use coreml_bridge::cache::{CacheConfig, ModelCache, VerifyLevel};
-use coreml_bridge::inference::Sha256Digest;
 
 const KILLS: usize = 220;
 
 /// The same key and content as `cache-installer`.
-fn key(n: u64) -> CompileKey {
-    CompileKey::new(Sha256Digest::of_bytes(format!("model-{n}").as_bytes()), "8.0", "all", "fp16", "default", "T1")
-}
-
-fn expected_files(n: u64) -> Vec<(String, Vec<u8>)> {
-    (0..12u64)
-        .map(|j| {
-            let len = 256 * (1 + (n * 7 + j) % 16) as usize;
-            let bytes = (0..len).map(|i| ((n * 31 + j * 17 + i as u64) % 251) as u8).collect();
-            (format!("d{}/f{j}.bin", j % 3), bytes)
-        })
-        .collect()
-}
+#[path = "../src/bin/cache-installer/fixture.rs"]
+mod fixture;
+use fixture::{expected_files, key};
 
 /// Exactly the files the compiler wrote, and nothing else.
 fn check_bundle(n: u64, bundle: &Path) {

@@ -130,6 +130,20 @@ impl ModelPool {
                 }
             }
         }
+        Self::from_loaded(sup, infos, cfg)
+    }
+
+    /// A pool over instances already loaded on `sup` (one per entry of
+    /// `infos`, all of one model), for a caller that loads them itself (within
+    /// its own deadlines). `BadSize` unless `infos.len() == cfg.instances`.
+    pub fn from_loaded(
+        sup: &Supervisor,
+        infos: Vec<ModelInfo>,
+        cfg: PoolConfig,
+    ) -> Result<Self, PoolError> {
+        if !(1..=MAX_INSTANCES).contains(&cfg.instances) || infos.len() != cfg.instances {
+            return Err(PoolError::BadSize(infos.len()));
+        }
         Ok(Self {
             sup: sup.clone(),
             free: Mutex::new(infos.iter().map(|i| i.id).collect()),
@@ -177,7 +191,8 @@ impl ModelPool {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .pop();
-        let id = id.expect("a permit means a free instance");
+        // A permit means a free instance; without one the pool was unloaded meanwhile.
+        let id = id.ok_or(PoolError::Supervisor(Error::ShuttingDown))?;
         let taken = Taken { pool: self, id };
         let left = deadline.saturating_sub(start.elapsed());
         let r = self.sup.predict_with_deadline(taken.id, inputs, left).await;
@@ -186,8 +201,8 @@ impl ModelPool {
         Ok(r?)
     }
 
-    /// Unloads every instance.
-    pub async fn unload(self) {
+    /// Unloads every instance; later predictions fail with `ShuttingDown`.
+    pub async fn unload(&self) {
         self.instances.close();
         for i in &self.infos {
             let _ = self.sup.unload(i.id).await;

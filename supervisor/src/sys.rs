@@ -25,6 +25,16 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// Registers `hook` to run inside the C library's `exit` (after `main` returns or
+/// on `std::process::exit`). A failure to register (the table is full) is logged.
+pub(crate) fn at_exit(hook: extern "C" fn()) {
+    // SAFETY: `hook` is a plain function with C ABI that lives for the whole program
+    // and takes no arguments, as atexit requires.
+    if unsafe { libc::atexit(hook) } != 0 {
+        tracing::warn!("could not register the helper exit hook");
+    }
+}
+
 /// Whether a process with this pid exists (a zombie counts as existing).
 pub fn process_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {

@@ -41,15 +41,17 @@ use coreml_inference::{
     IoSchema, ModelArtifact, ModelId, OpCoverage, PrepareError, PrepareOptions, PreparedModel, Sha256Digest,
     SlaEstimate, Tensor, TensorMap, UnloadError, Validated,
 };
+use coreml_supervisor::pool::{ModelPool, PoolConfig, PoolError};
 use coreml_supervisor::schema::{Device, ImageSpec};
 use coreml_supervisor::{Supervisor, SupervisorConfig};
 
 use crate::coreml::compile::InstrumentStage;
-use crate::coreml::convert::{infer_error, prepare_error, spec_from_wire, units_from_wire, units_to_wire};
+use crate::coreml::convert::{prepare_error, spec_from_wire, units_from_wire, units_to_wire};
 use crate::coreml::domain::Domain;
 use crate::coreml::domain_policy::{DomainPolicy, SHARED_DOMAIN};
 use crate::coreml::image::{from_pixels, to_pixels};
 use crate::coreml::model_cache::ModelCache;
+use crate::coreml::pooled::{load_pool, pool_error};
 use crate::coreml::revive::Backoff;
 use crate::health::{HealthBus, HealthEvent};
 use crate::taxonomy::{tagged, FailureKind};
@@ -81,6 +83,12 @@ pub struct CoreMlOptions {
     /// The supervisor configuration of named domains (memory limit, restart
     /// budget, deadlines); other domains use the one given to `start`.
     pub domain_configs: BTreeMap<String, SupervisorConfig>,
+    /// Several loaded instances of every model behind a bounded queue
+    /// ([`crate::coreml::pooled`]): up to `instances` predictions of a model run
+    /// at once, `queue` more wait (within their deadlines), and one more is
+    /// turned away at once with `Unavailable` (the router answers it on the CPU).
+    /// `None` (the default): one instance, no queue of its own.
+    pub pool: Option<PoolConfig>,
 }
 
 impl Default for CoreMlOptions {
@@ -92,6 +100,7 @@ impl Default for CoreMlOptions {
             revive_max: Duration::from_secs(300),
             domains: DomainPolicy::default(),
             domain_configs: BTreeMap::new(),
+            pool: None,
         }
     }
 }
@@ -108,6 +117,8 @@ struct Loaded {
     /// Image features (protocol 2.1), by name: inputs converted to the pixel format, outputs
     /// back to HWC RGB.
     images: HashMap<String, ImageSpec>,
+    /// The instances when [`CoreMlOptions::pool`] is set (`sup_id` is the first).
+    pool: Option<Arc<ModelPool>>,
 }
 
 /// See the module docs.
@@ -129,6 +140,7 @@ pub struct CoreMlEngine {
     domain_configs: BTreeMap<String, SupervisorConfig>,
     model_dirs: Vec<PathBuf>,
     revival: Backoff,
+    pool: Option<PoolConfig>,
 }
 
 pub use crate::coreml::domain::MEMORY_SAMPLE_EVERY;
@@ -251,6 +263,7 @@ impl CoreMlEngine {
             domain_configs: options.domain_configs,
             model_dirs: options.model_dirs,
             revival,
+            pool: options.pool,
         })
     }
 
@@ -445,11 +458,19 @@ impl CoreMlEngine {
                 (None, DeviceClass::Unknown)
             }
         };
+        let sup_id = info.id;
+        let pool = match self.pool {
+            Some(cfg) => {
+                let units = Some(units_to_wire(options.compute_units));
+                Some(Arc::new(load_pool(sup, &bundle, units, info, cfg, deadline, budget).await?))
+            }
+            None => None,
+        };
         let id = ModelId(self.next_id.fetch_add(1, Ordering::SeqCst));
         let digest = Sha256Digest::of_bytes(bundle.as_bytes());
         let loaded = Loaded {
             domain: domain.clone(),
-            sup_id: info.id,
+            sup_id,
             name,
             schema: schema.clone(),
             requested: options.compute_units,
@@ -457,6 +478,7 @@ impl CoreMlEngine {
             coverage,
             device,
             images,
+            pool,
         };
         self.models().insert(id, loaded);
         let expected = options.infer_budget.unwrap_or(Duration::from_millis(10));
@@ -489,10 +511,10 @@ impl InferenceEngine for CoreMlEngine {
         inputs: Validated,
         deadline: Deadline,
     ) -> Result<TensorMap, InferError> {
-        let (domain, sup_id, name, schema, images) = {
+        let (domain, sup_id, name, schema, images, pool) = {
             let m = self.models();
             let l = m.get(&model.id).ok_or(InferError::UnknownModel { model: model.id })?;
-            (l.domain.clone(), l.sup_id, l.name.clone(), l.schema.clone(), l.images.clone())
+            (l.domain.clone(), l.sup_id, l.name.clone(), l.schema.clone(), l.images.clone(), l.pool.clone())
         };
         let inputs = inputs.into_inner();
         // Image inputs: the caller's HWC image in the model's pixel format.
@@ -516,7 +538,12 @@ impl InferenceEngine for CoreMlEngine {
             .collect();
         let requests = &domain.requests;
         requests.in_flight.fetch_add(1, Ordering::SeqCst);
-        let result = domain.sup.predict_with_deadline(sup_id, &named, deadline.remaining()).await;
+        let result = match &pool {
+            Some(pool) => pool.predict(&named, deadline.remaining()).await,
+            None => {
+                domain.sup.predict_with_deadline(sup_id, &named, deadline.remaining()).await.map_err(PoolError::from)
+            }
+        };
         requests.in_flight.fetch_sub(1, Ordering::SeqCst);
         if let Some(bytes) = domain.sample_memory() {
             self.health.push(HealthEvent::Memory { bytes, domain: Some(domain.scope()) });
@@ -524,13 +551,13 @@ impl InferenceEngine for CoreMlEngine {
         let (fast, slow) =
             self.running_domains().iter().map(|d| d.sup.reply_lanes()).fold((0, 0), |(f, s), (a, b)| (f + a, s + b));
         self.telemetry.set_helper_replies(fast, slow);
-        if let Err(e) = &result {
+        if let Err(PoolError::Supervisor(e)) = &result {
             if e.killed_helper() {
                 let now = requests.epoch.elapsed().as_millis() as u64 + 1;
                 requests.last_death_ms.store(now, Ordering::SeqCst);
             }
         }
-        let prediction = result.map_err(infer_error)?;
+        let prediction = result.map_err(pool_error)?;
         for (stage, us) in [
             (Stage::MarshalIn, prediction.marshal_in_us),
             (Stage::Predict, prediction.predict_us),
@@ -575,7 +602,13 @@ impl InferenceEngine for CoreMlEngine {
 
     async fn unload(&self, model: &PreparedModel) -> Result<(), UnloadError> {
         let l = self.models().remove(&model.id).ok_or(UnloadError::UnknownModel { model: model.id })?;
-        let result = l.domain.sup.unload(l.sup_id).await.map_err(|e| UnloadError::Backend { message: e.to_string() });
+        let result = match &l.pool {
+            Some(pool) => {
+                pool.unload().await;
+                Ok(())
+            }
+            None => l.domain.sup.unload(l.sup_id).await.map_err(|e| UnloadError::Backend { message: e.to_string() }),
+        };
         self.leave_domain(&l.domain, &l.name).await;
         result
     }

@@ -26,4 +26,5 @@ pub mod events;
 /// The compiled-model cache, now [`crate::cache`].
 pub use crate::cache as model_cache;
 pub mod image;
+pub mod pooled;
 pub mod revive;

@@ -340,6 +340,26 @@ async fn copy_out(cmd: HelperCommand) -> String {
     rows
 }
 
+/// The header every section starts with: CPU model, cores, and the load
+/// average when the run started (the machines are shared).
+fn machine(load: &str) -> String {
+    format!(
+        "Machine: {}, {} cores; 1-minute load average {load} at start (a shared machine)",
+        cpu_model(),
+        cores()
+    )
+}
+
+/// The 1-minute load average now.
+fn load_now() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace().next().unwrap_or("?").to_string()
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The machine's CPU model, from /proc/cpuinfo.
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -477,8 +497,7 @@ async fn helper_cost(cmd: HelperCommand, n: usize) -> (P, u64) {
 /// `--noisy-neighbour [seconds]`: the isolation-domain row (issue 11).
 fn noisy_main(seconds: u64) {
     let (cmd, helper_name) = helper();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load.split_whitespace().next().unwrap_or("?").to_string();
+    let load = load_now();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -503,7 +522,7 @@ fn noisy_main(seconds: u64) {
     let section = format!(
         "## Noisy neighbour: isolation domains (issue 11)\n\n\
          Written by `cargo run --release -p coreml-supervisor --bin supervisor-bench -- --noisy-neighbour {seconds}` \
-         on {date}. Machine: {cpu}, {cores} cores; 1-minute load average {load} at start (a shared machine). \
+         on {date}. {machine}. \
          Helper: {helper_name}; default restart policy and deadlines. For {seconds} s a healthy echo model \
          (4 KiB) is called back to back (5 ms apart, 1 s deadline) while a noisy model that sleeps 150 ms is \
          called with a 100 ms deadline over and over: each of its timeouts kills its helper. *Shared*: both \
@@ -512,8 +531,7 @@ fn noisy_main(seconds: u64) {
          | domains | healthy calls | healthy failures | healthy p50 µs | healthy p99 µs | noisy timeouts | helper restarts |\n\
          |---|---|---|---|---|---|---|\n{rows}\n",
         date = today(),
-        cpu = cpu_model(),
-        cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        machine = machine(&load),
     );
     let path = write_between(
         "<!-- supervisor-bench-noisy-neighbour:begin -->",
@@ -534,8 +552,7 @@ fn cost_main() {
         let name = name.rsplit('/').next().unwrap_or(&name).to_string();
         helpers.push((cmd, name));
     }
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load.split_whitespace().next().unwrap_or("?").to_string();
+    let load = load_now();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -554,7 +571,7 @@ fn cost_main() {
     let section = format!(
         "## Cost of one more isolation domain (issue 11)\n\n\
          Written by `cargo run --release -p coreml-supervisor --bin supervisor-bench -- --helper-cost` on {date}. \
-         Machine: {cpu}, {cores} cores; 1-minute load average {load} at start (a shared machine). Each \
+         {machine}. Each \
          isolation domain is one more helper process: *start* is `Supervisor::start` (spawn, sandbox, \
          handshake) until the helper is ready, 20 starts; *RSS* is the idle helper's resident set after one \
          round trip (median of the 20), no model loaded. The Swift helper runs through the toolchain's \
@@ -562,8 +579,7 @@ fn cost_main() {
          so a model's own memory comes on top on macOS.\n\n\
          | helper | start p50 ms | start p99 ms | idle RSS MiB |\n|---|---|---|---|\n{rows}\n",
         date = today(),
-        cpu = cpu_model(),
-        cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        machine = machine(&load),
     );
     let path = write_between(
         "<!-- supervisor-bench-helper-cost:begin -->",
@@ -589,8 +605,7 @@ fn main() {
     }
     if std::env::args().nth(1).as_deref() == Some("--copy-out") {
         let (cmd, helper_name) = helper();
-        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        let load = load.split_whitespace().next().unwrap_or("?").to_string();
+        let load = load_now();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -599,14 +614,14 @@ fn main() {
         let section = format!(
             "## Output copy-out (issue 12)\n\n\
              Written by `cargo run --release -p coreml-supervisor --bin supervisor-bench -- --copy-out`. \
-             Helper: {helper_name}; current-thread runtime; 1-minute load average {load} at start (a shared \
-             machine). Predict round trip on the echo model with outputs copied out of shared memory \
+             {machine}. Helper: {helper_name}; current-thread runtime. Predict round trip on the echo model with outputs copied out of shared memory \
              before the caller sees them (the default: a helper cannot change a result after its reply) \
              and with zero-copy views into the slot (`SupervisorConfig::zero_copy_outputs`, for a \
              trusted helper). *Cost* is the difference of the p50s; *memcpy* is a plain copy of that \
              many bytes in this process, for scale.\n\n\
              | output | copied p50 µs | copied p99 µs | zero-copy p50 µs | zero-copy p99 µs | cost p50 µs | memcpy p50 µs |\n\
-             |---|---|---|---|---|---|---|\n{rows}\n"
+             |---|---|---|---|---|---|---|\n{rows}\n",
+            machine = machine(&load),
         );
         let path = write_between(
             "<!-- supervisor-bench-copy-out:begin -->",
@@ -616,8 +631,7 @@ fn main() {
         println!("{section}wrote {}", path.display());
         return;
     }
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load.split_whitespace().next().unwrap_or("?").to_string();
+    let load = load_now();
     let (cmd, helper_name) = helper();
     // The Rust test helper can poll for its next request instead of sleeping
     // (docs/diagnostics.md): the same runs with it take the helper's wake-up out.
@@ -688,14 +702,7 @@ fn main() {
         ms(k99),
         met(k99 < Duration::from_millis(100))
     );
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.into());
+    let cpu = cpu_model();
     let section = format!(
         "## Supervisor (issue 3)\n\n\
          Written by `cargo run --release -p coreml-supervisor --bin supervisor-bench`. Machine: {cpu}, {cores} cores, {os}, \
@@ -732,7 +739,7 @@ fn main() {
          side shows the same effect on a bare socket. The gap between the raw and the tokio ping-pong is the \
          async runtime's wake-up cost (epoll, and in the multi-thread runtime a cross-thread wake), which a \
          request pays when its reply comes after the spin budget.\n\n",
-        cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cores = cores(),
         os = std::env::consts::OS,
         raw50 = us(raw50),
         spin50 = us(spin50),

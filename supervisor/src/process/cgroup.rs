@@ -292,9 +292,10 @@ impl MemoryCgroup {
     }
 }
 
-impl Drop for MemoryCgroup {
-    fn drop(&mut self) {
-        // Empty once the helper is reaped; a straggler is killed first.
+impl MemoryCgroup {
+    /// Removes the group's directory (idempotent). Empty once the helper is
+    /// reaped; a straggler is killed first.
+    pub fn remove(&self) {
         for _ in 0..50 {
             if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
                 return;
@@ -303,5 +304,11 @@ impl Drop for MemoryCgroup {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         tracing::warn!(dir = %self.dir.display(), "memory cgroup not removed");
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        self.remove();
     }
 }

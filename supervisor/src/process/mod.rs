@@ -20,6 +20,7 @@
 #[cfg(target_os = "linux")]
 pub mod cgroup;
 pub(crate) mod command;
+pub mod exit;
 #[cfg(target_os = "linux")]
 pub mod landlock;
 pub mod memwatch;

@@ -262,6 +262,7 @@ impl HelperProcess {
         let (tx, exit) = watch::channel(None);
         let reaper_state = state.clone();
         let reaper_cgroup = cgroup.clone();
+        super::exit::register(pid, cgroup.as_ref());
         let reaper = std::thread::Builder::new()
             .name(format!("coreml-reap-{pid}"))
             .spawn(move || {
@@ -278,11 +279,13 @@ impl HelperProcess {
                 // Give up this thread's share of the cgroup before announcing the exit, so
                 // whoever drops the last `HelperProcess` handle removes the (now empty) group.
                 drop(reaper_cgroup);
+                super::exit::reaped(pid);
                 let _ = tx.send(Some(status));
             });
         if let Err(e) = reaper {
             let _ = sys::kill_group(pid, libc::SIGKILL);
             let _ = sys::reap(pid);
+            super::exit::reaped(pid);
             return Err(SpawnError::Reaper(e));
         }
 
@@ -409,20 +412,11 @@ impl HelperProcess {
     }
 }
 
-/// How long dropping a [`HelperProcess`] waits for the reaper after the kill: long enough
-/// for a killed process to be reaped, short enough not to stall the caller on one the kernel
-/// cannot reap (that one is left to the reaper thread, which removes its cgroup later).
-const DROP_REAP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
 impl Drop for HelperProcess {
+    /// Kills the group and returns at once: the reaper thread reaps the helper and,
+    /// when it holds the last handle, removes the memory cgroup; an app's exit
+    /// waits for it ([`super::exit`]).
     fn drop(&mut self) {
         self.kill();
-        // Wait (bounded) until the reaper has reaped the helper, so the memory cgroup is
-        // removed here, by the last handle, even when the process exits right after
-        // (an app's error exit would otherwise end the reaper thread before it cleans up).
-        let start = std::time::Instant::now();
-        while self.exit.borrow().is_none() && start.elapsed() < DROP_REAP_WAIT {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
     }
 }

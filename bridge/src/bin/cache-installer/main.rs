@@ -12,31 +12,16 @@
 //! opens the cache without the start-up cleanup (so leftovers of killed
 //! runs stay for the test to count and for its own start-up to remove).
 //!
-//! Key `N` is the source digest of the bytes `model-N`; its "compiler" writes
-//! [`coreml_bridge::cache::key`]-independent content that
-//! `expected_files(N)` (below, and in the test) can check byte for byte.
+//! Key `N` and what its "compiler" writes are in `fixture.rs`, which the
+//! test includes too.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use coreml_bridge::cache::key::CompileKey;
 use coreml_bridge::cache::{CacheConfig, ModelCache, Prepared};
-use coreml_bridge::inference::Sha256Digest;
 
-fn key(n: u64) -> CompileKey {
-    CompileKey::new(Sha256Digest::of_bytes(format!("model-{n}").as_bytes()), "8.0", "all", "fp16", "default", "T1")
-}
-
-/// The files the fake compiler writes for key `n`: 12 files in 3 directories.
-fn expected_files(n: u64) -> Vec<(String, Vec<u8>)> {
-    (0..12u64)
-        .map(|j| {
-            let len = 256 * (1 + (n * 7 + j) % 16) as usize;
-            let bytes = (0..len).map(|i| ((n * 31 + j * 17 + i as u64) % 251) as u8).collect();
-            (format!("d{}/f{j}.bin", j % 3), bytes)
-        })
-        .collect()
-}
+mod fixture;
+use fixture::{expected_files, key};
 
 fn compile(n: u64, staging: &Path, pause: Duration) -> std::io::Result<(PathBuf, String)> {
     let bundle = staging.join(format!("k{n}-{}.mlmodelc", std::process::id()));
