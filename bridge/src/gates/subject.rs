@@ -24,6 +24,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use coreml_inference::async_trait;
+use coreml_supervisor::schema::ErrorCode;
 use coreml_supervisor::{Error as SupError, ModelId, Supervisor};
 
 use crate::cache::key::{package_digest, CompileKey};
@@ -220,7 +221,9 @@ impl GateSubject for HelperSubject {
         let took = t.elapsed();
         let _ = self.sup.unload(info.id).await;
         match r {
-            Err(SupError::Timeout { .. }) => Ok(took),
+            // The supervisor's deadline, or the helper's own (the Swift helper cancels a
+            // prediction whose deadline passed and answers TIMEOUT): both are typed timeouts.
+            Err(SupError::Timeout { .. } | SupError::Helper { code: ErrorCode::TIMEOUT, .. }) => Ok(took),
             Err(e) => Err(format!("a typed error other than a timeout: {e}")),
             Ok(_) => Err("the hung prediction answered".into()),
         }
