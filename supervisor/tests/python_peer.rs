@@ -26,11 +26,18 @@ async fn python_peer() {
         // The default sandbox is in force in the peer: seen by the kernel, not only reported.
         let report = sup.stats().sandbox.expect("sandbox report");
         assert!(report.network.in_force(), "seccomp: {}", report.network);
-        assert!(report.memory_limit.in_force(), "memory: {}", report.memory_limit);
+        assert!(
+            report.memory_limit.in_force(),
+            "memory: {}",
+            report.memory_limit
+        );
         let status = std::fs::read_to_string(format!("/proc/{}/status", hello.pid)).unwrap();
         assert!(status.contains("Seccomp:\t2"), "{status}");
         assert!(status.contains("NoNewPrivs:\t1"), "{status}");
-        eprintln!("python peer sandbox: landlock {}, namespaces {}", report.landlock, report.namespaces);
+        eprintln!(
+            "python peer sandbox: landlock {}, namespaces {}",
+            report.landlock, report.namespaces
+        );
 
         let source = python::toy_model(models.path(), "add.toymodel", "add", &[2, 3]);
         let compiled = sup
@@ -58,7 +65,10 @@ async fn python_peer() {
             let a: Vec<f32> = (0..6).map(|i| i as f32 * 1.5 + round as f32).collect();
             let b: Vec<f32> = (0..6).map(|i| 100.0 - i as f32 * 0.25).collect();
             let out = sup
-                .predict(model.id, &[("a", &common::f32_bytes(&a)), ("b", &common::f32_bytes(&b))])
+                .predict(
+                    model.id,
+                    &[("a", &common::f32_bytes(&a)), ("b", &common::f32_bytes(&b))],
+                )
                 .await
                 .unwrap_or_else(|e| panic!("predict round {round}: {e}"));
             let sum = out.output("sum").expect("output sum");
@@ -72,7 +82,12 @@ async fn python_peer() {
         assert_eq!(stats.models_loaded, 1);
         sup.unload(model.id).await.expect("unload");
         assert_eq!(sup.helper_stats().await.expect("stats").models_loaded, 0);
-        assert_eq!(sup.stats().restarts, 0, "the peer was restarted: {:?}", sup.stats());
+        assert_eq!(
+            sup.stats().restarts,
+            0,
+            "the peer was restarted: {:?}",
+            sup.stats()
+        );
         sup.shutdown().await;
         drop(sup);
         common::assert_clean(&before, "python peer").await;

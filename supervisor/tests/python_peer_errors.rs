@@ -67,7 +67,11 @@ async fn python_peer_errors() {
         let out = sup.predict(model.id, &[("x", &x)]).await.expect("predict");
         assert_eq!(out.output("y").expect("output y").to_vec(), x);
         drop(out);
-        assert_eq!(sup.hello().expect("hello").pid, pid, "the peer was replaced");
+        assert_eq!(
+            sup.hello().expect("hello").pid,
+            pid,
+            "the peer was replaced"
+        );
         assert_eq!(sup.stats().restarts, 0, "{:?}", sup.stats());
         sup.shutdown().await;
         drop(sup);

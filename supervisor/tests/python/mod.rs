@@ -41,7 +41,11 @@ pub fn python() -> (PathBuf, Vec<PathBuf>) {
     );
     let text = String::from_utf8(out.stdout).expect("python3 printed UTF-8");
     let mut lines = text.lines().map(PathBuf::from);
-    let exe = lines.next().expect("sys.executable").canonicalize().expect("python exists");
+    let exe = lines
+        .next()
+        .expect("sys.executable")
+        .canonicalize()
+        .expect("python exists");
     let mut prefixes: Vec<PathBuf> = lines.collect();
     prefixes.dedup();
     (exe, prefixes)
