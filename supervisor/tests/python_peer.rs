@@ -1,8 +1,9 @@
 //! A helper written from docs/protocol.md alone (the Python protocol peer) serves a
-//! real supervisor under the default sandbox: handshake, Compile into the staging
-//! directory it was given, Load with the schema it declares, Predict through the
-//! descriptor-passed shared memory with correct numbers, Unload and Shutdown, and
-//! nothing leaks.
+//! real supervisor under the default sandbox: handshake, Ping, Compile into the
+//! staging directory it was given, Load with the schema it declares, Predict through
+//! the descriptor-passed shared memory with correct numbers (dense outputs, and
+//! outputs with padded rows inside the slot's room), GetComputePlan, GetStats,
+//! Unload and Shutdown, and nothing leaks.
 mod common;
 mod python;
 
@@ -39,7 +40,8 @@ async fn python_peer() {
             report.landlock, report.namespaces
         );
 
-        let source = python::toy_model(models.path(), "add.toymodel", "add", &[2, 3]);
+        sup.ping().await.expect("ping");
+        let source = python::toy_model(models.path(), "add.toymodel", "add", &[2, 3], 0);
         let compiled = sup
             .compile(&source.display().to_string(), None)
             .await
@@ -77,8 +79,42 @@ async fn python_peer() {
             assert_eq!(sum.to_vec(), common::f32_bytes(&want), "round {round}");
         }
 
+        let plan = sup.compute_plan(model.id).await.expect("compute plan");
+        assert!(plan.ops.is_empty() && plan.ne_coverage.is_none());
+        assert!(plan.unavailable_reason.is_some(), "{plan:?}");
+
+        // Rows padded by 3 elements: strides [8, 1] over a [3, 5] output, inside the room.
+        let source = python::toy_model(models.path(), "padded.toymodel", "add", &[3, 5], 3);
+        let compiled = sup
+            .compile(&source.display().to_string(), None)
+            .await
+            .expect("compile padded");
+        let padded = sup
+            .load(&compiled.bundle_path, None)
+            .await
+            .expect("load padded");
+        let a: Vec<f32> = (0..15).map(|i| i as f32).collect();
+        let b: Vec<f32> = (0..15).map(|i| (i * i) as f32 * 0.5).collect();
+        let out = sup
+            .predict(
+                padded.id,
+                &[("a", &common::f32_bytes(&a)), ("b", &common::f32_bytes(&b))],
+            )
+            .await
+            .expect("predict padded");
+        let sum = out.output("sum").expect("output sum");
+        assert_eq!(
+            sum.tensor.strides,
+            [8, 1],
+            "the peer's padded strides were not kept"
+        );
+        let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+        assert_eq!(sum.to_vec(), common::f32_bytes(&want));
+        drop(out);
+        sup.unload(padded.id).await.expect("unload padded");
+
         let stats = sup.helper_stats().await.expect("stats");
-        assert_eq!(stats.predictions, 3);
+        assert_eq!(stats.predictions, 4);
         assert_eq!(stats.models_loaded, 1);
         sup.unload(model.id).await.expect("unload");
         assert_eq!(sup.helper_stats().await.expect("stats").models_loaded, 0);

@@ -50,7 +50,7 @@ async fn python_peer_errors() {
             ErrorCode::LOAD_FAILED,
         );
 
-        let source = python::toy_model(models.path(), "id.toymodel", "identity", &[4]);
+        let source = python::toy_model(models.path(), "id.toymodel", "identity", &[4], 0);
         let compiled = sup
             .compile(&source.display().to_string(), None)
             .await

@@ -48,6 +48,29 @@ def check_ref(ref, regions):
     return None
 
 
+def room(slot_len):
+    """Bytes an output slot offers: whole 16 KiB pages, at least one (section 5)."""
+    return max(1, -(-slot_len // 16384)) * 16384
+
+
+def padded(slot, pad):
+    """The slot's contiguous ref with rows padded by `pad` elements (rank >= 2).
+
+    >>> padded({"dtype": 1, "shape": [2, 3], "strides": [3, 1], "region": 1,
+    ...         "offset": 0, "len": 24}, 5)["strides"], room(24)
+    ([8, 1], 16384)
+    """
+    if not pad:
+        return dict(slot)
+    shape = list(slot["shape"])
+    strides = [1] * len(shape)
+    for d in range(len(shape) - 2, -1, -1):
+        strides[d] = strides[d + 1] * shape[d + 1] + (pad if d == len(shape) - 2 else 0)
+    size = DTYPE_SIZE[slot["dtype"]]
+    span = 0 if 0 in shape else (1 + sum((n - 1) * s for n, s in zip(shape, strides))) * size
+    return dict(slot, strides=strides, len=span)
+
+
 def element_offsets(ref):
     """Byte offsets of the elements in row-major index order."""
     size = DTYPE_SIZE[ref["dtype"]]

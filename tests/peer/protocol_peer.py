@@ -11,6 +11,9 @@ checked against the Rust supervisor by a second, independent implementation:
 Models (all float32, the shape from the source file):
   add       inputs `a`, `b`  -> output `sum` = a + b
   identity  input  `x`       -> output `y`   = x
+With `"pad": k` in the source (rank 2 or more), outputs are written with rows
+padded by k elements inside the slot's room (docs/protocol.md section 5), as
+Neural-Engine outputs are.
 An input element that is NaN fails the prediction with PREDICT_FAILED, and a
 source that is not a toy model fails Compile with COMPILE_FAILED, so typed
 errors can be checked end to end.
@@ -229,13 +232,13 @@ class Peer:
         staging = field(p, "staging_dir", str)
         field(p, "compute_units", int)
         field(p, "deadline_us", int, optional=True)
-        op, shape = read_toy_model(source, COMPILE_FAILED)
+        model = read_toy_model(source, COMPILE_FAILED)
         name = os.path.splitext(os.path.basename(source))[0] or "model"
         bundle = os.path.join(os.path.realpath(staging), name + ".mlmodelc")
         try:
             os.makedirs(bundle, exist_ok=True)
             with open(os.path.join(bundle, "model.json"), "w") as out:
-                json.dump({"op": op, "shape": shape}, out)
+                json.dump(model, out)
         except OSError as err:
             raise Fail(COMPILE_FAILED, "cannot write %s: %s" % (bundle, err))
         return {"bundle_path": bundle, "backend": NEURALNETWORK,
@@ -251,7 +254,7 @@ class Peer:
             raise Fail(BAD_REQUEST, "model id %d is already loaded" % model_id)
         self.models[model_id] = read_toy_model(os.path.join(bundle, "model.json"), LOAD_FAILED)
         inputs, outputs = self.schema(model_id)
-        spec = lambda name: {"name": name, "dtype": F32, "shape": self.models[model_id][1],
+        spec = lambda name: {"name": name, "dtype": F32, "shape": self.models[model_id]["shape"],
                              "enumerated_shapes": [], "shape_ranges": [], "optional": False}
         del units  # only the CPU exists here
         return {"model_id": model_id, "inputs": [spec(n) for n in inputs],
@@ -259,7 +262,7 @@ class Peer:
                 "load_us": int((time.monotonic() - started) * 1e6)}
 
     def schema(self, model_id):
-        op = self.models[model_id][0]
+        op = self.models[model_id]["op"]
         return (["a", "b"], ["sum"]) if op == "add" else (["x"], ["y"])
 
     def model(self, p):
@@ -270,7 +273,8 @@ class Peer:
 
     def predict(self, p):
         received = time.monotonic()
-        model_id, (op, shape) = self.model(p)
+        model_id, model = self.model(p)
+        op, shape = model["op"], model["shape"]
         deadline_us = field(p, "deadline_us", int)
         want_in, want_out = self.schema(model_id)
         ins = self.named_refs(field(p, "inputs", list), want_in, shape)
@@ -289,11 +293,17 @@ class Peer:
         computed = time.monotonic()
         if deadline_us and (computed - received) * 1e6 > deadline_us:
             raise Fail(TIMEOUT, "deadline of %d us passed" % deadline_us)
-        for name, ref in outs.items():
+        written = {}
+        for name, slot in outs.items():
+            ref = tensors.padded(slot, model.get("pad", 0))
+            if tensors.check_ref(ref, self.regions) is not None or \
+                    ref["len"] > tensors.room(slot["len"]):
+                raise Fail(INTERNAL, "padded output %s does not fit its slot" % name)
             tensors.write_f32(self.regions[ref["region"]], ref, result[name])
+            written[name] = ref
         self.predictions += 1
         reply = {"model_id": model_id,
-                 "outputs": [{"name": n, "tensor": outs[n]} for n in want_out],
+                 "outputs": [{"name": n, "tensor": written[n]} for n in want_out],
                  "inputs_retained": False,
                  "marshal_in_us": int((marshal_in - received) * 1e6),
                  "predict_us": int((computed - marshal_in) * 1e6),
@@ -321,13 +331,16 @@ class Peer:
 
 
 def read_toy_model(path, code):
+    """{"op", "shape", "pad"} from a toy model source or compiled bundle."""
     try:
         with open(path) as src:
             model = json.load(src)
-        op, shape = model["op"], model["shape"]
+        op, shape, pad = model["op"], model["shape"], model.get("pad", 0)
         if op not in ("add", "identity") or not all(isinstance(d, int) and d > 0 for d in shape):
             raise ValueError("op %r shape %r" % (op, shape))
-        return op, list(shape)
+        if not isinstance(pad, int) or pad < 0 or (pad and len(shape) < 2):
+            raise ValueError("pad %r needs a non-negative integer and rank 2 or more" % (pad,))
+        return {"op": op, "shape": list(shape), "pad": pad}
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise Fail(code, "%s is not a toy model: %s" % (path, err))
 

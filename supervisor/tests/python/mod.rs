@@ -78,9 +78,14 @@ pub fn peer_config(staging: &Path, models: &Path) -> SupervisorConfig {
     cfg
 }
 
-/// Writes a toy model source (`{"op": ..., "shape": ...}`) the peer compiles.
-pub fn toy_model(dir: &Path, name: &str, op: &str, shape: &[u64]) -> PathBuf {
+/// Writes a toy model source (`{"op": ..., "shape": ..., "pad": ...}`) the peer
+/// compiles; `pad` elements of row padding in its outputs (0: dense).
+pub fn toy_model(dir: &Path, name: &str, op: &str, shape: &[u64], pad: u64) -> PathBuf {
     let p = dir.join(name);
-    std::fs::write(&p, format!("{{\"op\": \"{op}\", \"shape\": {shape:?}}}")).expect("write model");
+    std::fs::write(
+        &p,
+        format!("{{\"op\": \"{op}\", \"shape\": {shape:?}, \"pad\": {pad}}}"),
+    )
+    .expect("write model");
     p
 }
