@@ -16,7 +16,9 @@ padded by k elements inside the slot's room (docs/protocol.md section 5), as
 Neural-Engine outputs are.
 An input element that is NaN fails the prediction with PREDICT_FAILED, and a
 source that is not a toy model fails Compile with COMPILE_FAILED, so typed
-errors can be checked end to end.
+errors can be checked end to end. `COREML_PEER_PROTOCOL=M.m` makes the peer
+announce another version in Hello (section 7); it exits with status 3 when
+the supervisor refuses it.
 """
 
 import json
@@ -119,16 +121,17 @@ def field(payload, name, kind, optional=False):
 
 
 class Peer:
-    def __init__(self, conn):
+    def __init__(self, conn, version=PROTOCOL):
         self.conn = conn
+        self.version = version
         self.regions = {}  # id -> mmap
         self.models = {}  # id -> (op, shape)
         self.requests = self.errors = self.predictions = 0
-        self.minor = PROTOCOL[1]
+        self.minor = version[1]
 
     def handshake(self):
         self.conn.send(HELLO, 0, {
-            "protocol_major": PROTOCOL[0], "protocol_minor": PROTOCOL[1],
+            "protocol_major": self.version[0], "protocol_minor": self.version[1],
             "helper_version": "protocol-peer 1", "os": os.uname().sysname,
             "os_build": os.uname().release, "chip": os.uname().machine,
             "coreml_version": None, "compute_units": [CPU_ONLY], "sandboxed": False,
@@ -140,10 +143,13 @@ class Peer:
             sys.exit("supervisor closed the socket before Welcome")
         tag, _, payload = mp.decode(body)
         if tag == ERROR:
-            sys.exit("refused: %s" % payload.get("message"))
-        if tag != WELCOME or payload.get("protocol_major") != PROTOCOL[0]:
+            print("refused (code %r): %s" % (payload.get("code"), payload.get("message")), file=sys.stderr)
+            sys.exit(3)
+        if tag != WELCOME or payload.get("protocol_major") != self.version[0]:
             sys.exit("expected Welcome, got tag %r" % tag)
-        self.minor = min(PROTOCOL[1], payload["protocol_minor"])
+        # Both sides use the smaller minor from now on (this peer has nothing newer than 2.1).
+        self.minor = min(self.version[1], payload["protocol_minor"])
+        print("negotiated %d.%d" % (self.version[0], self.minor), file=sys.stderr)
 
     def serve(self):
         while True:
@@ -370,7 +376,12 @@ def connect(argv):
 
 
 def main(argv):
-    peer = Peer(Connection(connect(argv)))
+    version = PROTOCOL
+    announced = os.environ.get("COREML_PEER_PROTOCOL")
+    if announced:
+        major, minor = announced.split(".")
+        version = (int(major), int(minor))
+    peer = Peer(Connection(connect(argv)), version)
     peer.handshake()
     return peer.serve()
 
