@@ -129,7 +129,6 @@ fn make_resident(chunk: &AnonMemory, mode: Mode, threads: usize) -> std::io::Res
             .collect();
         parts
             .into_iter()
-            .map(|p| p.join().expect("burst thread panicked"))
-            .collect()
+            .try_for_each(|p| p.join().expect("burst thread panicked"))
     })
 }
