@@ -1,7 +1,8 @@
 //! Version negotiation (docs/protocol.md section 7) against the independent peer:
 //! a peer announcing another major (3.0, or the 1.0 of named regions) is refused
 //! with the typed version error naming both versions and leaves nothing behind; a
-//! peer announcing a newer minor (2.9) is accepted and serves.
+//! peer announcing a newer minor (2.9), whose `Hello` carries a field this
+//! supervisor does not know, is accepted and serves.
 mod common;
 mod python;
 

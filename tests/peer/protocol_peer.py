@@ -17,8 +17,9 @@ Neural-Engine outputs are.
 An input element that is NaN fails the prediction with PREDICT_FAILED, and a
 source that is not a toy model fails Compile with COMPILE_FAILED, so typed
 errors can be checked end to end. `COREML_PEER_PROTOCOL=M.m` makes the peer
-announce another version in Hello (section 7); it exits with status 3 when
-the supervisor refuses it.
+announce another version in Hello (section 7), with an extra Hello field when
+the minor is newer than 2.1; it exits with status 3 when the supervisor
+refuses it.
 """
 
 import json
@@ -137,6 +138,9 @@ class Peer:
             "coreml_version": None, "compute_units": [CPU_ONLY], "sandboxed": False,
             "sandbox_detail": "python peer; the supervisor's sandbox only",
             "engine": "diagnostic", "pid": os.getpid(),
+            # A newer minor may append optional fields; Hello goes out before any
+            # negotiation, so an announced 2.2+ peer shows one (the receiver ignores it).
+            **({"future_field": [1, {"nested": None}]} if self.version[1] > PROTOCOL[1] else {}),
         })
         body = self.conn.next_body()
         if body is None:
