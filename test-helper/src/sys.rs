@@ -384,3 +384,83 @@ impl io::Read for FdReader {
         Ok(n)
     }
 }
+
+/// Private anonymous memory for the `--alloc-burst` mode, unmapped on drop: faulted
+/// in page by page, or populated by the kernel in one call (`MADV_POPULATE_WRITE`),
+/// optionally with transparent huge pages.
+pub struct AnonMemory {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: private memory of this process; threads only write disjoint ranges of it.
+unsafe impl Send for AnonMemory {}
+// SAFETY: see Send; writes go through raw pointers to ranges each thread owns.
+unsafe impl Sync for AnonMemory {}
+
+impl AnonMemory {
+    /// Reserves `len` bytes (nothing is charged until a page is touched).
+    pub fn new(len: usize) -> io::Result<Self> {
+        // SAFETY: a fresh kernel-chosen private anonymous mapping; checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len.max(1),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            ptr: NonNull::new(p.cast()).expect("mmap never returns null on success"),
+            len: len.max(1),
+        })
+    }
+
+    /// Asks for transparent huge pages (`MADV_HUGEPAGE`).
+    pub fn advise_huge(&self) -> io::Result<()> {
+        self.advise(0, self.len, libc::MADV_HUGEPAGE)
+    }
+
+    /// Has the kernel fault in `[off, off + len)` writable in one call
+    /// (`MADV_POPULATE_WRITE`, Linux 5.14).
+    pub fn populate_write(&self, off: usize, len: usize) -> io::Result<()> {
+        self.advise(off, len, libc::MADV_POPULATE_WRITE)
+    }
+
+    fn advise(&self, off: usize, len: usize, advice: libc::c_int) -> io::Result<()> {
+        assert!(off.checked_add(len).is_some_and(|end| end <= self.len));
+        // SAFETY: the range lies inside this mapping (asserted).
+        let rc = unsafe { libc::madvise(self.ptr.as_ptr().add(off).cast(), len, advice) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Writes one byte into every 4 KiB page of `[off, off + len)`: one page fault each.
+    pub fn touch_pages(&self, off: usize, len: usize) {
+        assert!(off.checked_add(len).is_some_and(|end| end <= self.len));
+        for at in (off..off + len).step_by(4096) {
+            // SAFETY: `at` is inside the mapping (asserted range), which is writable.
+            unsafe { self.ptr.as_ptr().add(at).write_volatile(1) };
+        }
+    }
+
+    /// Writes every byte of the mapping (the fault plus a full memset per page).
+    pub fn fill(&self) {
+        // SAFETY: the whole mapping is writable and owned by `self`.
+        unsafe { std::ptr::write_bytes(self.ptr.as_ptr(), 1, self.len) };
+    }
+}
+
+impl Drop for AnonMemory {
+    fn drop(&mut self) {
+        // SAFETY: exactly the pointer and length mmap returned.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
