@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! // Compile: validate (every op supported) and copy into the staging directory.
-//! let (bundle, us) = mil::compile("/models/net.mlpackage", "/cache/.staging")?;
+//! let (bundle, us) = mil::compile("/models/net.mlpackage", "/cache/.staging", "")?;
 //! // Load the bundle (or a source directly, or a `mil:` URI carrying faults).
 //! let m = MilModel::load("mil:/models/net.mlpackage?fault=segv&after=3", "")?;
 //! ```
@@ -48,13 +48,52 @@ fn split_source<'a>(source: &'a str, default_faults: &'a str) -> (PathBuf, &'a s
 pub fn fault_plan(query: &str) -> Result<DiagModel, String> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-        if !matches!(key, "fault" | "at" | "after" | "once" | "armed" | "load_ms") {
+        if !matches!(
+            key,
+            "fault" | "at" | "after" | "once" | "armed" | "load_ms" | "bundle" | "link"
+        ) {
             return Err(format!(
                 "key {key:?} does not apply to an ML Program package"
             ));
         }
     }
-    DiagModel::parse(&format!("diag:echo?{query}"))
+    let diag: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.starts_with("bundle=") && !p.starts_with("link="))
+        .collect();
+    DiagModel::parse(&format!("diag:echo?{}", diag.join("&")))
+}
+
+/// A hostile `Compiled` answer (docs/diagnostics.md), for the supervisor's
+/// path confinement: `bundle=P` names `P` (joined to the staging directory
+/// unless absolute, so `../x` climbs out of it) without compiling anything;
+/// `link=T` creates a symlink in the staging directory pointing at `T` and
+/// names the link. `None` without either key.
+fn hostile_answer(query: &str, staging_dir: &str) -> Option<Result<String, Failure>> {
+    for pair in query.split('&') {
+        if let Some(p) = pair.strip_prefix("bundle=") {
+            return Some(Ok(Path::new(staging_dir)
+                .join(p)
+                .to_string_lossy()
+                .into_owned()));
+        }
+        if let Some(target) = pair.strip_prefix("link=") {
+            let n = BUNDLES.fetch_add(1, Ordering::SeqCst);
+            let link =
+                Path::new(staging_dir).join(format!("link-{}-{n}.mlmodelc", std::process::id()));
+            return Some(
+                std::os::unix::fs::symlink(target, &link)
+                    .map(|()| link.to_string_lossy().into_owned())
+                    .map_err(|e| {
+                        (
+                            ErrorCode::COMPILE_FAILED,
+                            format!("symlink {}: {e}", link.display()),
+                        )
+                    }),
+            );
+        }
+    }
+    None
 }
 
 static BUNDLES: AtomicU64 = AtomicU64::new(0);
@@ -63,10 +102,17 @@ static BUNDLES: AtomicU64 = AtomicU64::new(0);
 /// protobuf or an unsupported op fails here, with the executor's message), then
 /// copies it into a fresh `<stem>-<pid>-<n>.mlmodelc` directory inside
 /// `staging_dir`. Returns the bundle path and the time taken in µs.
-pub fn compile(source: &str, staging_dir: &str) -> Result<(String, u64), Failure> {
+pub fn compile(
+    source: &str,
+    staging_dir: &str,
+    default_faults: &str,
+) -> Result<(String, u64), Failure> {
     let t0 = Instant::now();
-    let (path, query) = split_source(source, "");
+    let (path, query) = split_source(source, default_faults);
     fault_plan(query).map_err(|e| (ErrorCode::BAD_REQUEST, e))?;
+    if let Some(answer) = hostile_answer(query, staging_dir) {
+        return answer.map(|p| (p, 0));
+    }
     Executor::load(&path, Options::default()).map_err(|e| {
         (
             ErrorCode::COMPILE_FAILED,
@@ -436,8 +482,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let staging = dir.path().join("staging");
         std::fs::create_dir(&staging).unwrap();
-        let (bundle, _) =
-            compile(&fixture().display().to_string(), staging.to_str().unwrap()).expect("compile");
+        let (bundle, _) = compile(
+            &fixture().display().to_string(),
+            staging.to_str().unwrap(),
+            "",
+        )
+        .expect("compile");
         assert!(Path::new(&bundle).starts_with(&staging), "{bundle}");
         assert!(Path::new(&bundle).join("Manifest.json").is_file());
 
@@ -446,7 +496,7 @@ mod tests {
         copy_tree(&fixture(), &pkg).unwrap();
         std::os::unix::fs::symlink("/etc/hostname", pkg.join("Data/hostname")).unwrap();
         let (code, message) =
-            compile(pkg.to_str().unwrap(), staging.to_str().unwrap()).expect_err("symlink");
+            compile(pkg.to_str().unwrap(), staging.to_str().unwrap(), "").expect_err("symlink");
         assert_eq!(code, ErrorCode::COMPILE_FAILED);
         assert!(message.contains("is a symlink"), "{message}");
         let left: Vec<_> = std::fs::read_dir(&staging).unwrap().collect();

@@ -286,7 +286,7 @@ impl State {
                 ),
             },
             Message::Compile(c) if mil::is_mil_source(&c.source_path) => {
-                match mil::compile(&c.source_path, &c.staging_dir) {
+                match mil::compile(&c.source_path, &c.staging_dir, &self.mil_faults) {
                     Ok((bundle_path, compile_us)) => Message::Compiled(Compiled {
                         bundle_path,
                         backend: Backend::MlProgram,
