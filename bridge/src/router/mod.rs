@@ -73,6 +73,12 @@ pub use crate::router::builder::RouterBuilder;
 pub const HINT_CANDLE_ARTIFACT: &str = "router.candle_artifact";
 /// Hint naming the Core ML-side artifact of a model prepared from a Candle artifact.
 pub const HINT_COREML_ARTIFACT: &str = "router.coreml_artifact";
+/// Hint (milliseconds) that makes `prepare` wait up to this long for the
+/// Core ML side to be ready or to fail, instead of the router's
+/// [`prepare_grace`](RouterBuilder::prepare_grace), when the fallback could
+/// serve meanwhile: for a caller that named a Core ML model and makes one
+/// request (`coreml-bridge embed --coreml-model`).
+pub const HINT_WAIT_FOR_COREML: &str = "router.wait_for_coreml_ms";
 /// Time kept back from Core ML's share of a deadline so that the fallback
 /// can still answer (at least this, or twice the fallback's expected p99).
 pub const MIN_FALLBACK_RESERVE: Duration = Duration::from_millis(50);

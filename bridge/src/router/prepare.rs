@@ -23,7 +23,7 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use coreml_inference::{
     CacheKey, InferenceEngine, ModelArtifact, ModelFormat, ModelId, PrepareError, PrepareOptions, PreparedModel,
@@ -35,7 +35,7 @@ use crate::breaker::trip::FallbackReason;
 use crate::breaker::{Breaker, BreakerState};
 use crate::router::primary_side::{spawn_preparation, Preparation, PrimarySide, PrimarySlot};
 use crate::router::routed::{intersect_schemas, Routed};
-use crate::router::{Router, HINT_CANDLE_ARTIFACT, HINT_COREML_ARTIFACT, ROUTER_ENGINE};
+use crate::router::{Router, HINT_CANDLE_ARTIFACT, HINT_COREML_ARTIFACT, HINT_WAIT_FOR_COREML, ROUTER_ENGINE};
 use crate::taxonomy::FailureKind;
 use crate::telemetry::events::EventKind;
 use crate::telemetry::latency::Stage;
@@ -167,7 +167,11 @@ impl Router {
         let fallback_name = self.fallback.as_ref().map_or_else(String::new, |f| f.name().to_owned());
         let _ = schema_tx.send(fallback.as_ref().map(|f: &PreparedModel| (f.schema.clone(), fallback_name)));
         if fallback.is_some() {
-            slot.settled(Some(started + self.prepare_grace)).await;
+            let grace = options
+                .hint(HINT_WAIT_FOR_COREML)
+                .and_then(|ms| ms.parse().ok())
+                .map_or(self.prepare_grace, Duration::from_millis);
+            slot.settled(Some(started + grace)).await;
         } else {
             // Nothing else can serve: wait for Core ML (within the caller's budget).
             slot.settled(None).await;
