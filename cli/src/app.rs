@@ -18,7 +18,9 @@ use coreml_bridge::inference::{
     ArtifactError, ComputeUnits, InferenceEngine, ModelArtifact, PrepareOptions, PreparedModel,
     TensorError,
 };
-use coreml_bridge::router::{Router, HINT_CANDLE_ARTIFACT, HINT_COREML_ARTIFACT};
+use coreml_bridge::router::{
+    Router, HINT_CANDLE_ARTIFACT, HINT_COREML_ARTIFACT, HINT_WAIT_FOR_COREML,
+};
 use coreml_bridge::setup::{router_from_env, router_with_helper, RouterSetup};
 use coreml_mil::MilEngine;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -95,6 +97,9 @@ pub fn missing_file_advice(path: &Path) -> &'static str {
 pub struct App {
     pub router: Router,
     pub global: Global,
+    /// How long `prepare` waits for a Core ML model named on the command
+    /// line before the fallback answers (`None`: the router's short grace).
+    pub coreml_wait: Option<Duration>,
 }
 
 impl App {
@@ -122,7 +127,11 @@ impl App {
                 eprintln!("note: {line}");
             }
         }
-        Ok(Self { router, global })
+        Ok(Self {
+            router,
+            global,
+            coreml_wait: None,
+        })
     }
 
     /// The notice line, if Candle serves alone.
@@ -166,6 +175,9 @@ impl App {
             .or_else(|| sibling.exists().then_some(sibling))
         {
             options = options.with_hint(HINT_COREML_ARTIFACT, c.to_string_lossy());
+        }
+        if let Some(wait) = self.coreml_wait.filter(|_| coreml.is_some()) {
+            options = options.with_hint(HINT_WAIT_FOR_COREML, wait.as_millis().to_string());
         }
         let spinner = spinner(&self.global, &format!("preparing {name}"));
         let model = self

@@ -23,6 +23,10 @@ use crate::Global;
 /// Model name in telemetry.
 pub const MODEL: &str = "all-minilm-l6-v2";
 
+/// How long `embed` waits for the Core ML model of `--coreml-model` to be
+/// ready before Candle answers instead.
+pub const COREML_WAIT: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
     /// Sentences to embed (at least one).
@@ -89,17 +93,39 @@ fn limit_error(e: &LimitError) -> String {
     }
 }
 
-/// One line per sentence longer than the limit.
-pub fn truncation_notes(truncated: &[(usize, usize)], limit: &SeqLimit) -> Vec<String> {
+/// One line per sentence longer than the limit of `tokens` (from `source`).
+pub fn truncation_notes(truncated: &[(usize, usize)], tokens: usize, source: &str) -> Vec<String> {
     truncated
         .iter()
         .map(|&(i, n)| {
             format!(
-                "sentence [{i}] has {n} tokens; only the first {} are embedded (limit from {})",
-                limit.tokens, limit.source
+                "sentence [{i}] has {n} tokens; only the first {tokens} are embedded (limit from {source})"
             )
         })
         .collect()
+}
+
+/// The token limit: the model's (or `--max-len`), or the Core ML package's
+/// sequence length when that is shorter (both engines embed the same tokens).
+fn token_limit(
+    limit: &SeqLimit,
+    coreml: Option<&std::path::Path>,
+) -> Result<(usize, String), String> {
+    let package = match coreml {
+        Some(p) => crate::embed_package::max_tokens(p)?.map(|n| (n, p)),
+        None => None,
+    };
+    Ok(match package {
+        Some((n, p)) if n < limit.tokens => (
+            n,
+            format!(
+                "the Core ML package's `{}`, {}",
+                crate::embed_package::IDS,
+                p.display()
+            ),
+        ),
+        _ => (limit.tokens, limit.source.to_string()),
+    })
 }
 
 pub async fn run(global: Global, args: EmbedArgs) -> Result<(), String> {
@@ -117,25 +143,28 @@ pub async fn run(global: Global, args: EmbedArgs) -> Result<(), String> {
         return Err(app::file_error(&tokenizer_file, "no such file", advice));
     }
     let limit = SeqLimit::for_model_dir(&dir, args.max_len).map_err(|e| limit_error(&e))?;
-    let tokenizer =
-        TextTokenizer::from_file(&tokenizer_file, limit.tokens).map_err(|e| match e {
-            TokenizerError::File { path, message } => app::file_error(
-                &path,
-                format!("not a tokenizer ({message})"),
-                "give the tokenizer.json that comes with the model",
-            ),
-            other => other.to_string(),
-        })?;
+    let (max_len, max_len_source) = token_limit(&limit, args.coreml_model.as_deref())?;
+    let tokenizer = TextTokenizer::from_file(&tokenizer_file, max_len).map_err(|e| match e {
+        TokenizerError::File { path, message } => app::file_error(
+            &path,
+            format!("not a tokenizer ({message})"),
+            "give the tokenizer.json that comes with the model",
+        ),
+        other => other.to_string(),
+    })?;
     let texts: Vec<&str> = args.sentences.iter().map(String::as_str).collect();
     let encoded = tokenizer
         .encode_batch_counted(&texts)
         .map_err(|e| e.to_string())?;
     let truncated = encoded.truncated();
-    for line in truncation_notes(&truncated, &limit) {
+    for line in truncation_notes(&truncated, max_len, &max_len_source) {
         eprintln!("note: {line}");
     }
     let Encoded { inputs, tokens, .. } = encoded;
-    let app = App::start(global).await?;
+    let mut app = App::start(global).await?;
+    // A one-shot command: the Core ML model it names answers once ready
+    // (the helper compiles it first), not Candle meanwhile.
+    app.coreml_wait = Some(COREML_WAIT);
     let batch = args.sentences.len();
     let model = app
         .prepare(
@@ -169,12 +198,12 @@ pub async fn run(global: Global, args: EmbedArgs) -> Result<(), String> {
             "served_by": served,
             "notice": app.notice(),
             "sentences": args.sentences,
-            "max_len": limit.tokens,
-            "max_len_source": limit.source.to_string(),
+            "max_len": max_len,
+            "max_len_source": max_len_source,
             "tokens": tokens,
             "truncated": truncated
                 .iter()
-                .map(|&(i, n)| json!({ "sentence": i, "tokens": n, "kept": limit.tokens }))
+                .map(|&(i, n)| json!({ "sentence": i, "tokens": n, "kept": max_len }))
                 .collect::<Vec<_>>(),
             "dimensions": dim,
             "embeddings": rows,

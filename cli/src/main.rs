@@ -24,6 +24,7 @@ mod bench;
 mod cache;
 mod classify;
 mod embed;
+mod embed_package;
 mod inspect;
 
 mod gates;

@@ -392,13 +392,42 @@ fn budget_of(g: &Golden, key: &str) -> Option<Budget> {
     })
 }
 
+/// `text` with Python's non-standard JSON numbers (`NaN`, `Infinity`,
+/// `-Infinity`, which `json.dump` writes for a constant-hazard report's
+/// `min`/`max`) made `null` outside strings, so that serde_json reads the rest.
+fn python_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if !in_string {
+            if let Some(word) = ["-Infinity", "Infinity", "NaN"]
+                .into_iter()
+                .find(|w| rest.starts_with(w))
+            {
+                out.push_str("null");
+                rest = &rest[word.len()..];
+                continue;
+            }
+        }
+        match c {
+            '"' if !escaped => in_string = !in_string,
+            _ => {}
+        }
+        escaped = in_string && c == '\\' && !escaped;
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 /// Golden pixel values (normalised) back to what an image input of `variant`
 /// receives: `p = ((x·std + mean) − bias) / scale`, from the variant's manifest.
 fn image_pixels(dir: &Path, variant: &str, x: &Tensor) -> Result<Tensor, String> {
     let path = dir.join(format!("{variant}.json"));
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let m: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let m: serde_json::Value = serde_json::from_str(&python_json(&text))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let img = &m["image_input"];
     let f = |v: &serde_json::Value| v.as_f64().ok_or(format!("{}: image_input", path.display()));
     let scale = f(&img["scale"])?;
@@ -611,6 +640,16 @@ mod tests {
 
     fn t(v: &[f32]) -> Tensor {
         Tensor::new(vec![v.len()], v.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn python_json_numbers_become_null_outside_strings() {
+        let text = r#"{"min": -Infinity, "max": [Infinity, NaN], "note": "NaN \" -Infinity", "scale": 1.5}"#;
+        assert!(serde_json::from_str::<serde_json::Value>(text).is_err());
+        let v: serde_json::Value = serde_json::from_str(&python_json(text)).unwrap();
+        assert!(v["min"].is_null() && v["max"][0].is_null() && v["max"][1].is_null());
+        assert_eq!(v["note"], "NaN \" -Infinity");
+        assert_eq!(v["scale"], 1.5);
     }
 
     #[test]

@@ -96,6 +96,13 @@ pub enum ValidationError {
         expected: usize,
         actual: usize,
     },
+    /// A value the model's dtype cannot hold (an i64 token id beyond i32).
+    #[error("input `{name}` holds {value}, which the model's {dtype} cannot represent")]
+    OutOfRange {
+        name: String,
+        value: i64,
+        dtype: DType,
+    },
 }
 
 /// A model artifact could not be read or did not match its digest.

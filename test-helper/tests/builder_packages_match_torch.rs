@@ -2,9 +2,8 @@
 //! (`scripts/models/mil_builder.py`, no torch) compute what the torch-converted `fp32`
 //! packages of `make models` compute: same I/O schema, and outputs on the model
 //! pipeline's golden inputs within L∞ 1e-4 of each other (and of PyTorch FP32), both
-//! run with the MIL executor. Where the torch package holds an op the executor lacks
-//! (EfficientNet-Lite0's `pad`, today), the builder package is compared with the
-//! PyTorch FP32 outputs alone, and the test prints so.
+//! run with the MIL executor (EfficientNet-Lite0's torch package pads explicitly: the
+//! executor's `pad` op runs it).
 //!
 //! The torch-converted packages exist only in `$COREML_BRIDGE_CACHE/models` after
 //! `make models`. When one is missing the test fails and says so, unless
@@ -112,31 +111,19 @@ fn compare(model: &str, weights_dir: &str) -> Result<(), String> {
         .map(|(n, t)| (n.to_string(), candle(t)))
         .collect();
     let ours = outputs(&builder, &inputs);
-    // The torch package may use an op the executor does not have yet (EfficientNet's
-    // explicit `pad`); then the builder package is held to the PyTorch FP32 outputs
-    // the torch package was converted from, and the gap is printed.
-    let theirs = match Executor::load(&torch, Options::default()) {
-        Ok(_) => Some(outputs(&torch, &inputs)),
-        Err(coreml_mil::LoadError::UnsupportedOps(ops)) => {
-            println!("{model}: the torch package uses ops the executor lacks ({ops:?}): compared with PyTorch FP32 only");
-            None
-        }
-        Err(e) => panic!("{}: {e}", torch.display()),
-    };
+    let theirs = outputs(&torch, &inputs);
     let golden = TensorMap::read_safetensors(&golden_out).unwrap();
     assert_eq!(ours.len(), golden.len());
     for (name, a) in &ours {
-        if let Some(theirs) = &theirs {
-            let b = theirs
-                .get(name)
-                .unwrap_or_else(|| panic!("{model}: torch package has no `{name}`"));
-            let d = linf(a, b);
-            println!("{model}.{name}: L∞ builder vs torch package {d:.3e}");
-            assert!(
-                d <= BUDGET,
-                "{model}.{name}: builder vs torch-converted package L∞ {d:e} > {BUDGET:e}"
-            );
-        }
+        let b = theirs
+            .get(name)
+            .unwrap_or_else(|| panic!("{model}: torch package has no `{name}`"));
+        let d = linf(a, b);
+        println!("{model}.{name}: L∞ builder vs torch package {d:.3e}");
+        assert!(
+            d <= BUDGET,
+            "{model}.{name}: builder vs torch-converted package L∞ {d:e} > {BUDGET:e}"
+        );
         let g = linf(
             a,
             &golden

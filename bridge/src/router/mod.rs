@@ -39,6 +39,7 @@
 //! engine, and breaker rules live in [`crate::breaker`].
 
 mod builder;
+pub mod conform;
 mod prepare;
 pub mod primary_side;
 pub mod routed;
@@ -59,6 +60,7 @@ use crate::breaker::trip::FallbackReason;
 use crate::breaker::{Admission, BreakerConfig, BreakerState, Outcome, Ticket, Transition};
 use crate::clock::SharedClock;
 use crate::health::{DomainScope, HealthBus, HealthEvent};
+use crate::router::conform::Conformed;
 use crate::router::routed::Routed;
 use crate::taxonomy::{reached_helper, FailureKind};
 use crate::telemetry::events::EventKind;
@@ -71,6 +73,12 @@ pub use crate::router::builder::RouterBuilder;
 pub const HINT_CANDLE_ARTIFACT: &str = "router.candle_artifact";
 /// Hint naming the Core ML-side artifact of a model prepared from a Candle artifact.
 pub const HINT_COREML_ARTIFACT: &str = "router.coreml_artifact";
+/// Hint (milliseconds) that makes `prepare` wait up to this long for the
+/// Core ML side to be ready or to fail, instead of the router's
+/// [`prepare_grace`](RouterBuilder::prepare_grace), when the fallback could
+/// serve meanwhile: for a caller that named a Core ML model and makes one
+/// request (`coreml-bridge embed --coreml-model`).
+pub const HINT_WAIT_FOR_COREML: &str = "router.wait_for_coreml_ms";
 /// Time kept back from Core ML's share of a deadline so that the fallback
 /// can still answer (at least this, or twice the fallback's expected p99).
 pub const MIN_FALLBACK_RESERVE: Duration = Duration::from_millis(50);
@@ -349,26 +357,50 @@ impl Router {
         }
     }
 
-    /// One attempt on one engine, timed and counted.
+    /// One attempt on one engine (with the name telemetry gives it), timed and counted.
     async fn attempt(
         &self,
         name: &str,
-        engine: &Arc<dyn InferenceEngine>,
+        (engine, label): (&Arc<dyn InferenceEngine>, &str),
         model: &PreparedModel,
         inputs: TensorMap,
         deadline: Deadline,
         self_timed: bool,
     ) -> (Result<TensorMap, InferError>, Duration) {
         let start = Instant::now();
-        let span = stage_span(Stage::Predict, name, engine.name());
+        let span = stage_span(Stage::Predict, name, label);
         let result = engine.infer(model, inputs, deadline).instrument(span).await;
         let took = start.elapsed();
         if !self_timed {
-            self.telemetry.record_stage(name, engine.name(), Stage::Predict, took);
+            self.telemetry.record_stage(name, label, Stage::Predict, took);
         }
         let counted = result.as_ref().map(|_| ()).map_err(FailureKind::of_infer_error);
-        self.telemetry.record_inference(name, engine.name(), counted);
+        self.telemetry.record_inference(name, label, counted);
         (result, took)
+    }
+
+    /// The primary's attempts at the parts of a conformed request (one per
+    /// row when a batch was split), joined into one answer.
+    async fn attempt_conformed(
+        &self,
+        name: &str,
+        engine: &Arc<dyn InferenceEngine>,
+        model: &PreparedModel,
+        mut conformed: Conformed,
+        deadline: Deadline,
+    ) -> (Result<TensorMap, InferError>, Duration) {
+        let timed = self.primary_self_timed;
+        let parts = std::mem::take(&mut conformed.parts);
+        let (mut answers, mut took) = (Vec::with_capacity(parts.len()), Duration::ZERO);
+        for part in parts {
+            let (result, t) = self.attempt(name, (engine, engine.name()), model, part, deadline, timed).await;
+            took += t;
+            match result {
+                Ok(a) => answers.push(a),
+                Err(e) => return (Err(e), took),
+            }
+        }
+        (conformed.join(answers), took)
     }
 
     async fn run_fallback(
@@ -385,14 +417,15 @@ impl Router {
             self.telemetry.event(Some(&r.name), EventKind::NoFallback { message: message.clone() });
             return Err(InferError::Unavailable { message });
         };
+        let label = r.fallback_label.as_str();
         if let Some(reason) = reason {
-            self.telemetry.record_fallback(&r.name, &self.primary_label(), engine.name(), reason);
+            self.telemetry.record_fallback(&r.name, &self.primary_label(), label, reason);
         }
-        let (result, _) = self.attempt(&r.name, engine, model, inputs, deadline, false).await;
+        let (result, _) = self.attempt(&r.name, (engine, label), model, inputs, deadline, false).await;
         if result.is_ok() {
-            self.telemetry.record_served(&r.name, engine.name());
+            self.telemetry.record_served(&r.name, label);
         }
-        result.map(|out| (out, engine.name().to_owned()))
+        result.map(|out| (out, label.to_owned()))
     }
 
     async fn route(
@@ -423,11 +456,27 @@ impl Router {
             let said = if self.fallback.is_none() { reason } else { None };
             return self.run_fallback(r, inputs, deadline, said).await;
         };
+        // The request in the package's form (ids narrowed, sequences padded,
+        // a batch split into rows): before the breaker, so a request Core ML
+        // cannot take blames nobody and goes to the fallback.
+        let keep = r.fallback.as_ref().map(|_| inputs.clone());
+        let conformed = match Conformed::to(&model.schema, inputs) {
+            Ok(c) => c,
+            Err(e) => {
+                let Some(inputs) = keep else { return Err(InferError::Invalid(e)) };
+                let message = format!("the Core ML model cannot take this request: {e}");
+                let reason = FallbackReason::PrimaryFailed { kind: FailureKind::SchemaMismatch, message };
+                return self.run_fallback(r, inputs, deadline, Some(reason)).await;
+            }
+        };
         let forced = self.force.current().contains(&r.name);
         let (admission, transitions) = r.breaker().admit(self.clock.now(), forced);
         self.apply_transitions(r, transitions);
         let ticket = match admission {
-            Admission::Fallback { reason } => return self.run_fallback(r, inputs, deadline, Some(reason)).await,
+            // (Without a fallback `keep` is empty: `run_fallback` only says there is none.)
+            Admission::Fallback { reason } => {
+                return self.run_fallback(r, keep.unwrap_or_default(), deadline, Some(reason)).await;
+            }
             // Given back if this future is dropped before the outcome is known.
             Admission::Primary { ticket } => TicketGuard { routed: r, ticket: Some(ticket) },
         };
@@ -438,9 +487,7 @@ impl Router {
             None => Duration::ZERO,
         };
         let primary_deadline = Deadline::after(deadline.remaining().saturating_sub(reserve));
-        let keep = r.fallback.as_ref().map(|_| inputs.clone());
-        let (result, took) =
-            self.attempt(&r.name, &engine, model, inputs, primary_deadline, self.primary_self_timed).await;
+        let (result, took) = self.attempt_conformed(&r.name, &engine, model, conformed, primary_deadline).await;
         let outcome = match &result {
             Ok(_) => Some(Outcome::success(took)),
             // It never reached the helper (it waited in the queue or for a

@@ -13,6 +13,8 @@
 //! that cannot be prepared (unsupported by the helper, a failed compile or
 //! load, a schema the engine cannot carry) leaves this model on Candle (one
 //! fallback event with the reason) and every other model where it was;
+//! a `.mlpackage` given without a Candle artifact is also the fallback's
+//! artifact (the MIL executor of a fallback chain runs it);
 //! a Candle side that does not exist (`UnsupportedArchitecture` /
 //! `UnsupportedFormat`) leaves the model without a fallback; when neither
 //! side can serve, `prepare` fails with `PrepareError::Unavailable` saying
@@ -21,7 +23,7 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use coreml_inference::{
     CacheKey, InferenceEngine, ModelArtifact, ModelFormat, ModelId, PrepareError, PrepareOptions, PreparedModel,
@@ -33,7 +35,7 @@ use crate::breaker::trip::FallbackReason;
 use crate::breaker::{Breaker, BreakerState};
 use crate::router::primary_side::{spawn_preparation, Preparation, PrimarySide, PrimarySlot};
 use crate::router::routed::{intersect_schemas, Routed};
-use crate::router::{Router, HINT_CANDLE_ARTIFACT, HINT_COREML_ARTIFACT, ROUTER_ENGINE};
+use crate::router::{Router, HINT_CANDLE_ARTIFACT, HINT_COREML_ARTIFACT, HINT_WAIT_FOR_COREML, ROUTER_ENGINE};
 use crate::taxonomy::FailureKind;
 use crate::telemetry::events::EventKind;
 use crate::telemetry::latency::Stage;
@@ -60,6 +62,14 @@ fn model_name(artifact: &ModelArtifact, options: &PrepareOptions) -> String {
     })
 }
 
+/// A `.mlpackage` with no Candle artifact named is its own fallback
+/// artifact: a fallback chain's MIL executor runs the package itself (an
+/// engine that cannot take a package says so, and the model has no fallback).
+fn package_as_its_own_fallback(artifact: &ModelArtifact) -> Option<ModelArtifact> {
+    let diag = artifact.path.to_str().is_some_and(|p| p.starts_with("diag:"));
+    (artifact.format == ModelFormat::MlPackage && !diag).then(|| artifact.clone())
+}
+
 impl Router {
     pub(crate) async fn prepare_routed(
         &self,
@@ -68,7 +78,8 @@ impl Router {
     ) -> Result<PreparedModel, PrepareError> {
         let name = model_name(artifact, options);
         let (coreml_art, candle_art) = if is_coreml(artifact) {
-            (Some(artifact.clone()), options.hint(HINT_CANDLE_ARTIFACT).map(artifact_from_hint).transpose()?)
+            let hinted = options.hint(HINT_CANDLE_ARTIFACT).map(artifact_from_hint).transpose()?;
+            (Some(artifact.clone()), hinted.or_else(|| package_as_its_own_fallback(artifact)))
         } else {
             (options.hint(HINT_COREML_ARTIFACT).map(artifact_from_hint).transpose()?, Some(artifact.clone()))
         };
@@ -114,21 +125,27 @@ impl Router {
         };
 
         let mut fallback = None;
+        let mut fallback_label = String::new();
         let mut fallback_missing = Some("no Candle artifact given".to_owned());
         if let (Some(a), Some(engine)) = (&candle_art, &self.fallback) {
             let start = Instant::now();
             let span = stage_span(Stage::Load, &name, engine.name());
             match engine.prepare(a, &options).instrument(span).await {
                 Ok(m) => {
-                    self.telemetry.record_stage(&name, engine.name(), Stage::Load, start.elapsed());
-                    if let Ok(r) = engine.capabilities(&m).await {
+                    // A chain answers with the report of the member that took
+                    // the model: telemetry names that engine (`mil`), not the chain.
+                    let report = engine.capabilities(&m).await.ok();
+                    let label = report.as_ref().map_or_else(|| engine.name().to_owned(), |r| r.engine.clone());
+                    self.telemetry.record_stage(&name, &label, Stage::Load, start.elapsed());
+                    if let Some(r) = report {
                         self.telemetry.set_compute_units(
                             &name,
-                            engine.name(),
+                            &label,
                             r.compute_units_requested,
                             Some(r.compute_units_actual),
                         );
                     }
+                    fallback_label = label;
                     fallback = Some(m);
                     fallback_missing = None;
                 }
@@ -150,7 +167,11 @@ impl Router {
         let fallback_name = self.fallback.as_ref().map_or_else(String::new, |f| f.name().to_owned());
         let _ = schema_tx.send(fallback.as_ref().map(|f: &PreparedModel| (f.schema.clone(), fallback_name)));
         if fallback.is_some() {
-            slot.settled(Some(started + self.prepare_grace)).await;
+            let grace = options
+                .hint(HINT_WAIT_FOR_COREML)
+                .and_then(|ms| ms.parse().ok())
+                .map_or(self.prepare_grace, Duration::from_millis);
+            slot.settled(Some(started + grace)).await;
         } else {
             // Nothing else can serve: wait for Core ML (within the caller's budget).
             slot.settled(None).await;
@@ -178,7 +199,7 @@ impl Router {
                         Some(&name),
                         EventKind::Fallback {
                             from: self.primary_label(),
-                            to: f.engine.clone(),
+                            to: fallback_label.clone(),
                             reason: reason.clone(),
                         },
                     );
@@ -206,6 +227,7 @@ impl Router {
             primary: slot.clone(),
             fallback,
             fallback_missing,
+            fallback_label,
             breaker: Mutex::new(Breaker::new(cfg)),
         });
         if let Some(g) = slot_guard.take() {

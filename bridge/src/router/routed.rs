@@ -13,17 +13,21 @@
 //!     vec![TensorSpec::new("x", DType::F32, vec![Dim::range(1, 8), Dim::Fixed(4)]).batch_capable()],
 //!     vec![TensorSpec::new("y", DType::F32, vec![Dim::range(1, 8), Dim::Fixed(4)]).batch_capable()],
 //! );
-//! // Inputs valid for the router are valid for both engines.
+//! // Inputs valid for the router are valid for both engines once conformed:
+//! // a batch for the batch-1 Core ML model goes to it one row at a time.
 //! let both = intersect_schemas(&coreml, &candle).unwrap();
-//! assert_eq!(both.inputs[0].shape, vec![Dim::Fixed(1), Dim::Fixed(4)]);
+//! assert_eq!(both.inputs[0].shape, vec![Dim::range(1, 8), Dim::Fixed(4)]);
+//! let wide = IoSchema::new(vec![TensorSpec::fixed("x", DType::F32, &[1, 5])], coreml.outputs.clone());
+//! assert_eq!(intersect_schemas(&wide, &candle).unwrap_err(), "input `x`: no shape fits both engines");
 //! ```
 
 use std::sync::{Arc, Mutex};
 
-use coreml_inference::{Dim, IoSchema, PreparedModel, TensorSpec};
+use coreml_inference::{IoSchema, PreparedModel};
 
 use crate::breaker::trip::FallbackReason;
 use crate::breaker::Breaker;
+use crate::router::conform::conformable_schemas;
 use crate::router::primary_side::PrimarySlot;
 
 /// A prepared, routed model.
@@ -38,6 +42,10 @@ pub struct Routed {
     pub fallback: Option<PreparedModel>,
     /// Why it has no fallback.
     pub fallback_missing: Option<String>,
+    /// The engine that serves its fallback side, as telemetry names it: the
+    /// member of a fallback chain that took the model (`candle`, `mil`), not
+    /// the chain.
+    pub fallback_label: String,
     /// Its breaker.
     pub breaker: Mutex<Breaker>,
 }
@@ -69,76 +77,20 @@ impl Drop for Routed {
     }
 }
 
-fn intersect_dim(a: Dim, b: Dim) -> Option<Dim> {
-    let (lo_a, hi_a) = match a {
-        Dim::Fixed(d) => (d, d),
-        Dim::Range { min, max } => (min, max),
-    };
-    let (lo_b, hi_b) = match b {
-        Dim::Fixed(d) => (d, d),
-        Dim::Range { min, max } => (min, max),
-    };
-    let (lo, hi) = (lo_a.max(lo_b), hi_a.min(hi_b));
-    match (lo.cmp(&hi), a, b) {
-        (std::cmp::Ordering::Greater, ..) => None,
-        (std::cmp::Ordering::Equal, ..) | (_, Dim::Fixed(_), _) | (_, _, Dim::Fixed(_)) => Some(Dim::Fixed(lo)),
-        _ => Some(Dim::range(lo, hi)),
-    }
-}
-
-fn intersect_specs(kind: &str, a: &[TensorSpec], b: &[TensorSpec]) -> Result<Vec<TensorSpec>, String> {
-    if a.len() != b.len() {
-        return Err(format!("{kind}s differ: {} vs {}", names(a), names(b)));
-    }
-    a.iter()
-        .map(|sa| {
-            let sb = b
-                .iter()
-                .find(|s| s.name == sa.name)
-                .ok_or_else(|| format!("{kind}s differ: {} vs {}", names(a), names(b)))?;
-            if sa.dtype != sb.dtype {
-                return Err(format!("{kind} `{}` is {} on Core ML and {} on Candle", sa.name, sa.dtype, sb.dtype));
-            }
-            if sa.shape.len() != sb.shape.len() {
-                return Err(format!(
-                    "{kind} `{}` has rank {} on Core ML and {} on Candle",
-                    sa.name,
-                    sa.shape.len(),
-                    sb.shape.len()
-                ));
-            }
-            let shape = sa
-                .shape
-                .iter()
-                .zip(&sb.shape)
-                .map(|(&x, &y)| intersect_dim(x, y))
-                .collect::<Option<Vec<Dim>>>()
-                .ok_or_else(|| format!("{kind} `{}`: no shape fits both engines", sa.name))?;
-            let mut spec = TensorSpec::new(sa.name.clone(), sa.dtype, shape);
-            spec.batch_capable = sa.batch_capable && sb.batch_capable;
-            Ok(spec)
-        })
-        .collect()
-}
-
-fn names(s: &[TensorSpec]) -> String {
-    format!("{:?}", s.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())
-}
-
-/// The schema whose valid inputs are valid for both engines: same names and
-/// dtypes, each dimension the intersection of both. An error says why the
-/// two engines' models are not the same model.
+/// The schema whose valid inputs both engines can serve: same names, the
+/// fallback's dtypes (integer ids are converted for Core ML), each dimension
+/// the intersection of both, or what the Core ML side takes once conformed
+/// (see [`conformable_schemas`]). An error says why the two engines' models
+/// are not the same model.
 pub fn intersect_schemas(coreml: &IoSchema, candle: &IoSchema) -> Result<IoSchema, String> {
-    Ok(IoSchema::new(
-        intersect_specs("input", &coreml.inputs, &candle.inputs)?,
-        intersect_specs("output", &coreml.outputs, &candle.outputs)?,
-    ))
+    conformable_schemas(coreml, candle)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coreml_inference::DType;
+    use crate::router::conform::intersect as intersect_dim;
+    use coreml_inference::{DType, Dim, TensorSpec};
 
     #[test]
     fn dims_intersect_and_mismatches_are_explained() {
