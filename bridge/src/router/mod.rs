@@ -39,6 +39,7 @@
 //! engine, and breaker rules live in [`crate::breaker`].
 
 mod builder;
+pub mod images;
 mod prepare;
 pub mod primary_side;
 pub mod routed;
@@ -388,6 +389,8 @@ impl Router {
         if let Some(reason) = reason {
             self.telemetry.record_fallback(&r.name, &self.primary_label(), engine.name(), reason);
         }
+        // Images come as Core ML takes them; Candle gets them preprocessed as the model does.
+        let inputs = r.images.to_candle(inputs)?;
         let (result, _) = self.attempt(&r.name, engine, model, inputs, deadline, false).await;
         if result.is_ok() {
             self.telemetry.record_served(&r.name, engine.name());

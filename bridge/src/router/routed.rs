@@ -24,6 +24,7 @@ use coreml_inference::{Dim, IoSchema, PreparedModel, TensorSpec};
 
 use crate::breaker::trip::FallbackReason;
 use crate::breaker::Breaker;
+use crate::router::images::ImageInputs;
 use crate::router::primary_side::PrimarySlot;
 
 /// A prepared, routed model.
@@ -38,6 +39,8 @@ pub struct Routed {
     pub fallback: Option<PreparedModel>,
     /// Why it has no fallback.
     pub fallback_missing: Option<String>,
+    /// Its image inputs, converted for the fallback.
+    pub images: ImageInputs,
     /// Its breaker.
     pub breaker: Mutex<Breaker>,
 }
