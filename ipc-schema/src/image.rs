@@ -170,6 +170,19 @@ pub enum ImageError {
     /// Sizes overflow 64 bits.
     #[error("image size overflows u64")]
     Overflow,
+    /// A flexible image spec whose sizes are not `[height, width, channels]` of the format.
+    #[error("flexible image sizes: {0}")]
+    BadSizes(String),
+    /// A size the feature does not take.
+    #[error("an image of {width}x{height} is not one the model takes ({allowed})")]
+    SizeNotAllowed {
+        /// Given width.
+        width: u64,
+        /// Given height.
+        height: u64,
+        /// The sizes the feature takes.
+        allowed: String,
+    },
 }
 
 impl ImageSpec {
@@ -192,6 +205,100 @@ impl ImageSpec {
             .ok_or(ImageError::Overflow)
     }
 
+    /// The same feature at another size (a flexible feature's request).
+    pub fn with_size(&self, width: u64, height: u64) -> ImageSpec {
+        ImageSpec {
+            width,
+            height,
+            ..*self
+        }
+    }
+
+    /// Checks that the feature of `spec` (whose `image` this is) takes an image of
+    /// `width`×`height`, and returns the image spec of that size. A fixed feature takes its own
+    /// size; a flexible one (section 4: `enumerated_shapes` or `shape_ranges` of the pixels'
+    /// `[height, width, channels]`) one of its sizes or any size within its ranges.
+    pub fn sized(
+        &self,
+        spec: &TensorSpec,
+        width: u64,
+        height: u64,
+    ) -> Result<ImageSpec, ImageError> {
+        let c = self.pixel_format.channels();
+        let fits = if !spec.enumerated_shapes.is_empty() {
+            spec.enumerated_shapes.contains(&vec![height, width, c])
+        } else if let [h, w, _] = spec.shape_ranges[..] {
+            (h[0]..=h[1]).contains(&height) && (w[0]..=w[1]).contains(&width)
+        } else {
+            (width, height) == (self.width, self.height)
+        };
+        if !fits {
+            return Err(ImageError::SizeNotAllowed {
+                width,
+                height,
+                allowed: Self::allowed(spec, self),
+            });
+        }
+        let sized = self.with_size(width, height);
+        if width == 0 || height == 0 {
+            return Err(ImageError::Empty { width, height });
+        }
+        sized.row_bytes()?;
+        Ok(sized)
+    }
+
+    /// The sizes a feature takes, for messages (`WxH`, `WxH | WxH`, or `W1..W2 x H1..H2`).
+    fn allowed(spec: &TensorSpec, image: &ImageSpec) -> String {
+        if !spec.enumerated_shapes.is_empty() {
+            let sizes: Vec<String> = spec
+                .enumerated_shapes
+                .iter()
+                .map(|s| format!("{}x{}", s.get(1).unwrap_or(&0), s.first().unwrap_or(&0)))
+                .collect();
+            return sizes.join(" | ");
+        }
+        if let [h, w, _] = spec.shape_ranges[..] {
+            return format!("{}..{} x {}..{}", w[0], w[1], h[0], h[1]);
+        }
+        format!("{}x{}", image.width, image.height)
+    }
+
+    /// A flexible spec's sizes must be `[height, width, channels]` of this format, non-empty
+    /// and around the default size.
+    fn check_sizes(&self, spec: &TensorSpec) -> Result<(), ImageError> {
+        let c = self.pixel_format.channels();
+        let bad = |m: String| Err(ImageError::BadSizes(m));
+        if !spec.enumerated_shapes.is_empty() && !spec.shape_ranges.is_empty() {
+            return bad("both enumerated shapes and ranges".into());
+        }
+        for s in &spec.enumerated_shapes {
+            if s.len() != 3 || s[2] != c || s[0] == 0 || s[1] == 0 {
+                return bad(format!("shape {s:?} is not [height, width, {c}]"));
+            }
+        }
+        if !spec.enumerated_shapes.is_empty() && !spec.enumerated_shapes.contains(&self.shape()) {
+            return bad("the default size is not one of the enumerated sizes".into());
+        }
+        if !spec.shape_ranges.is_empty() {
+            let [h, w, ch] = spec.shape_ranges[..] else {
+                return bad(format!(
+                    "{} ranges for [height, width, channels]",
+                    spec.shape_ranges.len()
+                ));
+            };
+            if ch != [c, c] || h[0] == 0 || w[0] == 0 || h[0] > h[1] || w[0] > w[1] {
+                return bad(format!(
+                    "ranges {:?} are not [height, width, {c}..{c}]",
+                    spec.shape_ranges
+                ));
+            }
+            if !(h[0]..=h[1]).contains(&self.height) || !(w[0]..=w[1]).contains(&self.width) {
+                return bad("the default size is outside the ranges".into());
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that `spec` (whose `image` this is) has the pixels' dtype and shape, and that the
     /// image is not empty.
     pub fn check(&self, spec: &TensorSpec) -> Result<(), ImageError> {
@@ -212,7 +319,7 @@ impl ImageSpec {
                 spec_shape: spec.shape.clone(),
             });
         }
-        Ok(())
+        self.check_sizes(spec)
     }
 
     /// Checks caller-supplied image bytes: `len` bytes with rows `row_bytes` apart. The last
@@ -320,6 +427,31 @@ impl TensorSpec {
             image: Some(image),
         }
     }
+
+    /// An image feature that takes any size within `[min, max]` of width and height (Core ML's
+    /// `MLImageSizeConstraint` of type range); `image` holds the default size.
+    pub fn image_range(
+        name: impl Into<String>,
+        image: ImageSpec,
+        width: [u64; 2],
+        height: [u64; 2],
+    ) -> Self {
+        let c = image.pixel_format.channels();
+        TensorSpec {
+            shape_ranges: vec![height, width, [c, c]],
+            ..Self::image(name, image)
+        }
+    }
+
+    /// An image feature that takes one of `sizes` (`(width, height)`; Core ML's enumerated
+    /// image sizes); `image` holds the default size, which is one of them.
+    pub fn image_sizes(name: impl Into<String>, image: ImageSpec, sizes: &[(u64, u64)]) -> Self {
+        let c = image.pixel_format.channels();
+        TensorSpec {
+            enumerated_shapes: sizes.iter().map(|&(w, h)| vec![h, w, c]).collect(),
+            ..Self::image(name, image)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -355,6 +487,43 @@ mod tests {
             empty.check(&TensorSpec::image("x", empty)),
             Err(ImageError::Empty { .. })
         ));
+    }
+
+    #[test]
+    fn flexible_features_take_their_sizes_and_no_other() {
+        let i = img(4, 3, PixelFormat::Bgra8);
+        let range = TensorSpec::image_range("x", i, [2, 8], [3, 6]);
+        i.check(&range).unwrap();
+        assert_eq!(range.shape_ranges, vec![[3, 6], [2, 8], [4, 4]]);
+        assert_eq!(
+            i.sized(&range, 8, 6).unwrap(),
+            img(8, 6, PixelFormat::Bgra8)
+        );
+        let e = i.sized(&range, 9, 3).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "an image of 9x3 is not one the model takes (2..8 x 3..6)"
+        );
+        let sizes = TensorSpec::image_sizes("x", i, &[(4, 3), (16, 9)]);
+        i.check(&sizes).unwrap();
+        assert_eq!(i.sized(&sizes, 16, 9).unwrap().shape(), vec![9, 16, 4]);
+        assert!(matches!(
+            i.sized(&sizes, 9, 16),
+            Err(ImageError::SizeNotAllowed { .. })
+        ));
+        // A fixed feature takes its own size only.
+        let fixed = TensorSpec::image("x", i);
+        assert_eq!(i.sized(&fixed, 4, 3).unwrap(), i);
+        assert!(i.sized(&fixed, 4, 4).is_err());
+        // Sizes that are not the pixels' [height, width, channels] make the spec invalid.
+        let mut bad = range.clone();
+        bad.shape_ranges[2] = [1, 4];
+        assert!(matches!(i.check(&bad), Err(ImageError::BadSizes(_))));
+        let outside = TensorSpec::image_range("x", i, [5, 8], [3, 6]);
+        assert!(matches!(i.check(&outside), Err(ImageError::BadSizes(_))));
+        let mut gray = sizes;
+        gray.enumerated_shapes.push(vec![2, 2, 1]);
+        assert!(matches!(i.check(&gray), Err(ImageError::BadSizes(_))));
     }
 
     #[test]

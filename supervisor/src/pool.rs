@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use coreml_ipc_schema::ComputeUnits;
 use tokio::sync::Semaphore;
 
-use crate::{Error, ModelId, ModelInfo, Prediction, Supervisor};
+use crate::{Error, ImageBytes, ModelId, ModelInfo, Prediction, Supervisor};
 
 /// Most instances a pool holds.
 pub const MAX_INSTANCES: usize = 4;
@@ -171,6 +171,17 @@ impl ModelPool {
         inputs: &[(&str, &[u8])],
         deadline: Duration,
     ) -> Result<Prediction, PoolError> {
+        self.predict_images(inputs, &[], deadline).await
+    }
+
+    /// [`ModelPool::predict`] with image inputs
+    /// ([`Supervisor::predict_images`]).
+    pub async fn predict_images(
+        &self,
+        inputs: &[(&str, &[u8])],
+        images: &[(&str, ImageBytes<'_>)],
+        deadline: Duration,
+    ) -> Result<Prediction, PoolError> {
         let start = Instant::now();
         let _admitted =
             self.admitted
@@ -195,7 +206,10 @@ impl ModelPool {
         let id = id.ok_or(PoolError::Supervisor(Error::ShuttingDown))?;
         let taken = Taken { pool: self, id };
         let left = deadline.saturating_sub(start.elapsed());
-        let r = self.sup.predict_with_deadline(taken.id, inputs, left).await;
+        let r = self
+            .sup
+            .predict_images(taken.id, inputs, images, left)
+            .await;
         drop(taken);
         drop(permit);
         Ok(r?)

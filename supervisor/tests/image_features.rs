@@ -59,13 +59,7 @@ async fn image_features() {
                 .predict_images(
                     m.id,
                     &[],
-                    &[(
-                        "x",
-                        ImageBytes {
-                            data: &data,
-                            bytes_per_row: stride,
-                        },
-                    )],
+                    &[("x", ImageBytes::new(&data, stride))],
                     Duration::from_secs(3),
                 )
                 .await
@@ -86,13 +80,7 @@ async fn image_features() {
             .predict_images(
                 m.id,
                 &[],
-                &[(
-                    "x",
-                    ImageBytes {
-                        data: &dense,
-                        bytes_per_row: 16,
-                    },
-                )],
+                &[("x", ImageBytes::new(&dense, 16))],
                 Duration::from_secs(3),
             )
             .await;
@@ -129,13 +117,7 @@ async fn image_features() {
             .predict_images(
                 echo.id,
                 &[],
-                &[(
-                    "x",
-                    ImageBytes {
-                        data: &data,
-                        bytes_per_row: 40,
-                    },
-                )],
+                &[("x", ImageBytes::new(&data, 40))],
                 Duration::from_secs(3),
             )
             .await

@@ -20,7 +20,10 @@ pub enum Kind {
     Sleep,
     /// An image input `x` (`shape=HxW`, `format=`) reduced to `y = scale * pixel + bias[c]`,
     /// f32 `[1, C, H, W]` with colour channels in R, G, B order (what a converted vision
-    /// model does with its image input); with `out=image`, `y` is the image itself.
+    /// model does with its image input); with `out=image`, `y` is the image itself; with
+    /// `out=mean`, `y` is f32 `[1, C]`, the per-channel mean of `scale * pixel + bias[c]`.
+    /// `range=H1-H2xW1-W2` or `sizes=HxW,HxW` make the input's size flexible (`shape` is
+    /// the default size).
     Image,
 }
 
@@ -115,6 +118,16 @@ pub struct DiagModel {
     pub scale: f32,
     /// The image kind: per-channel bias (one value applies to every channel).
     pub bias: Vec<f32>,
+    /// The image kind: `y` is the per-channel mean (`out=mean`).
+    pub out_mean: bool,
+    /// The image kind: `x`'s spec (flexible sizes included).
+    pub x_spec: Option<TensorSpec>,
+}
+
+/// `A-B` as `[A, B]`.
+fn span(v: &str) -> Option<[u64; 2]> {
+    let (a, b) = v.split_once('-')?;
+    Some([a.parse().ok()?, b.parse().ok()?])
 }
 
 impl DiagModel {
@@ -149,8 +162,12 @@ impl DiagModel {
             out_image: false,
             scale: 1.0,
             bias: vec![0.0],
+            out_mean: false,
+            x_spec: None,
         };
         let mut format = PixelFormat::Bgra8;
+        let mut range: Option<([u64; 2], [u64; 2])> = None;
+        let mut sizes: Vec<(u64, u64)> = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let bad = || format!("bad value {v:?} for {k}");
@@ -192,10 +209,21 @@ impl DiagModel {
                         .collect::<Result<_, _>>()?
                 }
                 "out" => {
-                    m.out_image = match v {
-                        "image" => true,
-                        "tensor" => false,
+                    (m.out_image, m.out_mean) = match v {
+                        "image" => (true, false),
+                        "tensor" => (false, false),
+                        "mean" => (false, true),
                         _ => return Err(bad()),
+                    }
+                }
+                "range" => {
+                    let (h, w) = v.split_once('x').ok_or_else(bad)?;
+                    range = Some((span(h).ok_or_else(bad)?, span(w).ok_or_else(bad)?));
+                }
+                "sizes" => {
+                    for hw in v.split(',') {
+                        let (h, w) = hw.split_once('x').ok_or_else(bad)?;
+                        sizes.push((w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?));
                     }
                 }
                 other => return Err(format!("unknown key {other:?}")),
@@ -213,8 +241,16 @@ impl DiagModel {
                 height: h,
                 pixel_format: format,
             };
-            let spec = TensorSpec::image("x", image);
+            let spec = match range {
+                Some((h, w)) => TensorSpec::image_range("x", image, w, h),
+                None if !sizes.is_empty() => TensorSpec::image_sizes("x", image, &sizes),
+                None => TensorSpec::image("x", image),
+            };
             image.check(&spec).map_err(|e| e.to_string())?;
+            let flexible = !spec.shape_ranges.is_empty() || !spec.enumerated_shapes.is_empty();
+            if flexible && !m.out_mean {
+                return Err("a flexible image model's output is out=mean".into());
+            }
             if m.bias.len() != 1 && m.bias.len() as u64 != image_channels(format) {
                 return Err(format!(
                     "{} bias values for {}",
@@ -223,8 +259,9 @@ impl DiagModel {
                 ));
             }
             m.dtype = spec.dtype;
-            m.shape = spec.shape;
+            m.shape = spec.shape.clone();
             m.image = Some(image);
+            m.x_spec = Some(spec);
         }
         Ok(m)
     }
@@ -232,6 +269,11 @@ impl DiagModel {
     /// The schema entry of `x` or `y`.
     pub fn spec(&self, name: &str) -> TensorSpec {
         if let Some(image) = self.image {
+            if name == "x" {
+                if let Some(spec) = &self.x_spec {
+                    return spec.clone();
+                }
+            }
             if name == "x" || self.out_image {
                 return TensorSpec::image(name, image);
             }
@@ -287,7 +329,17 @@ impl DiagModel {
                     return Err(format!("y is {:?}, the model makes {want:?}", t.shape));
                 }
             } else {
-                image.check_ref(t).map_err(|e| e.to_string())?;
+                // `x` may have any size its spec takes.
+                let [h, w, _] = t.shape[..] else {
+                    return Err(format!(
+                        "an image is [height, width, channels], not {:?}",
+                        t.shape
+                    ));
+                };
+                let sized = image
+                    .sized(&self.spec("x"), w, h)
+                    .map_err(|e| e.to_string())?;
+                sized.check_ref(t).map_err(|e| e.to_string())?;
             }
             return t.validate(region.len() as u64).map_err(|e| e.to_string());
         }
@@ -303,8 +355,11 @@ impl DiagModel {
         t.validate(region.len() as u64).map_err(|e| e.to_string())
     }
 
-    /// `[1, C, H, W]` of the reduced output.
+    /// `[1, C, H, W]` of the reduced output (`[1, C]` for `out=mean`).
     fn reduced_shape(&self, image: &ImageSpec) -> Vec<u64> {
+        if self.out_mean {
+            return vec![1, image_channels(image.pixel_format)];
+        }
         vec![
             1,
             image_channels(image.pixel_format),
@@ -326,8 +381,11 @@ impl DiagModel {
         let esz = f.dtype().size();
         let bpp = f.bytes_per_pixel() as usize;
         let mut px = vec![0u8; bpp];
-        for r in 0..image.height {
-            for c in 0..image.width {
+        // The request's size (a flexible input's may differ from the default).
+        let (height, width) = (x.shape[0], x.shape[1]);
+        let mut sums = vec![0f64; image_channels(f) as usize];
+        for r in 0..height {
+            for c in 0..width {
                 let at = x.offset + (r * x.strides[0] + c * x.strides[1]) * esz;
                 xin.read(at as usize, &mut px);
                 if self.out_image {
@@ -338,9 +396,20 @@ impl DiagModel {
                 for (ch, v) in rgb_of(f, &px).into_iter().enumerate() {
                     let bias = self.bias[ch.min(self.bias.len() - 1)];
                     let out = self.scale * v + bias;
+                    if self.out_mean {
+                        sums[ch] += out as f64;
+                        continue;
+                    }
                     let e = ch as u64 * y.strides[1] + r * y.strides[2] + c * y.strides[3];
                     yout.write((y.offset + e * 4) as usize, &out.to_le_bytes());
                 }
+            }
+        }
+        if self.out_mean {
+            for (ch, sum) in sums.iter().enumerate() {
+                let mean = (sum / (height * width).max(1) as f64) as f32;
+                let e = ch as u64 * y.strides[1];
+                yout.write((y.offset + e * 4) as usize, &mean.to_le_bytes());
             }
         }
     }

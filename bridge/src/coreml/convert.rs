@@ -83,7 +83,23 @@ pub fn spec_from_wire(s: &schema::TensorSpec) -> Result<TensorSpec, String> {
         // The caller passes an HWC image (RGB or gray); the engine lays it out in the pixel format.
         image.check(s).map_err(|e| format!("`{}`: {e}", s.name))?;
         let (dtype, shape) = crate::coreml::image::api_shape(image);
-        return Ok(TensorSpec::fixed(s.name.clone(), dtype, &shape));
+        // A flexible size: height and width within the ranges (or the enumerated sizes'
+        // envelope; the supervisor checks the exact size).
+        let envelope = |axis: usize| -> Option<[u64; 2]> {
+            match (&s.shape_ranges[..], &s.enumerated_shapes[..]) {
+                ([h, w, _], _) => Some([*h, *w][axis]),
+                ([], e) if !e.is_empty() => {
+                    let v = e.iter().filter_map(|sh| sh.get(axis).copied());
+                    Some([v.clone().min()?, v.max()?])
+                }
+                _ => None,
+            }
+        };
+        let dim = |axis: usize| match envelope(axis) {
+            Some([lo, hi]) if lo != hi => Dim::range(to_usize(lo), to_usize(hi)),
+            _ => Dim::Fixed(shape[axis]),
+        };
+        return Ok(TensorSpec::new(s.name.clone(), dtype, vec![dim(0), dim(1), Dim::Fixed(shape[2])]));
     }
     let rank = s.shape.len();
     let shape: Vec<Dim> = if s.shape_ranges.len() == rank && rank > 0 {

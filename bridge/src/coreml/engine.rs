@@ -43,7 +43,7 @@ use coreml_inference::{
 };
 use coreml_supervisor::pool::{ModelPool, PoolConfig, PoolError};
 use coreml_supervisor::schema::{Device, ImageSpec};
-use coreml_supervisor::{Supervisor, SupervisorConfig};
+use coreml_supervisor::{ImageBytes, Supervisor, SupervisorConfig};
 
 use crate::coreml::compile::InstrumentStage;
 use crate::coreml::convert::{prepare_error, spec_from_wire, units_from_wire, units_to_wire};
@@ -517,31 +517,40 @@ impl InferenceEngine for CoreMlEngine {
             (l.domain.clone(), l.sup_id, l.name.clone(), l.schema.clone(), l.images.clone(), l.pool.clone())
         };
         let inputs = inputs.into_inner();
-        // Image inputs: the caller's HWC image in the model's pixel format.
+        // Image inputs: the caller's HWC image in the model's pixel format, at the image's own
+        // size (a flexible feature's sizes are checked by the supervisor).
         let mut pixels = HashMap::new();
         for s in &schema.inputs {
             if let (Some(image), Some(t)) = (images.get(&s.name), inputs.get(&s.name)) {
-                let bytes = to_pixels(t, image).map_err(|e| InferError::Backend {
+                let sized = match t.shape() {
+                    &[h, w, _] => image.with_size(w as u64, h as u64),
+                    _ => *image,
+                };
+                let bytes = to_pixels(t, &sized).map_err(|e| InferError::Backend {
                     message: tagged(FailureKind::SchemaMismatch, format!("input `{}`: {e}", s.name)),
                 })?;
-                pixels.insert(s.name.clone(), bytes);
+                pixels.insert(s.name.clone(), (bytes, sized));
             }
         }
         let named: Vec<(&str, &[u8])> = schema
             .inputs
             .iter()
-            .filter_map(|s| {
-                let bytes =
-                    pixels.get(&s.name).map(Vec::as_slice).or_else(|| inputs.get(&s.name).map(|t| t.as_bytes()));
-                bytes.map(|b| (s.name.as_str(), b))
+            .filter(|s| !pixels.contains_key(&s.name))
+            .filter_map(|s| inputs.get(&s.name).map(|t| (s.name.as_str(), t.as_bytes())))
+            .collect();
+        let given: Vec<(&str, ImageBytes<'_>)> = pixels
+            .iter()
+            .map(|(n, (b, i))| {
+                let row = (i.width * i.pixel_format.bytes_per_pixel()) as usize;
+                (n.as_str(), ImageBytes::new(b, row).sized(i.width, i.height))
             })
             .collect();
         let requests = &domain.requests;
         requests.in_flight.fetch_add(1, Ordering::SeqCst);
         let result = match &pool {
-            Some(pool) => pool.predict(&named, deadline.remaining()).await,
+            Some(pool) => pool.predict_images(&named, &given, deadline.remaining()).await,
             None => {
-                domain.sup.predict_with_deadline(sup_id, &named, deadline.remaining()).await.map_err(PoolError::from)
+                domain.sup.predict_images(sup_id, &named, &given, deadline.remaining()).await.map_err(PoolError::from)
             }
         };
         requests.in_flight.fetch_sub(1, Ordering::SeqCst);

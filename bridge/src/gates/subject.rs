@@ -16,7 +16,10 @@
 //!
 //! A real `.mlpackage` plugs in as [`SubjectModel::Package`]: its digest keys
 //! the cache, the helper compiles it into the staging directory, and the
-//! installed bundle is what is loaded.
+//! installed bundle is what is loaded. Its inputs and the reference output
+//! (Candle's, on the same inputs) come as a [`PackageReference`]
+//! ([`HelperSubject::with_reference`]): gate B checks the schema against it and
+//! each inference's output against the reference.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,12 +88,26 @@ pub enum SubjectModel {
     Package(PathBuf),
 }
 
+/// The inputs of a package model and the reference output on them (Candle's).
+#[derive(Debug, Clone)]
+pub struct PackageReference {
+    /// Input name and tensor, in the package's dtypes and shapes.
+    pub inputs: Vec<(String, coreml_inference::Tensor)>,
+    /// The output compared.
+    pub output: String,
+    /// Its reference values.
+    pub expected: Vec<f32>,
+    /// The parity budget (L∞) of the package's precision.
+    pub budget: f32,
+}
+
 /// A supervised helper and the compiled-model cache.
 pub struct HelperSubject {
     sup: Supervisor,
     cache: ModelCache,
     model: SubjectModel,
     sla: Duration,
+    reference: Option<PackageReference>,
 }
 
 /// The file a diagnostic "bundle" holds: the URI the helper compiled to.
@@ -99,7 +116,13 @@ const DIAG_URI_FILE: &str = "diag.uri";
 impl HelperSubject {
     /// Over a running supervisor and an open cache.
     pub fn new(sup: Supervisor, cache: ModelCache, model: SubjectModel, sla: Duration) -> Self {
-        Self { sup, cache, model, sla }
+        Self { sup, cache, model, sla, reference: None }
+    }
+
+    /// The inputs and reference output of a package model (gate B's schema and parity).
+    pub fn with_reference(mut self, reference: PackageReference) -> Self {
+        self.reference = Some(reference);
+        self
     }
 
     fn source(&self) -> String {
@@ -193,15 +216,56 @@ impl GateSubject for HelperSubject {
             }
         } else if info.inputs.is_empty() || info.outputs.is_empty() {
             return Err("the model declares no inputs or no outputs".into());
+        } else if let Some(r) = &self.reference {
+            let wire = |t: &coreml_inference::Tensor| (t.dtype().name().to_owned(), t.shape().to_vec());
+            for (name, t) in &r.inputs {
+                let spec = info.inputs.iter().find(|s| &s.name == name).ok_or(format!("no input `{name}`"))?;
+                let got = (spec.dtype.name().to_owned(), spec.shape.iter().map(|&d| d as usize).collect::<Vec<_>>());
+                if got != wire(t) {
+                    return Err(format!("input `{name}` is {}{:?}, the reference has {:?}", got.0, got.1, wire(t)));
+                }
+            }
+            if info.inputs.len() != r.inputs.len() {
+                return Err(format!("{} inputs, the reference has {}", info.inputs.len(), r.inputs.len()));
+            }
+            let out = info.outputs.iter().find(|s| s.name == r.output).ok_or(format!("no output `{}`", r.output))?;
+            let n: u64 = out.shape.iter().product();
+            if out.dtype != coreml_supervisor::schema::DType::F32 || n != r.expected.len() as u64 {
+                return Err(format!(
+                    "output `{}` is {}{:?}, the reference has f32 x {}",
+                    r.output,
+                    out.dtype.name(),
+                    out.shape,
+                    r.expected.len()
+                ));
+            }
         }
         Ok(())
     }
 
     async fn infer(&self, m: &Loaded, seq: u64, deadline: Duration) -> Result<f32, String> {
         let SubjectModel::DiagAdd { c } = self.model else {
-            return Err(
-                "inputs and reference outputs of packages come with the parity fixtures (not wired here)".into()
-            );
+            let r =
+                self.reference.as_ref().ok_or("a package needs its inputs and reference output (with_reference)")?;
+            let named: Vec<(&str, &[u8])> = r.inputs.iter().map(|(n, t)| (n.as_str(), t.as_bytes())).collect();
+            let p = self.sup.predict_with_deadline(ModelId(m.0), &named, deadline).await.map_err(sup_err)?;
+            let y = p.output(&r.output).ok_or(format!("no output `{}`", r.output))?.to_f32();
+            if y.len() != r.expected.len() {
+                return Err(format!(
+                    "output `{}` has {} values, the reference {}",
+                    r.output,
+                    y.len(),
+                    r.expected.len()
+                ));
+            }
+            // A NaN is over any budget.
+            return Ok(y.iter().zip(&r.expected).map(|(a, b)| (a - b).abs()).fold(0.0, |m, d| {
+                if d.is_nan() {
+                    f32::INFINITY
+                } else {
+                    m.max(d)
+                }
+            }));
         };
         let x: Vec<f32> = (0..4).map(|i| (seq % 10_000) as f32 + i as f32 * 0.25).collect();
         let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -234,7 +298,7 @@ impl GateSubject for HelperSubject {
     }
 
     fn parity_budget(&self) -> f32 {
-        1e-2
+        self.reference.as_ref().map_or(1e-2, |r| r.budget)
     }
 
     async fn speedup(&self) -> Result<(Duration, Duration, f64), String> {

@@ -40,6 +40,7 @@
 
 mod builder;
 pub mod conform;
+pub mod images;
 mod prepare;
 pub mod primary_side;
 pub mod routed;
@@ -421,6 +422,8 @@ impl Router {
         if let Some(reason) = reason {
             self.telemetry.record_fallback(&r.name, &self.primary_label(), label, reason);
         }
+        // Images come as Core ML takes them; Candle gets them preprocessed as the model does.
+        let inputs = r.images.to_candle(inputs)?;
         let (result, _) = self.attempt(&r.name, (engine, label), model, inputs, deadline, false).await;
         if result.is_ok() {
             self.telemetry.record_served(&r.name, label);

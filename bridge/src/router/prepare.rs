@@ -33,6 +33,7 @@ use tracing::Instrument;
 
 use crate::breaker::trip::FallbackReason;
 use crate::breaker::{Breaker, BreakerState};
+use crate::router::images::ImageInputs;
 use crate::router::primary_side::{spawn_preparation, Preparation, PrimarySide, PrimarySlot};
 use crate::router::routed::{intersect_schemas, Routed};
 use crate::router::{Router, HINT_CANDLE_ARTIFACT, HINT_COREML_ARTIFACT, HINT_WAIT_FOR_COREML, ROUTER_ENGINE};
@@ -84,6 +85,7 @@ impl Router {
             (options.hint(HINT_COREML_ARTIFACT).map(artifact_from_hint).transpose()?, Some(artifact.clone()))
         };
         let options = options.clone().with_model_name(name.clone());
+        let images = ImageInputs::from_options(&options).map_err(|message| PrepareError::InvalidModel { message })?;
 
         // The Core ML side prepares in the background, on its own budgets;
         // `prepare` waits for it only while the fallback prepares and a
@@ -165,7 +167,13 @@ impl Router {
         }
 
         let fallback_name = self.fallback.as_ref().map_or_else(String::new, |f| f.name().to_owned());
-        let _ = schema_tx.send(fallback.as_ref().map(|f: &PreparedModel| (f.schema.clone(), fallback_name)));
+        // The fallback's schema as callers see it (image inputs as Core ML takes them).
+        let fallback_schema = fallback
+            .as_ref()
+            .map(|f: &PreparedModel| images.caller_schema(&f.schema))
+            .transpose()
+            .map_err(|message| PrepareError::InvalidModel { message })?;
+        let _ = schema_tx.send(fallback_schema.clone().map(|s| (s, fallback_name)));
         if fallback.is_some() {
             let grace = options
                 .hint(HINT_WAIT_FOR_COREML)
@@ -187,7 +195,7 @@ impl Router {
         };
         let (schema, sla, keys) = match (&primary, &fallback) {
             (Some(p), Some(f)) => (
-                intersect_schemas(&p.schema, &f.schema)
+                intersect_schemas(&p.schema, fallback_schema.as_ref().unwrap_or(&f.schema))
                     .map_err(|m| PrepareError::InvalidModel { message: format!("Core ML and Candle disagree: {m}") })?,
                 p.sla,
                 format!("{}|{}", p.cache_key.0, f.cache_key.0),
@@ -208,7 +216,7 @@ impl Router {
                     Some(a) => format!("{}|{}", a.path.display(), f.cache_key.0),
                     None => f.cache_key.0.clone(),
                 };
-                (f.schema.clone(), f.sla, key)
+                (fallback_schema.clone().unwrap_or_else(|| f.schema.clone()), f.sla, key)
             }
             (None, None) => {
                 let why_primary =
@@ -228,6 +236,7 @@ impl Router {
             fallback,
             fallback_missing,
             fallback_label,
+            images,
             breaker: Mutex::new(Breaker::new(cfg)),
         });
         if let Some(g) = slot_guard.take() {

@@ -28,6 +28,7 @@ use coreml_inference::{IoSchema, PreparedModel};
 use crate::breaker::trip::FallbackReason;
 use crate::breaker::Breaker;
 use crate::router::conform::conformable_schemas;
+use crate::router::images::ImageInputs;
 use crate::router::primary_side::PrimarySlot;
 
 /// A prepared, routed model.
@@ -46,6 +47,8 @@ pub struct Routed {
     /// member of a fallback chain that took the model (`candle`, `mil`), not
     /// the chain.
     pub fallback_label: String,
+    /// Its image inputs, converted for the fallback.
+    pub images: ImageInputs,
     /// Its breaker.
     pub breaker: Mutex<Breaker>,
 }

@@ -179,12 +179,18 @@ public final class CoreMLEngine: Engine, @unchecked Sendable {
         let imageInputsCopied: Int
 
         init(_ call: PredictCall, model m: LoadedModel) throws {
-            let inputImages = Dictionary(m.inputs.compactMap { s in s.image.map { (s.name, $0) } }, uniquingKeysWith: { a, _ in a })
+            let inputImages = Dictionary(m.inputs.compactMap { s in s.image.map { (s.name, ($0, s)) } }, uniquingKeysWith: { a, _ in a })
             images = Dictionary(m.outputs.compactMap { s in s.image.map { (s.name, $0) } }, uniquingKeysWith: { a, _ in a })
             var features: [String: Any] = [:]
             var copied = 0
             for t in call.inputs {
-                if let image = inputImages[t.name] {
+                if let entry = inputImages[t.name] {
+                    let (declared, spec) = entry
+                    // A flexible feature's image has the size of its ref (checked against the spec).
+                    let image: ImageSpec
+                    do { image = try declared.sized(for: spec, ref: t.ref) } catch {
+                        throw EngineError(.schemaMismatch, "input \(t.name.debugDescription): \(error)")
+                    }
                     let wrapped = try CoreMLImages.wrapInput(t, image: image, lease: call.lease)
                     if wrapped.copied { copied += 1 }
                     features[t.name] = MLFeatureValue(pixelBuffer: wrapped.buffer)

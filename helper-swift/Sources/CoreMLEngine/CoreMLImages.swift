@@ -43,8 +43,8 @@ private let releaseHold: CVPixelBufferReleaseBytesCallback = { refCon, _ in
 public enum CoreMLImages {
     static let rowAlign = Int(imageRowAlign)
 
-    /// The spec of an image feature from its constraint (default size; flexible image sizes are
-    /// not carried).
+    /// The spec of an image feature from its constraint: the default size, and a flexible
+    /// feature's sizes as ranges or enumerated shapes of its pixels (protocol section 4).
     public static func spec(_ f: MLFeatureDescription) throws -> TensorSpec {
         guard let c = f.imageConstraint else {
             throw EngineError(.unsupported, "image feature \(f.name.debugDescription) has no image constraint")
@@ -56,7 +56,18 @@ public enum CoreMLImages {
             throw EngineError(.unsupported, "image feature \(f.name.debugDescription) has no fixed size (\(c.pixelsWide)x\(c.pixelsHigh))")
         }
         let image = ImageSpec(width: UInt64(c.pixelsWide), height: UInt64(c.pixelsHigh), pixelFormat: format)
-        return TensorSpec.image(f.name, image, optional: f.isOptional)
+        let sizes = c.sizeConstraint
+        switch sizes.type {
+        case .range:
+            return TensorSpec.imageRange(f.name, image, width: CoreMLSchema.bounds(of: sizes.pixelsWideRange),
+                                         height: CoreMLSchema.bounds(of: sizes.pixelsHighRange), optional: f.isOptional)
+        case .enumerated:
+            let list = sizes.enumeratedImageSizes.map { (UInt64(max(0, $0.pixelsWide)), UInt64(max(0, $0.pixelsHigh))) }
+            return TensorSpec.imageSizes(f.name, image, sizes: list, optional: f.isOptional)
+        default:
+            // Unspecified: the default size only.
+            return TensorSpec.image(f.name, image, optional: f.isOptional)
+        }
     }
 
     /// The row stride in bytes if the slot can back a pixel buffer as it is, else nil.

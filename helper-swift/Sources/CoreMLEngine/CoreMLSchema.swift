@@ -133,7 +133,7 @@ public enum CoreMLSchema {
     /// An image feature's ref must hold packed pixels of its format, rows at least a row apart.
     private static func checkImage(_ t: BoundTensor, _ s: TensorSpec, _ what: String) throws {
         guard let image = s.image else { return }
-        do { try image.checkRef(t.ref) } catch {
+        do { try image.sized(for: s, ref: t.ref).checkRef(t.ref) } catch {
             throw EngineError(.schemaMismatch, "\(what) \(t.name.debugDescription): \(error)")
         }
     }

@@ -235,23 +235,84 @@ open class MLFeatureValue: NSObject {
     public init(pixelBuffer value: CVPixelBuffer) { storage = .image(value) }
 }
 
+/// MLImageSizeConstraintType.h (macOS 10.14): `NS_ENUM(NSInteger)`, values as declared.
+@available(macOS 10.14, *)
+public enum MLImageSizeConstraintType: Int, @unchecked Sendable {
+    case unspecified = 0
+    case enumerated = 2
+    case range = 3
+}
+
+/// MLImageSize.h (macOS 10.14).
+@available(macOS 10.14, *)
+open class MLImageSize: NSObject {
+    private let wide: Int
+    private let high: Int
+
+    public var pixelsWide: Int { wide }
+    public var pixelsHigh: Int { high }
+
+    /// Double-only initialiser (tests).
+    public init(doublePixelsWide wide: Int, pixelsHigh high: Int) {
+        self.wide = wide
+        self.high = high
+    }
+}
+
+/// MLImageSizeConstraint.h (macOS 10.14): the sizes a flexible image feature takes. A range is
+/// read as `location ... location + length`, as for multi-arrays (unverified on macOS).
+@available(macOS 10.14, *)
+open class MLImageSizeConstraint: NSObject {
+    private let type_: MLImageSizeConstraintType
+    private let wideRange: NSRange
+    private let highRange: NSRange
+    private let enumerated: [MLImageSize]
+
+    public var type: MLImageSizeConstraintType { type_ }
+    public var pixelsWideRange: NSRange { wideRange }
+    public var pixelsHighRange: NSRange { highRange }
+    public var enumeratedImageSizes: [MLImageSize] { enumerated }
+
+    /// Double-only initialiser (tests).
+    public init(doubleType type: MLImageSizeConstraintType, pixelsWideRange: NSRange = NSRange(location: 0, length: 0),
+                pixelsHighRange: NSRange = NSRange(location: 0, length: 0), enumeratedImageSizes: [MLImageSize] = []) {
+        type_ = type
+        wideRange = pixelsWideRange
+        highRange = pixelsHighRange
+        enumerated = enumeratedImageSizes
+    }
+
+    /// Whether an image of `wide`x`high` fits (the double's reading of Core ML's test).
+    func allows(wide: Int, high: Int, default d: (Int, Int)) -> Bool {
+        func within(_ n: Int, _ r: NSRange) -> Bool { n >= r.location && (r.length >= Int.max - r.location || n <= r.location + r.length) }
+        switch type_ {
+        case .unspecified: return (wide, high) == d
+        case .enumerated: return enumerated.contains { $0.pixelsWide == wide && $0.pixelsHigh == high }
+        case .range: return within(wide, wideRange) && within(high, highRange)
+        }
+    }
+}
+
 /// MLImageConstraint.h (macOS 10.13): the required or default size and the accepted pixel format
-/// of an image feature. (`sizeConstraint`, macOS 10.14, is not declared: the engine does not use
-/// flexible image sizes.)
+/// of an image feature; `sizeConstraint` (macOS 10.14) the sizes a flexible one takes.
 open class MLImageConstraint: NSObject {
     private let high: Int
     private let wide: Int
     private let format: OSType
+    private let sizeConstraint_: MLImageSizeConstraint
 
     public var pixelsHigh: Int { high }
     public var pixelsWide: Int { wide }
     public var pixelFormatType: OSType { format }
+    @available(macOS 10.14, *) public var sizeConstraint: MLImageSizeConstraint { sizeConstraint_ }
 
     /// Double-only initialiser (tests).
-    public init(doublePixelsWide wide: Int, pixelsHigh high: Int, pixelFormatType: OSType) {
+    public init(doublePixelsWide wide: Int, pixelsHigh high: Int, pixelFormatType: OSType,
+                sizeConstraint: MLImageSizeConstraint = MLImageSizeConstraint(doubleType: .unspecified)) {
         self.wide = wide
         self.high = high
         format = pixelFormatType
+        sizeConstraint_ = sizeConstraint
     }
 }
 
@@ -287,7 +348,8 @@ open class MLFeatureDescription: NSObject {
     /// are not modelled: they are never allowed.
     public func isAllowedValue(_ value: MLFeatureValue) -> Bool {
         if type_ == .image, value.type == .image, let c = imageConstraint_, let b = value.imageBufferValue {
-            return CVPixelBufferGetWidth(b) == c.pixelsWide && CVPixelBufferGetHeight(b) == c.pixelsHigh
+            return c.sizeConstraint.allows(wide: CVPixelBufferGetWidth(b), high: CVPixelBufferGetHeight(b),
+                                           default: (c.pixelsWide, c.pixelsHigh))
                 && CVPixelBufferGetPixelFormatType(b) == c.pixelFormatType
         }
         guard value.type == type_, type_ == .multiArray, let c = multiArrayConstraint_, let a = value.multiArrayValue,

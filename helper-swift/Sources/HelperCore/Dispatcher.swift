@@ -21,6 +21,9 @@ public final class Dispatcher: @unchecked Sendable {
     let inFlight = DispatchGroup()
     let pendingLoads = Locked<[UInt64: Task<Void, Never>]>([:])
     let counters = Locked(Stats())
+    /// The minor version both sides speak: ours until the supervisor's Welcome says less. A
+    /// model whose schema needs a newer minor (image features: 2.1) is refused at load.
+    let negotiatedMinor = Locked<UInt16>(ProtocolVersion.minor)
 
     public init(engine: Engine, connection: Connection) {
         self.engine = engine
@@ -84,8 +87,9 @@ public final class Dispatcher: @unchecked Sendable {
             reply(rid, .stats(currentStats()))
         case .attachRegion(let a):
             attach(a, rid, descriptor: nil)
-        case .welcome:
-            break  // the supervisor's version: nothing in 2.0 depends on it; not answered
+        case .welcome(let w):
+            // Not answered; fixes the minor both sides speak (2.1 fields only for a 2.1 supervisor).
+            negotiatedMinor.withLock { $0 = min(w.protocolMinor, ProtocolVersion.minor) }
         case .detachRegion(let d):
             if regions.detach(id: UInt64(d.region)) {
                 reply(rid, .regionDetached(d))
@@ -99,7 +103,14 @@ public final class Dispatcher: @unchecked Sendable {
         case .load(let l):
             inFlight.enter()
             let task = Task {
-                await self.serve(rid) { .loaded(try await self.engine.load(l, ctx)) }
+                await self.serve(rid) {
+                    let loaded = try await self.engine.load(l, ctx)
+                    if let refusal = self.beyondNegotiatedMinor(loaded) {
+                        try? await self.engine.unload(modelId: l.modelId, ctx)
+                        throw refusal
+                    }
+                    return .loaded(loaded)
+                }
                 self.inFlight.leave()
             }
             pendingLoads.withLock { $0[l.modelId] = task }
@@ -146,6 +157,14 @@ public final class Dispatcher: @unchecked Sendable {
         } catch {
             replyError(rid, .shmFailed, "\(error)")
         }
+    }
+
+    /// Why a loaded model cannot be described to this supervisor, if it cannot: image
+    /// features are 2.1; a 2.0 supervisor gets UNSUPPORTED, as a 2.0 helper answered.
+    func beyondNegotiatedMinor(_ l: Loaded) -> EngineError? {
+        let minor = negotiatedMinor.get()
+        guard minor < 1, let s = (l.inputs + l.outputs).first(where: { $0.image != nil }) else { return nil }
+        return EngineError(.unsupported, "feature \(s.name.debugDescription) is an image, which needs protocol 2.1; the supervisor speaks 2.\(minor)")
     }
 
     func waitForLoad(_ modelId: UInt64) async {

@@ -76,6 +76,29 @@ public struct ImageSpec: WirePayload, Hashable {
     /// [height, width, channels].
     public var shape: [UInt64] { [height, width, pixelFormat.channels] }
 
+    /// The same feature at another size (a flexible feature's request).
+    public func withSize(width: UInt64, height: UInt64) -> ImageSpec {
+        ImageSpec(width: width, height: height, pixelFormat: pixelFormat)
+    }
+
+    /// The image spec of a ref's size, if `spec` (whose `image` this is) takes that size: its
+    /// own, one of its enumerated sizes, or any within its ranges (section 4 of the protocol).
+    public func sized(for spec: TensorSpec, ref t: TensorRef) throws(ImageRefError) -> ImageSpec {
+        guard t.shape.count == 3 else { throw ImageRefError("an image is [height, width, channels], not \(t.shape)") }
+        let (h, w) = (t.shape[0], t.shape[1])
+        let fits: Bool
+        if !spec.enumeratedShapes.isEmpty {
+            fits = spec.enumeratedShapes.contains([h, w, pixelFormat.channels])
+        } else if spec.shapeRanges.count == 3 {
+            let (hr, wr) = (spec.shapeRanges[0], spec.shapeRanges[1])
+            fits = h >= hr[0] && h <= hr[1] && w >= wr[0] && w <= wr[1]
+        } else {
+            fits = (w, h) == (width, height)
+        }
+        guard fits, w > 0, h > 0 else { throw ImageRefError("an image of \(w)x\(h) is not one the model takes") }
+        return withSize(width: w, height: h)
+    }
+
     /// Bytes of one unpadded row (nil on overflow).
     public var rowBytes: UInt64? {
         let (r, o) = width.multipliedReportingOverflow(by: pixelFormat.bytesPerPixel)
@@ -111,6 +134,23 @@ extension TensorSpec {
     public static func image(_ name: String, _ image: ImageSpec, optional: Bool = false) -> TensorSpec {
         var s = TensorSpec(name: name, dtype: image.pixelFormat.dtype, shape: image.shape, optional: optional)
         s.image = image
+        return s
+    }
+
+    /// An image feature of flexible size: any width and height within the ranges ([min, max]);
+    /// `image` holds the default size.
+    public static func imageRange(_ name: String, _ image: ImageSpec, width: [UInt64], height: [UInt64],
+                                  optional: Bool = false) -> TensorSpec {
+        var s = TensorSpec.image(name, image, optional: optional)
+        s.shapeRanges = [height, width, [image.pixelFormat.channels, image.pixelFormat.channels]]
+        return s
+    }
+
+    /// An image feature that takes one of `sizes` (width, height); `image` holds the default size.
+    public static func imageSizes(_ name: String, _ image: ImageSpec, sizes: [(UInt64, UInt64)],
+                                  optional: Bool = false) -> TensorSpec {
+        var s = TensorSpec.image(name, image, optional: optional)
+        s.enumeratedShapes = sizes.map { [$0.1, $0.0, image.pixelFormat.channels] }
         return s
     }
 }

@@ -191,6 +191,78 @@ final class ImageFeatureTests: WatchdogTestCase {
         XCTAssertEqual(model.offeredBackings.get(), [["m"], []])
     }
 
+    /// A model with an image input `x` of flexible size whose output `y` is [width, height, 0, 0]
+    /// of the pixel buffer it got; the sizes it saw are recorded.
+    private func sizeModel(_ sizes: MLImageSizeConstraint, seen: Locked<[[Int]]>) -> StandInModel {
+        let x = MLFeatureDescription(doubleName: "x", type: .image,
+                                     imageConstraint: MLImageConstraint(doublePixelsWide: 3, pixelsHigh: 2, pixelFormatType: kCVPixelFormatType_32BGRA,
+                                                                        sizeConstraint: sizes))
+        return StandInModel(inputs: [x], outputs: [feature("y", .float32, [4])]) { input, o in
+            let b = input.featureValue(for: "x")!.imageBufferValue!
+            let size = [CVPixelBufferGetWidth(b), CVPixelBufferGetHeight(b)]
+            seen.withLock { $0.append(size) }
+            let y = try coreMLOutput("y", o, shape: [4], .float32)
+            for (i, v) in size.enumerated() { y.dataPointer.storeBytes(of: Float(v), toByteOffset: i * 4, as: Float.self) }
+            return try MLDictionaryFeatureProvider(dictionary: ["y": MLFeatureValue(multiArray: y)])
+        }
+    }
+
+    private func predictSize(_ peer: Peer, width: UInt64, height: UInt64) throws -> Message {
+        let x = TensorRef(dtype: .u8, shape: [height, width, 4], strides: [64, 4, 1], region: 0, offset: 0,
+                          len: 64 * (height - 1) + 4 * width)
+        return try peer.call(predict(x: x, outputs: [("y", .contiguous(.f32, shape: [4], region: 0, offset: 16384))]))
+    }
+
+    /// A flexible image feature is described with its sizes (ranges or enumerated shapes of its
+    /// pixels); each image is wrapped at its own size; a size it does not take is a
+    /// SCHEMA_MISMATCH before Core ML.
+    func testFlexibleImageSizesAreDescribedAndEachImageIsWrappedAtItsSize() throws {
+        let seen = Locked<[[Int]]>([])
+        let range = MLImageSizeConstraint(doubleType: .range, pixelsWideRange: NSRange(location: 2, length: 6),
+                                          pixelsHighRange: NSRange(location: 1, length: 3))
+        var (peer, l) = try start(sizeModel(range, seen: seen))
+        XCTAssertEqual(l.inputs, [TensorSpec.imageRange("x", Self.bgra, width: [2, 8], height: [1, 4])])
+        XCTAssertEqual(l.inputs[0].shapeRanges, [[1, 4], [2, 8], [4, 4]])
+        for (w, h) in [(3, 2), (5, 4), (8, 1)] as [(UInt64, UInt64)] {
+            guard case .predicted = try predictSize(peer, width: w, height: h) else { return XCTFail("\(w)x\(h)") }
+            XCTAssertEqual(region.read(Float.self, count: 2, at: 16384), [Float(w), Float(h)])
+        }
+        XCTAssertEqual(try predictSize(peer, width: 9, height: 2).errorCode, .schemaMismatch)
+        XCTAssertEqual(try predictSize(peer, width: 3, height: 5).errorCode, .schemaMismatch)
+        XCTAssertEqual(seen.get(), [[3, 2], [5, 4], [8, 1]], "refused sizes never reached the model")
+
+        seen.withLock { $0.removeAll() }
+        let listed = MLImageSizeConstraint(doubleType: .enumerated,
+                                           enumeratedImageSizes: [MLImageSize(doublePixelsWide: 3, pixelsHigh: 2),
+                                                                  MLImageSize(doublePixelsWide: 6, pixelsHigh: 1)])
+        (peer, l) = try start(sizeModel(listed, seen: seen))
+        XCTAssertEqual(l.inputs[0].enumeratedShapes, [[2, 3, 4], [1, 6, 4]])
+        guard case .predicted = try predictSize(peer, width: 6, height: 1) else { return XCTFail("6x1") }
+        XCTAssertEqual(try predictSize(peer, width: 4, height: 2).errorCode, .schemaMismatch)
+        XCTAssertEqual(seen.get(), [[6, 1]])
+    }
+
+    /// Image features are 2.1: a supervisor that negotiated 2.0 (its Welcome) gets UNSUPPORTED
+    /// for an image model, as from a 2.0 helper, never a Loaded with `image` fields; a 2.1
+    /// supervisor gets the model.
+    func testAnImageModelIsRefusedToASupervisorThatSpeaks20() throws {
+        let rows = Locked<[Int]>([])
+        for (minor, loads) in [(UInt16(0), false), (UInt16(1), true)] {
+            let peer = try Peer(engine: CoreMLEngine(hooks: hooks(model: summingModel(rows: rows))))
+            _ = try peer.receive()
+            try peer.send(0, .welcome(Welcome(protocolMajor: 2, protocolMinor: minor, supervisorVersion: "test")))
+            let reply = try peer.call(.load(Load(modelId: 1, bundlePath: "/m.mlmodelc", computeUnits: .all)))
+            if loads {
+                guard case .loaded(let l) = reply else { return XCTFail("2.\(minor): \(reply)") }
+                XCTAssertEqual(l.inputs, [TensorSpec.image("x", Self.bgra)])
+            } else {
+                XCTAssertEqual(reply.errorCode, .unsupported, "2.\(minor): \(reply)")
+                // Nothing stays loaded for it.
+                XCTAssertEqual(try peer.call(.unload(ModelId(modelId: 1))).errorCode, .unknownModel)
+            }
+        }
+    }
+
     /// The double applies Core ML's rule to pixel-buffer backings: one of another size fails
     /// the prediction; an array backing for an image output does too.
     func testTheDoubleFailsAPredictionWhosePixelBufferBackingFailsTheConstraint() async throws {

@@ -11,7 +11,7 @@
 //! use std::time::Duration;
 //! // A 2x3 BGRA image whose rows are padded to 16 bytes by the caller's decoder.
 //! let pixels = vec![0u8; 16 + 12];
-//! let image = ImageBytes { data: &pixels, bytes_per_row: 16 };
+//! let image = ImageBytes::new(&pixels, 16);
 //! let p = sup.predict_images(model, &[], &[("image", image)], Duration::from_millis(200)).await?;
 //! println!("{:?}", p.output("y").map(|y| y.shape().to_vec()));
 //! # Ok(()) }
@@ -30,6 +30,43 @@ pub struct ImageBytes<'a> {
     pub data: &'a [u8],
     /// Distance between the starts of two rows, in bytes.
     pub bytes_per_row: usize,
+    /// `(width, height)` of this image, for a feature of flexible size (checked against the
+    /// sizes it takes); `None`: the feature's default size.
+    pub size: Option<(u64, u64)>,
+}
+
+impl<'a> ImageBytes<'a> {
+    /// An image of the feature's default size.
+    pub fn new(data: &'a [u8], bytes_per_row: usize) -> Self {
+        ImageBytes {
+            data,
+            bytes_per_row,
+            size: None,
+        }
+    }
+
+    /// The same bytes as an image of `width`×`height` (a feature of flexible size).
+    pub fn sized(self, width: u64, height: u64) -> Self {
+        ImageBytes {
+            size: Some((width, height)),
+            ..self
+        }
+    }
+}
+
+/// The image spec of a request's image: the feature's own, or the size the request gives,
+/// checked against the sizes the feature takes.
+pub(crate) fn request_image(
+    spec: &TensorSpec,
+    image: &ImageSpec,
+    bytes: &ImageBytes<'_>,
+) -> Result<ImageSpec, Error> {
+    match bytes.size {
+        None => Ok(*image),
+        Some((w, h)) => image
+            .sized(spec, w, h)
+            .map_err(|e| image_error(&spec.name, e)),
+    }
 }
 
 fn image_error(name: &str, source: ImageError) -> Error {
@@ -115,16 +152,7 @@ mod tests {
         let (spec, img) = bgra(3, 2);
         // Caller rows of 16 bytes (12 of pixels, 4 of junk).
         let data: Vec<u8> = (0..28u8).collect();
-        let (slot, t) = place_input(
-            &arena,
-            &spec,
-            &img,
-            ImageBytes {
-                data: &data,
-                bytes_per_row: 16,
-            },
-        )
-        .unwrap();
+        let (slot, t) = place_input(&arena, &spec, &img, ImageBytes::new(&data, 16)).unwrap();
         assert_eq!(t.strides, vec![64, 4, 1]);
         assert_eq!(t.dtype, DType::U8);
         t.validate(t.offset + slot.capacity()).unwrap();
@@ -136,15 +164,7 @@ mod tests {
     fn bad_bytes_and_bad_specs_are_typed_errors() {
         let arena = Arena::new(ArenaConfig::default()).unwrap();
         let (spec, img) = bgra(3, 2);
-        let short = place_input(
-            &arena,
-            &spec,
-            &img,
-            ImageBytes {
-                data: &[0; 20],
-                bytes_per_row: 8,
-            },
-        );
+        let short = place_input(&arena, &spec, &img, ImageBytes::new(&[0; 20], 8));
         assert!(matches!(
             short,
             Err(Error::Image {
@@ -152,15 +172,7 @@ mod tests {
                 ..
             })
         ));
-        let size = place_input(
-            &arena,
-            &spec,
-            &img,
-            ImageBytes {
-                data: &[0; 25],
-                bytes_per_row: 12,
-            },
-        );
+        let size = place_input(&arena, &spec, &img, ImageBytes::new(&[0; 25], 12));
         assert!(matches!(
             size,
             Err(Error::Image {

@@ -183,19 +183,13 @@ impl Supervisor {
                     )))
                 }
                 // Dense image bytes: rows of exactly one row of pixels.
-                (Some(img), None) => {
-                    bytes
-                        .iter()
-                        .find(|(n, _)| *n == spec.name)
-                        .map(|(_, d)| ImageBytes {
-                            data: d,
-                            bytes_per_row: (img.width * img.pixel_format.bytes_per_pixel())
-                                as usize,
-                        })
-                }
+                (Some(img), None) => bytes.iter().find(|(n, _)| *n == spec.name).map(|(_, d)| {
+                    ImageBytes::new(d, (img.width * img.pixel_format.bytes_per_pixel()) as usize)
+                }),
                 (None, None) => None,
             };
             if let (Some(img), Some(b)) = (image, as_image) {
+                let img = image::request_image(spec, &img, &b)?;
                 let (slot, t) = image::place_input(&inner.arena, spec, &img, b)?;
                 in_refs.push(NamedTensor {
                     name: spec.name.clone(),
