@@ -34,29 +34,23 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use coreml_inference::{
-    async_trait, CacheKey, CapabilityError, CapabilityReport, Deadline, DeviceClass, InferError, InferenceEngine,
-    IoSchema, ModelArtifact, ModelId, OpCoverage, PrepareError, PrepareOptions, PreparedModel, Sha256Digest,
-    SlaEstimate, Tensor, TensorMap, UnloadError, Validated,
-};
-use coreml_supervisor::pool::{ModelPool, PoolConfig, PoolError};
-use coreml_supervisor::schema::{Device, ImageSpec};
-use coreml_supervisor::{ImageBytes, Supervisor, SupervisorConfig};
+use coreml_inference::{DeviceClass, IoSchema, ModelId, OpCoverage, PrepareError};
+use coreml_supervisor::pool::{ModelPool, PoolConfig};
+use coreml_supervisor::schema::ImageSpec;
+use coreml_supervisor::{Supervisor, SupervisorConfig};
 
-use crate::coreml::compile::InstrumentStage;
-use crate::coreml::convert::{prepare_error, spec_from_wire, units_from_wire, units_to_wire};
 use crate::coreml::domain::Domain;
 use crate::coreml::domain_policy::{DomainPolicy, SHARED_DOMAIN};
-use crate::coreml::image::{from_pixels, to_pixels};
 use crate::coreml::model_cache::ModelCache;
-use crate::coreml::pooled::{load_pool, pool_error};
 use crate::coreml::revive::Backoff;
-use crate::health::{HealthBus, HealthEvent};
+use crate::health::HealthBus;
 use crate::taxonomy::{tagged, FailureKind};
-use crate::telemetry::latency::Stage;
 use crate::telemetry::Telemetry;
+
+mod prepare;
+mod serve;
 
 /// The engine's name.
 pub const COREML_ENGINE: &str = "coreml";
@@ -369,256 +363,5 @@ impl CoreMlEngine {
 
     fn models(&self) -> std::sync::MutexGuard<'_, HashMap<ModelId, Loaded>> {
         self.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    async fn prepare_inner(
-        &self,
-        artifact: &ModelArtifact,
-        options: &PrepareOptions,
-        budget: Duration,
-    ) -> Result<PreparedModel, PrepareError> {
-        let start = Instant::now();
-        let source = artifact.path.to_string_lossy().into_owned();
-        if !source.starts_with("diag:") && !artifact.format.is_core_ml() {
-            return Err(PrepareError::UnsupportedFormat { engine: COREML_ENGINE.into(), format: artifact.format });
-        }
-        let name = options.model_name.clone().unwrap_or_else(|| source.clone());
-        let domain = self.domain_for(&name).await?;
-        // Until the model is loaded, it holds its domain only through this
-        // guard: a failure, or a caller that stops waiting (the future is
-        // dropped), takes it out, and a domain left empty is shut down.
-        let mut member = Membership { engine: self, domain: domain.clone(), model: name.clone(), kept: false };
-        self.telemetry.set_domain(&name, &domain.name());
-        let result = self.prepare_on(&domain, &name, artifact, options, start + budget, start).await;
-        match &result {
-            Ok(_) => member.kept = true,
-            Err(_) => {
-                member.kept = true;
-                self.leave_domain(&domain, &name).await;
-            }
-        }
-        result
-    }
-
-    async fn prepare_on(
-        &self,
-        domain: &Arc<Domain>,
-        name: &str,
-        artifact: &ModelArtifact,
-        options: &PrepareOptions,
-        deadline: Instant,
-        start: Instant,
-    ) -> Result<PreparedModel, PrepareError> {
-        let name = name.to_owned();
-        let sup = &domain.sup;
-        let budget = deadline.saturating_duration_since(start);
-        let bundle = self.bundle_for(sup, &name, artifact, options, deadline).await?;
-        // Within what is left of the prepare budget and the domain's load
-        // budget: past it the supervisor kills this domain's helper.
-        let left = deadline.saturating_duration_since(Instant::now());
-        let info = sup
-            .load_with_deadline(&bundle, Some(units_to_wire(options.compute_units)), left)
-            .instrument_stage(Stage::Load, &name)
-            .await
-            .map_err(|e| {
-                self.telemetry.record_failure(&name, COREML_ENGINE, FailureKind::LoadError);
-                prepare_error(e, budget)
-            })?;
-        self.telemetry.record_stage(&name, COREML_ENGINE, Stage::Load, Duration::from_micros(info.load_us));
-        let specs = |v: &[coreml_supervisor::schema::TensorSpec]| {
-            v.iter()
-                .map(spec_from_wire)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|m| PrepareError::InvalidModel { message: m })
-        };
-        let schema = IoSchema::new(specs(&info.inputs)?, specs(&info.outputs)?);
-        let images =
-            info.inputs.iter().chain(&info.outputs).filter_map(|s| s.image.map(|i| (s.name.clone(), i))).collect();
-        let actual = units_from_wire(info.compute_units);
-        self.telemetry.set_compute_units(&name, COREML_ENGINE, options.compute_units, Some(actual));
-        let (coverage, device) = match sup.compute_plan(info.id).await {
-            Ok(plan) => {
-                self.telemetry.set_ne_coverage(&name, COREML_ENGINE, plan.ne_coverage, plan.unavailable_reason.clone());
-                let known: Vec<_> = plan.ops.iter().filter_map(|o| o.preferred).collect();
-                let on_ne = known.iter().filter(|d| **d == Device::NeuralEngine).count() as u32;
-                let device =
-                    match (known.is_empty(), on_ne as usize == known.len(), known.iter().all(|d| *d == Device::Cpu)) {
-                        (true, ..) => DeviceClass::Unknown,
-                        (false, true, _) => DeviceClass::NeuralEngine,
-                        (false, _, true) => DeviceClass::Cpu,
-                        _ => DeviceClass::Mixed,
-                    };
-                (
-                    (!known.is_empty()).then_some(OpCoverage { on_neural_engine: on_ne, total: known.len() as u32 }),
-                    device,
-                )
-            }
-            Err(e) => {
-                self.telemetry.set_ne_coverage(&name, COREML_ENGINE, None, Some(format!("compute plan: {e}")));
-                (None, DeviceClass::Unknown)
-            }
-        };
-        let sup_id = info.id;
-        let pool = match self.pool {
-            Some(cfg) => {
-                let units = Some(units_to_wire(options.compute_units));
-                Some(Arc::new(load_pool(sup, &bundle, units, info, cfg, deadline, budget).await?))
-            }
-            None => None,
-        };
-        let id = ModelId(self.next_id.fetch_add(1, Ordering::SeqCst));
-        let digest = Sha256Digest::of_bytes(bundle.as_bytes());
-        let loaded = Loaded {
-            domain: domain.clone(),
-            sup_id,
-            name,
-            schema: schema.clone(),
-            requested: options.compute_units,
-            actual,
-            coverage,
-            device,
-            images,
-            pool,
-        };
-        self.models().insert(id, loaded);
-        let expected = options.infer_budget.unwrap_or(Duration::from_millis(10));
-        Ok(PreparedModel {
-            engine: COREML_ENGINE.into(),
-            id,
-            cache_key: CacheKey::derive(COREML_ENGINE, &digest, options),
-            schema,
-            sla: SlaEstimate { prepare_time: start.elapsed(), infer_p50: expected, infer_p99: expected * 2 },
-        })
-    }
-}
-
-#[async_trait]
-impl InferenceEngine for CoreMlEngine {
-    fn name(&self) -> &str {
-        COREML_ENGINE
-    }
-
-    async fn prepare(&self, artifact: &ModelArtifact, options: &PrepareOptions) -> Result<PreparedModel, PrepareError> {
-        let budget = options.prepare_budget.unwrap_or(Duration::from_secs(15 * 60));
-        tokio::time::timeout(budget, self.prepare_inner(artifact, options, budget))
-            .await
-            .unwrap_or(Err(PrepareError::DeadlineExceeded { budget }))
-    }
-
-    async fn execute(
-        &self,
-        model: &PreparedModel,
-        inputs: Validated,
-        deadline: Deadline,
-    ) -> Result<TensorMap, InferError> {
-        let (domain, sup_id, name, schema, images, pool) = {
-            let m = self.models();
-            let l = m.get(&model.id).ok_or(InferError::UnknownModel { model: model.id })?;
-            (l.domain.clone(), l.sup_id, l.name.clone(), l.schema.clone(), l.images.clone(), l.pool.clone())
-        };
-        let inputs = inputs.into_inner();
-        // Image inputs: the caller's HWC image in the model's pixel format, at the image's own
-        // size (a flexible feature's sizes are checked by the supervisor).
-        let mut pixels = HashMap::new();
-        for s in &schema.inputs {
-            if let (Some(image), Some(t)) = (images.get(&s.name), inputs.get(&s.name)) {
-                let sized = match t.shape() {
-                    &[h, w, _] => image.with_size(w as u64, h as u64),
-                    _ => *image,
-                };
-                let bytes = to_pixels(t, &sized).map_err(|e| InferError::Backend {
-                    message: tagged(FailureKind::SchemaMismatch, format!("input `{}`: {e}", s.name)),
-                })?;
-                pixels.insert(s.name.clone(), (bytes, sized));
-            }
-        }
-        let named: Vec<(&str, &[u8])> = schema
-            .inputs
-            .iter()
-            .filter(|s| !pixels.contains_key(&s.name))
-            .filter_map(|s| inputs.get(&s.name).map(|t| (s.name.as_str(), t.as_bytes())))
-            .collect();
-        let given: Vec<(&str, ImageBytes<'_>)> = pixels
-            .iter()
-            .map(|(n, (b, i))| {
-                let row = (i.width * i.pixel_format.bytes_per_pixel()) as usize;
-                (n.as_str(), ImageBytes::new(b, row).sized(i.width, i.height))
-            })
-            .collect();
-        let requests = &domain.requests;
-        requests.in_flight.fetch_add(1, Ordering::SeqCst);
-        let result = match &pool {
-            Some(pool) => pool.predict_images(&named, &given, deadline.remaining()).await,
-            None => {
-                domain.sup.predict_images(sup_id, &named, &given, deadline.remaining()).await.map_err(PoolError::from)
-            }
-        };
-        requests.in_flight.fetch_sub(1, Ordering::SeqCst);
-        if let Some(bytes) = domain.sample_memory() {
-            self.health.push(HealthEvent::Memory { bytes, domain: Some(domain.scope()) });
-        }
-        let (fast, slow) =
-            self.running_domains().iter().map(|d| d.sup.reply_lanes()).fold((0, 0), |(f, s), (a, b)| (f + a, s + b));
-        self.telemetry.set_helper_replies(fast, slow);
-        if let Err(PoolError::Supervisor(e)) = &result {
-            if e.killed_helper() {
-                let now = requests.epoch.elapsed().as_millis() as u64 + 1;
-                requests.last_death_ms.store(now, Ordering::SeqCst);
-            }
-        }
-        let prediction = result.map_err(pool_error)?;
-        for (stage, us) in [
-            (Stage::MarshalIn, prediction.marshal_in_us),
-            (Stage::Predict, prediction.predict_us),
-            (Stage::MarshalOut, prediction.marshal_out_us),
-        ] {
-            self.telemetry.record_stage(&name, COREML_ENGINE, stage, Duration::from_micros(us));
-        }
-        let mut out = TensorMap::new();
-        for spec in &schema.outputs {
-            let o = prediction.output(&spec.name).ok_or_else(|| InferError::Backend {
-                message: tagged(FailureKind::SchemaMismatch, format!("no output `{}`", spec.name)),
-            })?;
-            let shape: Vec<usize> = o.shape().iter().map(|&d| d as usize).collect();
-            let t = match images.get(&spec.name) {
-                Some(image) => from_pixels(&o.to_vec(), image),
-                None => Tensor::from_bytes(spec.dtype, shape, &o.to_vec()).map_err(|e| e.to_string()),
-            }
-            .map_err(|e| InferError::Backend { message: tagged(FailureKind::SchemaMismatch, e) })?;
-            out.insert(spec.name.clone(), t);
-        }
-        Ok(out)
-    }
-
-    async fn capabilities(&self, model: &PreparedModel) -> Result<CapabilityReport, CapabilityError> {
-        let m = self.models();
-        let l = m.get(&model.id).ok_or(CapabilityError::UnknownModel { model: model.id })?;
-        let mut r = CapabilityReport::new(COREML_ENGINE, l.device, l.requested, l.actual);
-        r.dtypes = l.schema.inputs.iter().map(|s| s.dtype).collect();
-        r.max_batch = l.schema.max_batch().max(1);
-        r.neural_engine_coverage = l.coverage;
-        let snap = self.telemetry.snapshot();
-        let p99 = |stage: Stage| {
-            snap.model(&l.name)
-                .and_then(|s| s.engine(COREML_ENGINE))
-                .and_then(|e| e.stages.get(stage.name()))
-                .map(|s| Duration::from_micros(s.p99_us))
-        };
-        r.compile_p99 = p99(Stage::Load);
-        r.infer_p99 = p99(Stage::Predict);
-        Ok(r)
-    }
-
-    async fn unload(&self, model: &PreparedModel) -> Result<(), UnloadError> {
-        let l = self.models().remove(&model.id).ok_or(UnloadError::UnknownModel { model: model.id })?;
-        let result = match &l.pool {
-            Some(pool) => {
-                pool.unload().await;
-                Ok(())
-            }
-            None => l.domain.sup.unload(l.sup_id).await.map_err(|e| UnloadError::Backend { message: e.to_string() }),
-        };
-        self.leave_domain(&l.domain, &l.name).await;
-        result
     }
 }
