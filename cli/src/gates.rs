@@ -9,13 +9,27 @@
 //! A     PASS            cycles                                 1000        ...
 //! C     NOT MEASURABLE  speed-up over CPU                      -           ...: no Core ML on this machine (...)
 //! ```
+//!
+//! A package gets its inputs and Candle's output on them as gate B's reference:
+//!
+//! ```text
+//! $ W=$COREML_BRIDGE_CACHE/weights/all-minilm-l6-v2
+//! $ coreml-bridge gates --model $W/mil-builder.mlpackage --inputs $W/mil-builder.example.safetensors \
+//!       --candle $W/model.safetensors --architecture bert --output embedding --cycles 20 --soak 10 --sla-ms 5000
+//! ```
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use coreml_bridge::cache::ModelCache;
+use coreml_bridge::candle::CandleEngine;
+use coreml_bridge::gates::subject::PackageReference;
 use coreml_bridge::gates::subject::{HelperSubject, SubjectModel};
 use coreml_bridge::gates::{run_all, table, GateConfig, Verdict};
+use coreml_bridge::inference::{
+    ComputeUnits, Deadline, InferenceEngine, ModelArtifact, PrepareOptions, TensorMap,
+};
 use coreml_bridge::supervisor::{Supervisor, SupervisorConfig};
 
 use crate::app::{self, cache_root};
@@ -38,7 +52,70 @@ pub struct GatesArgs {
     /// A `.mlpackage` to gate instead of the diagnostic `add` model (needs a
     /// helper that compiles packages).
     #[arg(long)]
-    pub model: Option<std::path::PathBuf>,
+    pub model: Option<PathBuf>,
+    /// With `--model`: the package's inputs (a safetensors file, the package's names and dtypes).
+    #[arg(long, requires = "model")]
+    pub inputs: Option<PathBuf>,
+    /// With `--inputs`: Candle weights of the same model; their output on the inputs is gate
+    /// B's parity reference.
+    #[arg(long, requires = "inputs")]
+    pub candle: Option<PathBuf>,
+    /// The Candle architecture of `--candle`.
+    #[arg(long, default_value = "bert")]
+    pub architecture: String,
+    /// The output compared (the package's and Candle's name).
+    #[arg(long, default_value = "embedding")]
+    pub output: String,
+    /// Gate B's parity budget (L∞).
+    #[arg(long, default_value_t = 1e-4)]
+    pub parity: f32,
+}
+
+/// The package's inputs and Candle's output on them.
+async fn reference(args: &GatesArgs) -> Result<Option<PackageReference>, String> {
+    let (Some(inputs), Some(weights)) = (&args.inputs, &args.candle) else {
+        return Ok(None);
+    };
+    let given =
+        TensorMap::read_safetensors(inputs).map_err(|e| format!("{}: {e}", inputs.display()))?;
+    let engine = CandleEngine::new();
+    let artifact =
+        ModelArtifact::from_path(weights).map_err(|e| format!("{}: {e}", weights.display()))?;
+    let options = PrepareOptions::new(ComputeUnits::CpuOnly)
+        .with_architecture(&args.architecture)
+        .with_max_batch(1);
+    let model = engine
+        .prepare(&artifact, &options)
+        .await
+        .map_err(|e| format!("Candle cannot prepare {}: {e}", weights.display()))?;
+    let mut cast = TensorMap::new();
+    for spec in &model.schema.inputs {
+        let t = given
+            .get(&spec.name)
+            .ok_or_else(|| format!("{} has no input `{}`", inputs.display(), spec.name))?;
+        cast.insert(
+            spec.name.clone(),
+            t.cast(spec.dtype).map_err(|e| e.to_string())?,
+        );
+    }
+    let out = engine
+        .infer(&model, cast, Deadline::after(Duration::from_secs(600)))
+        .await
+        .map_err(|e| format!("Candle: {e}"))?;
+    let expected = out
+        .f32(&args.output)
+        .map_err(|e| format!("Candle's output `{}`: {e}", args.output))?
+        .to_vec();
+    let _ = engine.unload(&model).await;
+    Ok(Some(PackageReference {
+        inputs: given
+            .iter()
+            .map(|(n, t)| (n.to_owned(), t.clone()))
+            .collect(),
+        output: args.output.clone(),
+        expected,
+        budget: args.parity,
+    }))
 }
 
 pub async fn run(global: Global, args: GatesArgs) -> Result<(), String> {
@@ -57,6 +134,7 @@ pub async fn run(global: Global, args: GatesArgs) -> Result<(), String> {
         .map_err(|e| app::file_error(&dir, e, "check the directory is writable"))?;
     cfg.staging_dir = cache.staging_dir().map_err(|e| e.to_string())?;
     cfg.sandbox = cfg.sandbox.read_write(cache.root());
+    let reference = reference(&args).await?;
     let model = match args.model {
         Some(p) => {
             cfg.sandbox = cfg.sandbox.read_only(p.parent().unwrap_or(p.as_path()));
@@ -67,12 +145,15 @@ pub async fn run(global: Global, args: GatesArgs) -> Result<(), String> {
     let sup = Supervisor::start(cfg)
         .await
         .map_err(|e| format!("starting the helper: {e}"))?;
-    let subject = HelperSubject::new(
+    let mut subject = HelperSubject::new(
         sup.clone(),
         cache,
         model,
         Duration::from_secs_f64(args.sla_ms / 1000.0),
     );
+    if let Some(r) = reference {
+        subject = subject.with_reference(r);
+    }
     let gcfg = GateConfig {
         cycles: args.cycles,
         inferences: args.inferences,
