@@ -163,6 +163,9 @@ struct State {
     /// The fault query applied to packages loaded by path (`--mil-faults`).
     mil_faults: String,
     stats: Stats,
+    /// The protocol minor the supervisor's `Welcome` said it speaks: image
+    /// features (2.1) are refused to a 2.0 supervisor, which cannot read them.
+    peer_minor: u16,
 }
 
 pub fn run(stream: UnixStream, mil_faults: String) -> ! {
@@ -187,6 +190,7 @@ pub fn run(stream: UnixStream, mil_faults: String) -> ! {
         mil: HashMap::new(),
         mil_faults,
         stats: Stats::default(),
+        peer_minor: PROTOCOL_MINOR,
     };
     // A measurement knob (docs/diagnostics.md): spin this long for the next request
     // before sleeping in `read`, so benchmarks can take the helper's wake-up out
@@ -271,8 +275,11 @@ impl State {
 
     fn handle(&mut self, id: u64, m: Message) {
         let r = match m {
-            // The supervisor's version: nothing in 2.0 depends on it.
-            Message::Welcome(_) => return,
+            // The supervisor's version: image features need 2.1.
+            Message::Welcome(w) => {
+                self.peer_minor = w.protocol_minor;
+                return;
+            }
             Message::Ping(p) => Message::Pong(Pong { nonce: p.nonce }),
             Message::Shutdown(_) => {
                 send(&self.out, id, Message::ShutdownAck(ShutdownAck {}));
@@ -305,6 +312,13 @@ impl State {
                 Err(e) => error(ErrorCode::BAD_REQUEST, e),
             },
             Message::Load(l) => match DiagModel::parse(&l.bundle_path) {
+                Ok(model) if model.image.is_some() && self.peer_minor < 1 => error(
+                    ErrorCode::UNSUPPORTED,
+                    format!(
+                        "input `x` is an image feature (protocol 2.1); the supervisor speaks 2.{}",
+                        self.peer_minor
+                    ),
+                ),
                 Ok(model) => {
                     if model.load_ms > 0 {
                         std::thread::sleep(Duration::from_millis(model.load_ms));
@@ -610,5 +624,66 @@ impl State {
             send(&out, reply_id, reply);
         });
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> (State, FdReader) {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        let st = State {
+            out: Arc::new(Mutex::new(ours)),
+            regions: HashMap::new(),
+            models: HashMap::new(),
+            mil: HashMap::new(),
+            mil_faults: String::new(),
+            stats: Stats::default(),
+            peer_minor: PROTOCOL_MINOR,
+        };
+        (st, FdReader::new(theirs))
+    }
+
+    fn load(st: &mut State, reader: &mut FdReader, id: u64, uri: &str) -> Message {
+        let l = Load {
+            model_id: id,
+            bundle_path: uri.into(),
+            compute_units: ComputeUnits::CpuOnly,
+            deadline_us: None,
+        };
+        st.handle(id, Message::Load(l));
+        let body = read_frame(reader, MAX_FRAME_LEN)
+            .expect("frame")
+            .expect("a reply");
+        Envelope::decode(&body).expect("decodes").message
+    }
+
+    fn welcome(st: &mut State, minor: u16) {
+        let w = Welcome {
+            protocol_major: PROTOCOL_MAJOR,
+            protocol_minor: minor,
+            supervisor_version: "test".into(),
+        };
+        st.handle(0, Message::Welcome(w));
+    }
+
+    #[test]
+    fn image_models_are_refused_to_a_supervisor_that_speaks_2_0() {
+        let (mut st, mut r) = state();
+        welcome(&mut st, 0);
+        match load(&mut st, &mut r, 1, "diag:image?shape=4x4") {
+            Message::Error(e) => assert_eq!(e.code, ErrorCode::UNSUPPORTED, "{e:?}"),
+            other => panic!("a 2.0 supervisor got {other:?}"),
+        }
+        assert!(matches!(
+            load(&mut st, &mut r, 2, "diag:add?shape=4"),
+            Message::Loaded(_)
+        ));
+        welcome(&mut st, 1);
+        assert!(matches!(
+            load(&mut st, &mut r, 3, "diag:image?shape=4x4"),
+            Message::Loaded(_)
+        ));
     }
 }
