@@ -272,12 +272,23 @@ macro_rules! out_part {
     }};
 }
 
-/// Prints `value` as pretty JSON.
+/// Whether this run printed its JSON document already.
+static JSON_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints `value` as pretty JSON: the run's one document on stdout.
 pub fn print_json(value: &serde_json::Value) {
+    JSON_PRINTED.store(true, std::sync::atomic::Ordering::SeqCst);
     out!(
         "{}",
         serde_json::to_string_pretty(value).expect("plain JSON")
     );
+}
+
+/// Whether [`print_json`] ran: a command that printed its report and then
+/// fails (a gate failed, a cache entry failed verification) says why on
+/// stderr, so stdout stays one JSON document.
+pub fn json_printed() -> bool {
+    JSON_PRINTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// The router's fallback: the hand-written Candle model when there is one,

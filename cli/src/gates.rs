@@ -161,20 +161,22 @@ pub async fn run(global: Global, args: GatesArgs) -> Result<(), String> {
         ..GateConfig::default()
     };
     let reports = run_all(&subject, &gcfg).await;
+    // Named while the helper still runs (its Hello says what it is).
+    let line = subject_line(&subject);
     sup.shutdown().await;
-    if global.json {
-        app::print_json(
-            &serde_json::json!({ "subject": subject_line(&subject), "gates": reports }),
-        );
-    } else {
-        out!("{}", subject_line(&subject));
-        out!("{}", table(&reports));
-    }
     let failed: Vec<String> = reports
         .iter()
         .filter(|r| matches!(r.verdict(), Verdict::Fail { .. }))
         .map(|r| r.gate.to_string())
         .collect();
+    if global.json {
+        app::print_json(
+            &serde_json::json!({ "subject": line, "gates": reports, "failed": failed }),
+        );
+    } else {
+        out!("{line}");
+        out!("{}", table(&reports));
+    }
     if failed.is_empty() {
         Ok(())
     } else {

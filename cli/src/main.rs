@@ -16,7 +16,9 @@
 //! coreml-bridge gates --soak 60
 //! ```
 //!
-//! Every command takes `--json`. Set `COREML_HELPER` to the helper binary
+//! Every command takes `--json`: stdout is then one JSON document, the
+//! command's report or `{"error": ...}`; a command that reported and then
+//! fails (a gate, a cache entry) exits 1 with the reason on stderr. Set `COREML_HELPER` to the helper binary
 //! to use Core ML; `RUST_LOG=coreml_bridge=info` shows the router's events.
 
 mod app;
@@ -141,7 +143,7 @@ async fn command(cli: Cli) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            if json {
+            if json && !app::json_printed() {
                 app::print_json(&serde_json::json!({ "error": e }));
             } else {
                 eprintln!("error: {e}");
