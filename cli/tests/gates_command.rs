@@ -121,6 +121,8 @@ fn gates_run_against_the_test_helper() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let failed = v["failed"].as_array().expect("failed gates listed");
+    assert_eq!(failed.is_empty(), !any_fail, "{}", v["failed"]);
 
     let out = gates(
         dir.path(),
