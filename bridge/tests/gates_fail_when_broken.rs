@@ -23,7 +23,7 @@ fn failed(c: &Check) -> bool {
 async fn a_broken_mechanism_fails_its_gate() {
     let _w = common::Watchdog::new("a_broken_mechanism_fails_its_gate", Duration::from_secs(120));
     let cfg = GateConfig {
-        cycles: 400,
+        cycles: 1_000,
         inferences: 200,
         hang_deadline: Duration::from_millis(50),
         soak: Duration::from_millis(1500),
@@ -43,6 +43,7 @@ async fn a_broken_mechanism_fails_its_gate() {
     assert!(matches!(gate_c(&healthy).await.verdict(), Verdict::NotMeasurable { .. }));
 
     // 64 KB kept per compile+load: 640 MB per 10k cycles.
+    // (Fewer than MIN_GROWTH_CYCLES would make the growth rows not measurable.)
     let leaky = DoubleSubject::new(DoubleFaults { leak_per_prepare: 64 << 10, ..Default::default() });
     let a = gate_a(&leaky, &cfg).await;
     assert!(failed(check(&a.checks, "supervisor RSS growth")), "{}", table(&[a]));

@@ -103,6 +103,13 @@ fn gates_run_against_the_test_helper() {
             verdict(&v, gate, check)
         );
     }
+    // 200 cycles are too few to judge growth: said, not projected.
+    let growth = verdict(&v, "A", "supervisor RSS growth (fitted, per 10k)");
+    assert_eq!(growth["verdict"], "not_measurable", "{growth}");
+    assert!(
+        growth["reason"].as_str().unwrap().contains("at least 1000"),
+        "{growth}"
+    );
     for check in ["speed-up over CPU", "Neural-Engine dispatch (compute plan)"] {
         let c = verdict(&v, "C", check);
         assert_eq!(c["verdict"], "not_measurable", "{c}");
