@@ -15,27 +15,6 @@ use std::time::Duration;
 
 use coreml_bridge::telemetry::snapshot::Snapshot;
 
-/// `target/<profile>/coreml-test-helper` (built with the workspace).
-fn test_helper() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>")
-        .join("coreml-test-helper");
-    if !bin.exists() {
-        let target = bin.parent().and_then(Path::parent).expect("target dir");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "-q", "-p", "coreml-test-helper"])
-            .env("CARGO_TARGET_DIR", target)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok && bin.exists(), "could not build {}", bin.display());
-    }
-    bin
-}
-
 fn package() -> PathBuf {
     let p = common::minilm_dir().join("mil-builder.mlpackage");
     assert!(
@@ -108,7 +87,7 @@ fn a_batch_of_sentences_is_embedded_by_the_helper_like_candle_does() {
     ];
     let mut args = vec!["--coreml-model", pkg.to_str().unwrap()];
     args.extend(sentences);
-    let out = embed(dir.path(), Some(&test_helper()), &args);
+    let out = embed(dir.path(), Some(&common::test_helper()), &args);
     let v = common::json(&out);
     let said = |v: &serde_json::Value| format!("notice {}, max_len {}", v["notice"], v["max_len"]);
     assert_eq!(v["served_by"], "coreml", "{}", said(&v));
@@ -142,7 +121,7 @@ fn a_sentence_longer_than_the_package_is_truncated_to_it_on_both_engines() {
     let long = "the quick brown fox jumps over the lazy dog ".repeat(20);
     let out = embed(
         dir.path(),
-        Some(&test_helper()),
+        Some(&common::test_helper()),
         &["--coreml-model", pkg.to_str().unwrap(), long.trim()],
     );
     let v = common::json(&out);

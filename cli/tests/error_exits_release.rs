@@ -19,24 +19,6 @@ use coreml_bridge::supervisor::cgroup::own_memory_dirs;
 
 const MARK: &str = "COREML_EXIT_TEST_MARK";
 
-fn helper_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("COREML_TEST_HELPER_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    let p = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("coreml-test-helper");
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build -p coreml-test-helper` first (or set COREML_TEST_HELPER_BIN)",
-        p.display()
-    );
-    p
-}
-
 /// Runs the CLI in `cwd` under a watchdog; returns its output and pid.
 fn cli(cwd: &Path, mark: &str, helper: Option<&Path>, args: &[&str]) -> (Output, u32) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_coreml-bridge"));
@@ -121,7 +103,7 @@ fn write_input(path: &Path) {
 
 #[test]
 fn error_exits_leave_no_helper_cgroup_or_named_region() {
-    let helper = helper_path();
+    let helper = common::test_helper();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write_input(&d.join("in.safetensors"));

@@ -8,34 +8,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::mpsc;
 use std::time::Duration;
-
-fn helper_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("COREML_TEST_HELPER_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    let p = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("coreml-test-helper");
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build -p coreml-test-helper` first",
-        p.display()
-    );
-    p
-}
 
 fn gates(cache: &Path, args: &[&str]) -> Output {
     let (tx, rx) = mpsc::channel();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_coreml-bridge"));
     cmd.args(args)
-        .env("COREML_HELPER", helper_path())
+        .env("COREML_HELPER", common::test_helper())
         .env_remove("COREML_HELPER_LAUNCHER")
         .env_remove("RUST_LOG")
         .env("COREML_BRIDGE_CACHE", cache)

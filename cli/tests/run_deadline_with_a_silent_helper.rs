@@ -6,36 +6,9 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// `target/<profile>/coreml-test-helper`, built on demand.
-fn test_helper() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>")
-        .to_owned();
-    let bin = profile_dir.join("coreml-test-helper");
-    if !bin.exists() {
-        let target = profile_dir.parent().expect("target dir");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "coreml-test-helper"])
-            .env("CARGO_TARGET_DIR", target)
-            .status()
-            .expect("running cargo build -p coreml-test-helper");
-        assert!(
-            status.success() && bin.exists(),
-            "could not build {}",
-            bin.display()
-        );
-    }
-    bin
-}
 
 #[test]
 fn run_with_a_silent_helper_is_answered_by_candle_within_its_deadline() {
@@ -72,7 +45,7 @@ fn run_with_a_silent_helper_is_answered_by_candle_within_its_deadline() {
         "--deadline-ms",
         "3000",
     ])
-    .env("COREML_HELPER", test_helper())
+    .env("COREML_HELPER", common::test_helper())
     .env_remove("COREML_HELPER_LAUNCHER")
     .env_remove("RUST_LOG")
     .env("COREML_BRIDGE_CACHE", common::cache())

@@ -71,3 +71,34 @@ pub fn fixture(rel: &str) -> PathBuf {
     assert!(p.exists(), "missing committed fixture {}", p.display());
     p
 }
+
+/// The Rust test helper: `COREML_TEST_HELPER_BIN`, else
+/// `target/<profile>/coreml-test-helper` (built with the workspace; built here
+/// when a single test binary runs without it).
+pub fn test_helper() -> PathBuf {
+    if let Some(p) = std::env::var_os("COREML_TEST_HELPER_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>")
+        .to_owned();
+    let bin = profile_dir.join("coreml-test-helper");
+    if !bin.exists() {
+        let target = profile_dir.parent().expect("target dir");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "coreml-test-helper"])
+            .env("CARGO_TARGET_DIR", target)
+            .status()
+            .expect("running cargo build -p coreml-test-helper");
+        assert!(
+            status.success() && bin.exists(),
+            "could not build {}",
+            bin.display()
+        );
+    }
+    bin
+}
