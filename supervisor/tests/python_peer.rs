@@ -17,10 +17,7 @@ async fn python_peer() {
         let before = common::snapshot();
         let staging = tempfile::tempdir().expect("tempdir");
         let models = tempfile::tempdir().expect("tempdir");
-        let cfg = python::peer_config(staging.path(), models.path());
-        let sup = coreml_supervisor::Supervisor::start(cfg)
-            .await
-            .unwrap_or_else(|e| panic!("the protocol peer failed the handshake: {e}"));
+        let sup = python::start(staging.path(), models.path()).await;
         let hello = sup.hello().expect("hello");
         assert_eq!(hello.helper_version, "protocol-peer 1");
         assert_eq!((hello.protocol_major, hello.protocol_minor), (2, 1));

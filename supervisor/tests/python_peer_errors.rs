@@ -30,10 +30,7 @@ async fn python_peer_errors() {
         let before = common::snapshot();
         let staging = tempfile::tempdir().expect("tempdir");
         let models = tempfile::tempdir().expect("tempdir");
-        let cfg = python::peer_config(staging.path(), models.path());
-        let sup = coreml_supervisor::Supervisor::start(cfg)
-            .await
-            .unwrap_or_else(|e| panic!("the protocol peer failed the handshake: {e}"));
+        let sup = python::start(staging.path(), models.path()).await;
         let pid = sup.hello().expect("hello").pid;
 
         let junk = models.path().join("junk.toymodel");
@@ -51,11 +48,7 @@ async fn python_peer_errors() {
         );
 
         let source = python::toy_model(models.path(), "id.toymodel", "identity", &[4], 0);
-        let compiled = sup
-            .compile(&source.display().to_string(), None)
-            .await
-            .expect("compile");
-        let model = sup.load(&compiled.bundle_path, None).await.expect("load");
+        let model = python::compile_and_load(&sup, &source).await;
         let nan = common::f32_bytes(&[1.0, f32::NAN, 3.0, 4.0]);
         expect_helper_error(
             sup.predict(model.id, &[("x", &nan)]).await,

@@ -43,11 +43,7 @@ async fn python_peer_versions() {
         let hello = sup.hello().expect("hello");
         assert_eq!((hello.protocol_major, hello.protocol_minor), (2, 9));
         let source = python::toy_model(models.path(), "id.toymodel", "identity", &[3], 0);
-        let compiled = sup
-            .compile(&source.display().to_string(), None)
-            .await
-            .expect("compile");
-        let model = sup.load(&compiled.bundle_path, None).await.expect("load");
+        let model = python::compile_and_load(&sup, &source).await;
         let x = common::f32_bytes(&[0.5, -1.0, 2.0]);
         let out = sup.predict(model.id, &[("x", &x)]).await.expect("predict");
         assert_eq!(out.output("y").expect("output y").to_vec(), x);

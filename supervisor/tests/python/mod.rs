@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use coreml_supervisor::{HelperCommand, SupervisorConfig};
+use coreml_supervisor::{HelperCommand, ModelInfo, Supervisor, SupervisorConfig};
 
 use crate::common;
 
@@ -88,4 +88,20 @@ pub fn toy_model(dir: &Path, name: &str, op: &str, shape: &[u64], pad: u64) -> P
     )
     .expect("write model");
     p
+}
+
+/// A supervisor over the peer with the default configuration of [`peer_config`].
+pub async fn start(staging: &Path, models: &Path) -> Supervisor {
+    Supervisor::start(peer_config(staging, models))
+        .await
+        .unwrap_or_else(|e| panic!("the protocol peer failed the handshake: {e}"))
+}
+
+/// Compiles the toy model at `source` through the peer and loads the bundle.
+pub async fn compile_and_load(sup: &Supervisor, source: &Path) -> ModelInfo {
+    let compiled = sup
+        .compile(&source.display().to_string(), None)
+        .await
+        .expect("compile");
+    sup.load(&compiled.bundle_path, None).await.expect("load")
 }
