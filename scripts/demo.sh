@@ -72,11 +72,14 @@ step "embed: two paraphrase pairs and two unrelated sentences"
 if [[ $OUT_OF_PROCESS == 1 ]]; then
     step "out of process: the sandboxed helper runs the packages with the MIL executor"
     echo "(on Linux the router's \`coreml\` engine is this helper: $HELPER)"
-    step "embed out of process: MiniLM's package, one sentence (${MINILM_PKG%.mlpackage}.example.safetensors)"
-    EMB="$(mktemp -d)"
-    trap 'rm -rf "$EMB"' EXIT
-    "$BIN" run --model "$MINILM_PKG" --architecture bert --name all-minilm-l6-v2-package \
-        --input "${MINILM_PKG%.mlpackage}.example.safetensors" --output "$EMB/embedding.safetensors"
+    step "embed out of process: the same sentences through MiniLM's package in the helper"
+    "$BIN" embed --coreml-model "$MINILM_PKG" \
+        "A man is playing a guitar." \
+        "Someone is playing an instrument." \
+        "A cat sits on the mat." \
+        "A kitten is resting on a rug." \
+        "The stock market fell sharply today." \
+        "Photosynthesis turns sunlight into chemical energy."
     step "classify out of process: $(basename "$CAT") on EfficientNet-Lite0's package in the helper"
     "$BIN" classify "$CAT" --coreml-model "$EFFNET_PKG"
     step "telemetry"
