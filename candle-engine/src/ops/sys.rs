@@ -1,4 +1,5 @@
-//! The only `unsafe` code of the CPU kernels: the raw `gemm` call and glibc's `mallopt`.
+//! The only `unsafe` code of the CPU kernels: the raw `gemm` call, glibc's `mallopt` and
+//! the calls into AVX2-compiled loops.
 //!
 //! Everything here is wrapped in a safe function that checks the slice lengths the
 //! unsafe call relies on, so callers elsewhere in `ops` stay safe Rust.
@@ -304,6 +305,40 @@ pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
 #[target_feature(enable = "avx2")]
 unsafe fn avx2_call<R>(f: impl FnOnce() -> R) -> R {
     f()
+}
+
+/// `acc[i] += w · x[i]` over `acc.len()` values (`x` at least as long), compiled for AVX2
+/// when the CPU has it. A named `target_feature` function rather than [`with_avx2`] around
+/// a closure: the closure is only AVX2-wide if LLVM inlines it, which a larger caller can
+/// stop (the depthwise kernel's taps ran 4 wide when that happened). No FMA, so both paths
+/// round identically.
+#[inline]
+pub fn axpy(acc: &mut [f32], x: &[f32], w: f32) {
+    let x = &x[..acc.len()];
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static AVX2: OnceLock<bool> = OnceLock::new();
+        if *AVX2.get_or_init(|| std::arch::is_x86_feature_detected!("avx2")) {
+            // SAFETY: `axpy_avx2` only requires AVX2, just checked at run time; it reads
+            // and writes the two slices through safe indexing only.
+            return unsafe { axpy_avx2(acc, x, w) };
+        }
+    }
+    axpy_inline(acc, x, w)
+}
+
+#[inline(always)]
+fn axpy_inline(acc: &mut [f32], x: &[f32], w: f32) {
+    for (a, v) in acc.iter_mut().zip(x) {
+        *a += w * v;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn axpy_avx2(acc: &mut [f32], x: &[f32], w: f32) {
+    axpy_inline(acc, x, w)
 }
 
 /// Raise glibc's mmap and trim thresholds so that the large, short-lived activation
