@@ -18,6 +18,9 @@ use coreml_candle::models::vision_assets::{
 use coreml_candle::ops::conv_layer::Kernels;
 use coreml_candle::ops::runtime::init_cpu_runtime;
 
+/// One model's forward pass.
+type Forward = Box<dyn Fn(&Tensor) -> candle_core::Result<Tensor>>;
+
 fn main() -> candle_core::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let model = args.get(1).map(String::as_str).unwrap_or("resnet50");
@@ -25,7 +28,7 @@ fn main() -> candle_core::Result<()> {
     init_cpu_runtime(None);
     let dev = Device::Cpu;
     let x = seeded_input(1, &[1, 3, 224, 224])?;
-    let forward: Box<dyn Fn(&Tensor) -> candle_core::Result<Tensor>> = match model {
+    let forward: Forward = match model {
         "resnet50" => {
             let m = ResNet50::from_safetensors(
                 &weights_path(VisionModel::ResNet50)?,
