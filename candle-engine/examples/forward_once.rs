@@ -5,10 +5,13 @@
 //! valgrind --tool=callgrind target/release/examples/forward_once resnet50 1
 //! ```
 //!
-//! Arguments: model (`resnet50`, `fastvit_t8`, `efficientnet_lite0`) and the number of
-//! forwards (default 1). Weights come from `$COREML_BRIDGE_CACHE/weights` (`make assets`).
+//! Arguments: model (`resnet50`, `fastvit_t8`, `efficientnet_lite0`, or `minilm`: our BERT
+//! encoder on 128 tokens) and the number of forwards (default 1). Weights come from
+//! `$COREML_BRIDGE_CACHE/weights` (`make assets`).
 
 use candle_core::{Device, Tensor};
+use candle_transformers::models::bert::Config;
+use coreml_candle::models::bert_encoder::BertEncoder;
 use coreml_candle::models::efficientnet::EfficientNetLite0;
 use coreml_candle::models::fastvit::FastVit;
 use coreml_candle::models::resnet::ResNet50;
@@ -50,6 +53,21 @@ fn main() -> candle_core::Result<()> {
             let vb = load_var_builder(&path, &dev)?;
             let m = EfficientNetLite0::load(&vb, &dev, 1)?;
             Box::new(move |x| m.logits(x))
+        }
+        "minilm" => {
+            let dir = weights_dir().join("all-minilm-l6-v2");
+            let config = std::fs::read_to_string(dir.join("config.json"))?;
+            let config: Config = serde_json::from_str(&config).map_err(candle_core::Error::wrap)?;
+            let vb = load_var_builder(&dir.join("model.safetensors"), &dev)?;
+            let m = BertEncoder::load(vb, &config)?
+                .ok_or_else(|| candle_core::Error::Msg("unsupported BERT config".into()))?;
+            let seq = 128;
+            let ids: Vec<i64> = (0..seq as i64).map(|i| 1000 + (i * 37) % 20000).collect();
+            let mask = vec![1i64; seq];
+            Box::new(move |_| {
+                let h = m.forward(&ids, &mask, 1, seq)?;
+                Tensor::from_vec(h, (seq, m.hidden()), &Device::Cpu)
+            })
         }
         other => candle_core::bail!("unknown model {other}"),
     };
