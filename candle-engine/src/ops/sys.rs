@@ -1,4 +1,5 @@
-//! The only `unsafe` code of the CPU kernels: the raw `gemm` call and glibc's `mallopt`.
+//! The only `unsafe` code of the CPU kernels: the raw `gemm` call, glibc's `mallopt` and
+//! the calls into loops compiled for AVX2/AVX-512F ([`run_wide`]).
 //!
 //! Everything here is wrapped in a safe function that checks the slice lengths the
 //! unsafe call relies on, so callers elsewhere in `ops` stay safe Rust.
@@ -304,6 +305,79 @@ pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
 #[target_feature(enable = "avx2")]
 unsafe fn avx2_call<R>(f: impl FnOnce() -> R) -> R {
     f()
+}
+
+/// A loop to compile wide: [`run_wide`] compiles `run` for AVX-512F or AVX2 when the CPU
+/// has them. Implementations mark `run` `#[inline(always)]` (and everything it calls), so
+/// it is always inlined into the `target_feature` function; a closure passed to
+/// [`with_avx2`] is only widened if LLVM chooses to inline it, which it stops doing when
+/// the caller grows (the depthwise taps and the conv epilogues' GELU ran 4 wide then).
+pub trait WideLoop {
+    /// What the loop returns.
+    type Output;
+    /// The loop body; must be `#[inline(always)]`.
+    fn run(self) -> Self::Output;
+}
+
+/// Which wide instruction sets the CPU has (checked once).
+#[cfg(target_arch = "x86_64")]
+fn wide_level() -> u8 {
+    use std::sync::OnceLock;
+    static LEVEL: OnceLock<u8> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            2
+        } else if std::arch::is_x86_feature_detected!("avx2") {
+            1
+        } else {
+            0
+        }
+    })
+}
+
+/// Run `l` compiled for AVX-512F (16 lanes) or AVX2 (8 lanes) when the CPU has it, else as
+/// built (SSE2). FMA stays off in every variant, so they all round identically.
+#[inline]
+pub fn run_wide<L: WideLoop>(l: L) -> L::Output {
+    #[cfg(target_arch = "x86_64")]
+    match wide_level() {
+        // SAFETY: `avx512_loop` only requires AVX-512F, detected at run time just above.
+        2 => return unsafe { avx512_loop(l) },
+        // SAFETY: `avx2_loop` only requires AVX2, detected at run time just above.
+        1 => return unsafe { avx2_loop(l) },
+        _ => {}
+    }
+    l.run()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_loop<L: WideLoop>(l: L) -> L::Output {
+    l.run()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_loop<L: WideLoop>(l: L) -> L::Output {
+    l.run()
+}
+
+/// `acc[i] += w · x[i]` over `acc.len()` values (`x` at least as long), wide.
+#[inline]
+pub fn axpy(acc: &mut [f32], x: &[f32], w: f32) {
+    struct Axpy<'a>(&'a mut [f32], &'a [f32], f32);
+    impl WideLoop for Axpy<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run(self) {
+            let Axpy(acc, x, w) = self;
+            for (a, v) in acc.iter_mut().zip(x) {
+                *a += w * v;
+            }
+        }
+    }
+    let x = &x[..acc.len()];
+    run_wide(Axpy(acc, x, w))
 }
 
 /// Raise glibc's mmap and trim thresholds so that the large, short-lived activation
