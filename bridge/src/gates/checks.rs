@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::gates::probe::{percentile_us, sample, slope, Sample};
 use crate::gates::soak::{soak, RssPoint};
 use crate::gates::subject::{GateSubject, Hang};
-use crate::gates::{Check, GateConfig, GateReport};
+use crate::gates::{Check, GateConfig, GateReport, Verdict};
 
 const MB: f64 = 1024.0 * 1024.0;
 const KB: f64 = 1024.0;
@@ -185,16 +185,27 @@ pub async fn gate_d(s: &dyn GateSubject, cfg: &GateConfig) -> GateReport {
         "all",
         r.failures == 0 && r.inferences > 0,
     )];
-    checks.push(Check::new(
+    // The table shows the count and the first transition; the verdict's reason lists
+    // the ones kept (the first 10).
+    let mut tripped = Check::new(
         "breaker never tripped",
-        if r.trips.is_empty() {
-            "no transition".into()
-        } else {
-            format!("{}; {} to the fallback", r.trips.join("; "), r.fallbacks)
+        match r.trips.first() {
+            None if r.fallbacks == 0 => "no transition".into(),
+            None => format!("{} to the fallback", r.fallbacks),
+            Some(first) => {
+                let more = if r.trips.len() >= 10 { "+" } else { "" };
+                format!("{}{more} transitions, first: {first}; {} to the fallback", r.trips.len(), r.fallbacks)
+            }
         },
         "no transition",
         r.trips.is_empty() && r.fallbacks == 0,
-    ));
+    );
+    if let Verdict::Fail { reason } = &mut tripped.verdict {
+        if !r.trips.is_empty() {
+            *reason = format!("{} to the fallback; {}", r.fallbacks, r.trips.join("; "));
+        }
+    }
+    checks.push(tripped);
     let mean = r.window_qps.iter().sum::<f64>() / r.window_qps.len().max(1) as f64;
     let sd = (r.window_qps.iter().map(|q| (q - mean).powi(2)).sum::<f64>() / r.window_qps.len().max(1) as f64).sqrt();
     checks.push(if r.window_qps.len() < 3 {
