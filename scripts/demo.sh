@@ -60,26 +60,22 @@ fi
 export COREML_BRIDGE_TELEMETRY_DIR="${COREML_BRIDGE_TELEMETRY_DIR:-$CACHE/telemetry}"
 rm -f "$COREML_BRIDGE_TELEMETRY_DIR"/last-*.json
 
-step "embed: two paraphrase pairs and two unrelated sentences"
-"$BIN" embed \
-    "A man is playing a guitar." \
-    "Someone is playing an instrument." \
-    "A cat sits on the mat." \
-    "A kitten is resting on a rug." \
-    "The stock market fell sharply today." \
+SENTENCES=(
+    "A man is playing a guitar."
+    "Someone is playing an instrument."
+    "A cat sits on the mat."
+    "A kitten is resting on a rug."
+    "The stock market fell sharply today."
     "Photosynthesis turns sunlight into chemical energy."
+)
+step "embed: two paraphrase pairs and two unrelated sentences"
+"$BIN" embed "${SENTENCES[@]}"
 
 if [[ $OUT_OF_PROCESS == 1 ]]; then
     step "out of process: the sandboxed helper runs the packages with the MIL executor"
     echo "(on Linux the router's \`coreml\` engine is this helper: $HELPER)"
     step "embed out of process: the same sentences through MiniLM's package in the helper"
-    "$BIN" embed --coreml-model "$MINILM_PKG" \
-        "A man is playing a guitar." \
-        "Someone is playing an instrument." \
-        "A cat sits on the mat." \
-        "A kitten is resting on a rug." \
-        "The stock market fell sharply today." \
-        "Photosynthesis turns sunlight into chemical energy."
+    "$BIN" embed --coreml-model "$MINILM_PKG" "${SENTENCES[@]}"
     step "classify out of process: $(basename "$CAT") on EfficientNet-Lite0's package in the helper"
     "$BIN" classify "$CAT" --coreml-model "$EFFNET_PKG"
     step "telemetry"

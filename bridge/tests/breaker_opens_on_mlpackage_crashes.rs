@@ -10,9 +10,7 @@ mod package;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::helper::supervisor_config;
 use coreml_bridge::breaker::BreakerState;
-use coreml_bridge::coreml::engine::{CoreMlEngine, CoreMlOptions};
 use coreml_bridge::health::HealthBus;
 use coreml_bridge::inference::{ComputeUnits, Deadline, InferenceEngine, ModelArtifact, PrepareOptions};
 use coreml_bridge::router::{Router, HINT_CANDLE_ARTIFACT};
@@ -23,19 +21,10 @@ use coreml_mil::MilEngine;
 async fn breaker_opens_on_mlpackage_crashes() {
     let _watchdog = common::Watchdog::new("breaker_opens_on_mlpackage_crashes", Duration::from_secs(180));
     let dir = tempfile::tempdir().unwrap();
-    let models = dir.path().join("models");
-    let pkg = package::copy_into(&models);
     let golden = package::golden();
     let telemetry = Arc::new(Telemetry::new());
     let health = HealthBus::new();
-    let mut cfg = supervisor_config(None);
-    cfg.helper = cfg.helper.arg("--mil-faults").arg("fault=segv");
-    let opts = CoreMlOptions {
-        cache_dir: Some(dir.path().join("cache")),
-        model_dirs: vec![models.clone()],
-        ..Default::default()
-    };
-    let engine = Arc::new(CoreMlEngine::start(cfg, opts, telemetry.clone(), health.clone()).await.expect("helper"));
+    let (engine, pkg) = package::engine_with_faults(dir.path(), "fault=segv", telemetry.clone(), health.clone()).await;
     let router = Router::builder()
         .primary(engine.clone())
         .primary_self_timed()

@@ -11,9 +11,7 @@ mod package;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::helper::supervisor_config;
 use coreml_bridge::candle::CandleEngine;
-use coreml_bridge::coreml::engine::{CoreMlEngine, CoreMlOptions};
 use coreml_bridge::health::HealthBus;
 use coreml_bridge::inference::chain::EngineChain;
 use coreml_bridge::inference::{ComputeUnits, Deadline, InferenceEngine, ModelArtifact, PrepareOptions};
@@ -26,19 +24,10 @@ use coreml_mil::MilEngine;
 async fn a_package_without_a_candle_model_falls_back_to_the_executor_named_mil() {
     let _watchdog = common::Watchdog::new("package_fallback_is_the_mil_executor", Duration::from_secs(180));
     let dir = tempfile::tempdir().unwrap();
-    let models = dir.path().join("models");
-    let pkg = package::copy_into(&models);
     let golden = package::golden();
     let telemetry = Arc::new(Telemetry::new());
     let health = HealthBus::new();
-    let mut cfg = supervisor_config(None);
-    cfg.helper = cfg.helper.arg("--mil-faults").arg("fault=segv");
-    let opts = CoreMlOptions {
-        cache_dir: Some(dir.path().join("cache")),
-        model_dirs: vec![models.clone()],
-        ..Default::default()
-    };
-    let engine = Arc::new(CoreMlEngine::start(cfg, opts, telemetry.clone(), health.clone()).await.expect("helper"));
+    let (engine, pkg) = package::engine_with_faults(dir.path(), "fault=segv", telemetry.clone(), health.clone()).await;
     let chain: Vec<Arc<dyn InferenceEngine>> = vec![Arc::new(CandleEngine::new()), Arc::new(MilEngine::new())];
     let router = Router::builder()
         .primary(engine.clone())

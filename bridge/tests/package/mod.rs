@@ -7,7 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use coreml_bridge::coreml::engine::{CoreMlEngine, CoreMlOptions};
+use coreml_bridge::health::HealthBus;
 use coreml_bridge::inference::{Tensor, TensorMap};
+use coreml_bridge::telemetry::Telemetry;
 
 pub const MODEL: &str = "small-cnn";
 
@@ -67,4 +72,22 @@ impl Golden {
         let d = got.iter().zip(&self.logits).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(d <= self.atol, "{what}: L∞ {d} > {}", self.atol);
     }
+}
+
+/// The Core ML engine over the test helper with `--mil-faults faults`, the
+/// package copied under `dir/models` (which the sandbox lets it read) and the
+/// cache in `dir/cache`; returns the engine and the package path.
+pub async fn engine_with_faults(
+    dir: &Path,
+    faults: &str,
+    telemetry: Arc<Telemetry>,
+    health: Arc<HealthBus>,
+) -> (Arc<CoreMlEngine>, PathBuf) {
+    let models = dir.join("models");
+    let pkg = copy_into(&models);
+    let mut cfg = crate::common::helper::supervisor_config(None);
+    cfg.helper = cfg.helper.arg("--mil-faults").arg(faults);
+    let opts = CoreMlOptions { cache_dir: Some(dir.join("cache")), model_dirs: vec![models], ..Default::default() };
+    let engine = CoreMlEngine::start(cfg, opts, telemetry, health).await.expect("the test helper starts");
+    (Arc::new(engine), pkg)
 }
