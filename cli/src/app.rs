@@ -104,12 +104,23 @@ pub struct App {
 
 impl App {
     /// Builds the router (and says, once, why Candle serves alone if it does).
-    pub async fn start(global: Global) -> Result<Self, String> {
+    /// `models`: the model files the command names; the sandboxed helper may
+    /// read the directories holding them (it is sandboxed before it sees a path).
+    pub async fn start(global: Global, models: &[&Path]) -> Result<Self, String> {
         let spinner = spinner(&global, "starting engines");
         let mut setup = RouterSetup::new(cpu_fallback());
-        // The sandboxed helper reads models only from here (`--coreml` paths
-        // included): the downloaded weights and the working directory.
+        // The sandboxed helper reads models only from here: the downloaded
+        // weights, the working directory and the directories of the models named.
         setup.coreml.model_dirs.push(cache_root().join("weights"));
+        for m in models {
+            let dir = std::path::absolute(m)
+                .ok()
+                .and_then(|a| a.parent().map(Path::to_path_buf));
+            // (Never `/`, which would open the whole filesystem.)
+            if let Some(d) = dir.filter(|d| d.parent().is_some()) {
+                setup.coreml.model_dirs.push(d);
+            }
+        }
         // (Not when that is `/`, which would open the whole filesystem.)
         if let Ok(cwd) = std::env::current_dir() {
             if cwd.parent().is_some() {
@@ -176,7 +187,11 @@ impl App {
         {
             options = options.with_hint(HINT_COREML_ARTIFACT, c.to_string_lossy());
         }
-        if let Some(wait) = self.coreml_wait.filter(|_| coreml.is_some()) {
+        // A Core ML model named on the command line, as `--coreml-model` or as the model itself.
+        if let Some(wait) = self
+            .coreml_wait
+            .filter(|_| coreml.is_some() || artifact.format.is_core_ml())
+        {
             options = options.with_hint(HINT_WAIT_FOR_COREML, wait.as_millis().to_string());
         }
         let spinner = spinner(&self.global, &format!("preparing {name}"));

@@ -161,7 +161,11 @@ pub async fn run(global: Global, args: BenchArgs) -> Result<(), String> {
         time(&global, "candle", candle.as_ref(), &direct, &inputs, &args).await?,
     )];
 
-    let app = App::start(global.clone()).await?;
+    let named: Vec<&std::path::Path> = [Some(path.as_path()), args.coreml_model.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let app = App::start(global.clone(), &named).await?;
     let routed = app
         .prepare(name, &path, arch, args.coreml_model.as_deref(), Some(1))
         .await?;

@@ -52,7 +52,11 @@ pub async fn run(global: Global, args: ClassifyArgs) -> Result<(), String> {
     let pixels = ImagePreprocessor::efficientnet_lite()
         .tensor_from_files(&[&args.image])
         .map_err(|e| app::tensor_file_error(&args.image, &e, "give a PNG or JPEG image"))?;
-    let app = App::start(global).await?;
+    let named: Vec<&std::path::Path> = [Some(weights.as_path()), args.coreml_model.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let app = App::start(global, &named).await?;
     let model = app
         .prepare(
             MODEL,

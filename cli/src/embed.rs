@@ -161,7 +161,8 @@ pub async fn run(global: Global, args: EmbedArgs) -> Result<(), String> {
         eprintln!("note: {line}");
     }
     let Encoded { inputs, tokens, .. } = encoded;
-    let mut app = App::start(global).await?;
+    let named: Vec<&std::path::Path> = args.coreml_model.as_deref().into_iter().collect();
+    let mut app = App::start(global, &named).await?;
     // A one-shot command: the Core ML model it names answers once ready
     // (the helper compiles it first), not Candle meanwhile.
     app.coreml_wait = Some(COREML_WAIT);

@@ -54,7 +54,14 @@ pub async fn run(global: Global, args: RunArgs) -> Result<(), String> {
             .file_stem()
             .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
     });
-    let app = App::start(global).await?;
+    let named: Vec<&std::path::Path> = [Some(args.model.as_path()), args.coreml_model.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut app = App::start(global, &named).await?;
+    // A one-shot command: a Core ML model it names answers once ready (the
+    // helper compiles it first), not the CPU meanwhile.
+    app.coreml_wait = Some(crate::embed::COREML_WAIT);
     let model = app
         .prepare(
             &name,
