@@ -36,7 +36,9 @@ pub struct RunArgs {
     /// Where to write the output tensors (safetensors).
     #[arg(long)]
     pub output: PathBuf,
-    /// Deadline of the inference in milliseconds.
+    /// Deadline of the request in milliseconds. A Core ML model the command
+    /// names is waited for (while the helper compiles and loads it) at most
+    /// half of it; past that the CPU answers.
     #[arg(long, default_value_t = 60_000)]
     pub deadline_ms: u64,
 }
@@ -60,8 +62,10 @@ pub async fn run(global: Global, args: RunArgs) -> Result<(), String> {
         .collect();
     let mut app = App::start(global, &named).await?;
     // A one-shot command: a Core ML model it names answers once ready (the
-    // helper compiles it first), not the CPU meanwhile.
-    app.coreml_wait = Some(crate::embed::COREML_WAIT);
+    // helper compiles it first), not the CPU meanwhile; but the request keeps
+    // its deadline, so the wait takes at most half of it and the CPU has the rest.
+    let half = Duration::from_millis(args.deadline_ms / 2);
+    app.coreml_wait = Some(crate::embed::COREML_WAIT.min(half));
     let model = app
         .prepare(
             &name,
