@@ -96,7 +96,17 @@ pub(crate) fn remove_leftovers(root: &Path) -> usize {
             }
             if name.starts_with('.') && name.ends_with(".new") {
                 // A lock being created (between its creation and its lock there is a
-                // moment it is free): stale only when old and free.
+                // moment it is free): stale when the process that created it (its pid
+                // starts the name) is gone, or when it is old and free.
+                let creator_gone = name[1..]
+                    .split('-')
+                    .next()
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| !coreml_supervisor::process_alive(pid));
+                if creator_gone {
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
                 let old = std::fs::metadata(&path)
                     .and_then(|m| m.modified())
                     .is_ok_and(|t| t.elapsed().unwrap_or_default() > NEW_LOCK_GRACE);
