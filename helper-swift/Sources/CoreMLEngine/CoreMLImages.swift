@@ -64,8 +64,11 @@ public enum CoreMLImages {
         case .enumerated:
             let list = sizes.enumeratedImageSizes.map { (UInt64(max(0, $0.pixelsWide)), UInt64(max(0, $0.pixelsHigh))) }
             return TensorSpec.imageSizes(f.name, image, sizes: list, optional: f.isOptional)
-        default:
-            // Unspecified: the default size only.
+        case .unspecified:
+            // The default size only.
+            return TensorSpec.image(f.name, image, optional: f.isOptional)
+        @unknown default:
+            // A constraint type newer than this helper: the default size only.
             return TensorSpec.image(f.name, image, optional: f.isOptional)
         }
     }

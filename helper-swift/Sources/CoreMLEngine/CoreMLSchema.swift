@@ -56,7 +56,9 @@ public enum CoreMLSchema {
             enumerated = c.shapeConstraint.enumeratedShapes.map { $0.map { UInt64(max(0, $0.intValue)) } }
         case .range:
             ranges = c.shapeConstraint.sizeRangeForDimension.map { bounds(of: $0.rangeValue) }
-        default:
+        case .unspecified:
+            break
+        @unknown default:
             break
         }
         return TensorSpec(name: f.name, dtype: dtype, shape: shape, enumeratedShapes: enumerated,
