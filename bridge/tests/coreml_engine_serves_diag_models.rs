@@ -5,30 +5,19 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::helper::{supervisor_config, HelperRig, RigOptions};
-use coreml_bridge::coreml::engine::{CoreMlEngine, CoreMlOptions};
-use coreml_bridge::health::HealthBus;
+use common::helper::{HelperRig, RigOptions};
 use coreml_bridge::inference::{
     conformance, ComputeUnits, ModelArtifact, ModelFormat, PrepareOptions, Tensor, TensorMap,
 };
 use coreml_bridge::telemetry::prometheus::parse;
-use coreml_bridge::telemetry::Telemetry;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn core_ml_engine_passes_conformance_and_the_router_reports_every_stage() {
     tokio::time::timeout(Duration::from_secs(120), async {
         let dir = tempfile::tempdir().unwrap();
-        let engine = CoreMlEngine::start(
-            supervisor_config(None),
-            CoreMlOptions { cache_dir: Some(dir.path().to_owned()), ..Default::default() },
-            Arc::new(Telemetry::new()),
-            HealthBus::new(),
-        )
-        .await
-        .expect("test helper starts");
+        let engine = common::helper::diag_engine(dir.path()).await;
         assert!(engine.identity().starts_with("diagnostic helper"), "{}", engine.identity());
         let case = conformance::Case {
             artifact: ModelArtifact::new(ModelFormat::MlPackage, "diag:add?c=2&shape=4"),

@@ -5,18 +5,13 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::helper::supervisor_config;
-use coreml_bridge::coreml::engine::{CoreMlEngine, CoreMlOptions};
 use coreml_bridge::coreml::image::ImagePreprocessing;
-use coreml_bridge::health::HealthBus;
 use coreml_bridge::inference::{
     ComputeUnits, Deadline, Dim, InferError, InferenceEngine, ModelArtifact, ModelFormat, PrepareOptions, Tensor,
     TensorMap,
 };
-use coreml_bridge::telemetry::Telemetry;
 
 fn image(h: usize, w: usize) -> Tensor {
     let data: Vec<u8> =
@@ -45,14 +40,7 @@ fn close(a: &[f32], b: &[f32]) -> bool {
 async fn flexible_image_models_take_every_size_they_allow_and_no_other() {
     let _watchdog = common::Watchdog::new("flexible_image_sizes", Duration::from_secs(90));
     let dir = tempfile::tempdir().unwrap();
-    let engine = CoreMlEngine::start(
-        supervisor_config(None),
-        CoreMlOptions { cache_dir: Some(dir.path().to_owned()), ..Default::default() },
-        Arc::new(Telemetry::new()),
-        HealthBus::new(),
-    )
-    .await
-    .expect("test helper starts");
+    let engine = common::helper::diag_engine(dir.path()).await;
     let deadline = || Deadline::after(Duration::from_secs(5));
     let prepare = |uri: String| {
         let e = &engine;

@@ -7,17 +7,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::helper::supervisor_config;
-use coreml_bridge::coreml::engine::{CoreMlEngine, CoreMlOptions};
 use coreml_bridge::coreml::image::{decode_file, ImagePreprocessing};
-use coreml_bridge::health::HealthBus;
 use coreml_bridge::inference::{
     ComputeUnits, DType, Deadline, Dim, InferenceEngine, ModelArtifact, ModelFormat, PrepareOptions, Tensor, TensorMap,
 };
-use coreml_bridge::telemetry::Telemetry;
 
 /// A 5x4 RGB image with distinct channels.
 fn image() -> Tensor {
@@ -31,14 +26,7 @@ fn image() -> Tensor {
 async fn image_models_take_hwc_images_and_match_the_candle_side_preprocessing() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let dir = tempfile::tempdir().unwrap();
-        let engine = CoreMlEngine::start(
-            supervisor_config(None),
-            CoreMlOptions { cache_dir: Some(dir.path().to_owned()), ..Default::default() },
-            Arc::new(Telemetry::new()),
-            HealthBus::new(),
-        )
-        .await
-        .expect("test helper starts");
+        let engine = common::helper::diag_engine(dir.path()).await;
         let deadline = || Deadline::after(Duration::from_secs(5));
         let e = &engine;
         let prepare = |uri: &str, name: &str| {

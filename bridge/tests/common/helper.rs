@@ -45,6 +45,15 @@ pub fn test_helper() -> PathBuf {
 }
 
 /// A supervisor configuration for tests: short deadlines, quick restarts.
+/// The Core ML engine over the test helper with [`supervisor_config`], its
+/// compiled-model cache in `cache`, fresh telemetry and health bus.
+pub async fn diag_engine(cache: &std::path::Path) -> CoreMlEngine {
+    let opts = CoreMlOptions { cache_dir: Some(cache.to_owned()), ..Default::default() };
+    CoreMlEngine::start(supervisor_config(None), opts, Arc::new(Telemetry::new()), HealthBus::new())
+        .await
+        .expect("test helper starts")
+}
+
 pub fn supervisor_config(memory_limit: Option<u64>) -> SupervisorConfig {
     let mut cfg = SupervisorConfig::new(HelperCommand::new(test_helper()));
     cfg.deadlines.handshake = Duration::from_secs(5);
